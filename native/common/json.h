@@ -1,0 +1,47 @@
+// A small JSON DOM parser for tokenizer.json files. The files are large (Llama-3's is 9 MB, Qwen3's 11 MB), so the
+// parser is a single pass over the bytes with no exceptions; errors carry the byte offset so the caller can name the
+// file and position. Strings are unescaped to UTF-8; a \u escape that leaves a lone surrogate is an error, as in
+// serde_json, which is what Hugging Face tokenizers parses these files with.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace octomix::json {
+
+enum class Type : uint8_t { Null, Bool, Number, String, Array, Object };
+
+class Value {
+ public:
+  Type type = Type::Null;
+  bool boolean = false;
+  double number = 0;
+  bool isInteger = false;   // the literal had no fraction or exponent
+  int64_t integer = 0;      // valid when isInteger
+  std::string string;
+  std::vector<Value> array;
+  std::vector<std::pair<std::string, Value>> object;  // in file order
+
+  bool isNull() const { return type == Type::Null; }
+  bool isString() const { return type == Type::String; }
+  bool isObject() const { return type == Type::Object; }
+  bool isArray() const { return type == Type::Array; }
+  bool isBool() const { return type == Type::Bool; }
+  bool isNumber() const { return type == Type::Number; }
+  // Returns nullptr when absent (or when this is not an object).
+  const Value* find(std::string_view key) const;
+};
+
+struct ParseResult {
+  bool ok = false;
+  std::string error;   // "unexpected character 'x' at byte 123" when !ok
+  size_t errorOffset = 0;
+};
+
+ParseResult parse(std::string_view text, Value& out);
+
+const char* typeName(Type type);
+
+}  // namespace octomix::json

@@ -1,0 +1,282 @@
+#include "tokenizer/pre_tokenizer.h"
+
+#include "tokenizer/unicode.h"
+
+namespace octomix {
+
+namespace {
+
+// The Split patterns octomix implements, byte for byte as they appear in tokenizer.json.
+constexpr std::string_view kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kCl100kPattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr std::string_view kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+enum CharKind : uint8_t { kLetterChar, kNumberChar, kSpaceChar, kOtherChar };
+
+struct Char {
+  uint32_t codePoint;
+  size_t width;
+  uint8_t kind;
+};
+
+inline Char readChar(const uint8_t* text, size_t position) {
+  Char c;
+  if (text[position] < 0x80) {
+    c.codePoint = text[position];
+    c.width = 1;
+  } else {
+    c.codePoint = unicode::decodeValid(text + position, c.width);
+  }
+  uint8_t bits = unicode::classOf(c.codePoint);
+  if (bits & unicode::kLetter) c.kind = kLetterChar;
+  else if (bits & unicode::kNumber) c.kind = kNumberChar;
+  else if (bits & unicode::kWhitespace) c.kind = kSpaceChar;
+  else c.kind = kOtherChar;
+  return c;
+}
+
+inline size_t skipKind(const uint8_t* text, size_t position, size_t end, uint8_t kind, size_t maxCount = SIZE_MAX) {
+  size_t count = 0;
+  while (position < end && count < maxCount) {
+    Char c = readChar(text, position);
+    if (c.kind != kind) break;
+    position += c.width;
+    ++count;
+  }
+  return position;
+}
+
+inline uint32_t asciiLower(uint32_t codePoint) {
+  return (codePoint >= 'A' && codePoint <= 'Z') ? codePoint + 32 : codePoint;
+}
+
+// 's 't 're 've 'm 'll 'd at position (text[position] == '\''); returns the end or 0.
+size_t matchContraction(const uint8_t* text, size_t position, size_t end, bool caseInsensitive) {
+  size_t next = position + 1;
+  if (next >= end) return 0;
+  Char first = readChar(text, next);
+  uint32_t a = first.codePoint;
+  if (caseInsensitive) {
+    a = asciiLower(a);
+    if (a == 0x17F) a = 's';  // U+017F LONG S folds to s under (?i); no other non-ASCII fold applies here
+  }
+  if (a == 's' || a == 't' || a == 'm' || a == 'd') return next + first.width;
+  size_t third = next + first.width;
+  if (third >= end || (a != 'r' && a != 'v' && a != 'l')) return 0;
+  Char second = readChar(text, third);
+  uint32_t b = caseInsensitive ? asciiLower(second.codePoint) : second.codePoint;
+  if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) return third + second.width;
+  return 0;
+}
+
+// Whitespace alternatives shared by both families. `newlineAware` adds cl100k's \s*[\r\n]+ before \s+(?!\S).
+size_t scanWhitespace(const uint8_t* text, size_t position, size_t end, bool newlineAware) {
+  size_t runEnd = position;
+  size_t lastCharStart = position;
+  size_t afterLastNewline = 0;
+  size_t count = 0;
+  while (runEnd < end) {
+    Char c = readChar(text, runEnd);
+    if (c.kind != kSpaceChar) break;
+    lastCharStart = runEnd;
+    runEnd += c.width;
+    ++count;
+    if (c.codePoint == '\r' || c.codePoint == '\n') afterLastNewline = runEnd;
+  }
+  if (newlineAware && afterLastNewline != 0) return afterLastNewline;
+  if (runEnd == end || count == 1) return runEnd;  // \s+(?!\S) at the end of the split, or \s+
+  return lastCharStart;                            // \s+(?!\S) backs off one character
+}
+
+size_t scanGpt2(const uint8_t* text, size_t position, size_t end) {
+  Char c = readChar(text, position);
+  if (c.codePoint == '\'') {
+    size_t contraction = matchContraction(text, position, end, false);
+    if (contraction != 0) return contraction;
+  }
+  size_t start = position;
+  uint8_t kind = c.kind;
+  if (c.codePoint == ' ' && position + 1 < end) {
+    Char next = readChar(text, position + 1);
+    if (next.kind != kSpaceChar) {
+      start = position + 1;
+      kind = next.kind;
+    }
+  }
+  if (kind != kSpaceChar) return skipKind(text, start, end, kind);
+  return scanWhitespace(text, position, end, false);
+}
+
+size_t scanCl100k(const uint8_t* text, size_t position, size_t end, size_t maxDigits) {
+  Char c = readChar(text, position);
+  if (c.codePoint == '\'') {
+    size_t contraction = matchContraction(text, position, end, true);
+    if (contraction != 0) return contraction;
+  }
+  if (c.kind == kLetterChar) return skipKind(text, position + c.width, end, kLetterChar);
+  size_t afterFirst = position + c.width;
+  if (c.kind != kNumberChar && c.codePoint != '\r' && c.codePoint != '\n' && afterFirst < end) {
+    Char next = readChar(text, afterFirst);  // [^\r\n\p{L}\p{N}]?\p{L}+
+    if (next.kind == kLetterChar) return skipKind(text, afterFirst + next.width, end, kLetterChar);
+  }
+  if (c.kind == kNumberChar) return skipKind(text, position, end, kNumberChar, maxDigits);
+  size_t punctuationStart = 0;
+  if (c.kind == kOtherChar) {
+    punctuationStart = position;
+  } else if (c.codePoint == ' ' && afterFirst < end && readChar(text, afterFirst).kind == kOtherChar) {
+    punctuationStart = afterFirst;
+  } else {
+    return scanWhitespace(text, position, end, true);
+  }
+  size_t punctuationEnd = skipKind(text, punctuationStart, end, kOtherChar);
+  while (punctuationEnd < end && (text[punctuationEnd] == '\r' || text[punctuationEnd] == '\n')) ++punctuationEnd;
+  return punctuationEnd;
+}
+
+size_t scanDigits(const uint8_t* text, size_t position, size_t end, bool individual) {
+  auto isNumeric = [&](size_t at, size_t& width) {
+    Char c = readChar(text, at);
+    width = c.width;
+    return (unicode::classOf(c.codePoint) & unicode::kNumeric) != 0;
+  };
+  size_t width;
+  bool numeric = isNumeric(position, width);
+  if (numeric && individual) return position + width;
+  size_t cursor = position + width;
+  while (cursor < end) {
+    size_t nextWidth;
+    if (isNumeric(cursor, nextWidth) != numeric) break;
+    cursor += nextWidth;
+  }
+  return cursor;
+}
+
+}  // namespace
+
+size_t nextPieceEnd(ScannerKind kind, const uint8_t* text, size_t position, size_t end) {
+  switch (kind) {
+    case ScannerKind::Gpt2: return scanGpt2(text, position, end);
+    case ScannerKind::Cl100k: return scanCl100k(text, position, end, 3);
+    case ScannerKind::Qwen2: return scanCl100k(text, position, end, 1);
+    case ScannerKind::DigitsIndividual: return scanDigits(text, position, end, true);
+    case ScannerKind::DigitsContiguous: return scanDigits(text, position, end, false);
+  }
+  return end;
+}
+
+bool PreTokenizer::load(const json::Value& value, const std::string& path, std::string& error, bool& unsupported) {
+  steps_.clear();
+  hasByteLevel_ = false;
+  if (value.isNull()) {
+    unsupported = true;
+    error = path + ": no pre-tokenizer (octomix's native path needs a ByteLevel pre-tokenizer)";
+    return false;
+  }
+  if (!loadStep(value, path, error, unsupported)) return false;
+  if (!hasByteLevel_ || steps_.back().kind != Step::Kind::ByteLevel) {
+    unsupported = true;
+    error = path + ": the native path needs ByteLevel as the last pre-tokenizer step (byte-level BPE)";
+    return false;
+  }
+  return true;
+}
+
+bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, std::string& error, bool& unsupported) {
+  if (!value.isObject()) {
+    error = path + ": expected an object, got " + json::typeName(value.type);
+    return false;
+  }
+  const json::Value* type = value.find("type");
+  if (type == nullptr || !type->isString()) {
+    error = path + ".type: missing or not a string";
+    return false;
+  }
+  const std::string& name = type->string;
+  auto flag = [&](const char* key, bool fallback) {
+    const json::Value* field = value.find(key);
+    return field != nullptr && field->isBool() ? field->boolean : fallback;
+  };
+  if (name == "Sequence") {
+    const json::Value* list = value.find("pretokenizers");
+    if (list == nullptr || !list->isArray()) {
+      error = path + ".pretokenizers: missing or not an array";
+      return false;
+    }
+    for (size_t i = 0; i < list->array.size(); ++i) {
+      if (!loadStep(list->array[i], path + ".pretokenizers[" + std::to_string(i) + "]", error, unsupported)) return false;
+    }
+    return true;
+  }
+  if (hasByteLevel_) {
+    unsupported = true;
+    error = path + ": a pre-tokenizer step after ByteLevel";
+    return false;
+  }
+  if (name == "ByteLevel") {
+    Step step{Step::Kind::ByteLevel};
+    step.addPrefixSpace = flag("add_prefix_space", true);
+    step.useRegex = flag("use_regex", true);
+    steps_.push_back(step);
+    hasByteLevel_ = true;
+    return true;
+  }
+  if (name == "Digits") {
+    Step step{Step::Kind::Scan};
+    step.scanner = flag("individual_digits", false) ? ScannerKind::DigitsIndividual : ScannerKind::DigitsContiguous;
+    steps_.push_back(step);
+    return true;
+  }
+  if (name == "Split") {
+    const json::Value* pattern = value.find("pattern");
+    const json::Value* regex = pattern != nullptr ? pattern->find("Regex") : nullptr;
+    if (regex == nullptr || !regex->isString()) {
+      unsupported = true;
+      error = path + ".pattern: only Regex patterns of known pre-tokenizers are supported";
+      return false;
+    }
+    const json::Value* behavior = value.find("behavior");
+    if (behavior == nullptr || !behavior->isString() || behavior->string != "Isolated") {
+      unsupported = true;
+      error = path + ".behavior: " + (behavior != nullptr && behavior->isString() ? behavior->string : "?") +
+              " (only Isolated)";
+      return false;
+    }
+    if (flag("invert", false)) {
+      unsupported = true;
+      error = path + ".invert: true";
+      return false;
+    }
+    Step step{Step::Kind::Scan};
+    if (regex->string == kCl100kPattern) step.scanner = ScannerKind::Cl100k;
+    else if (regex->string == kQwen2Pattern) step.scanner = ScannerKind::Qwen2;
+    else if (regex->string == kGpt2Pattern) step.scanner = ScannerKind::Gpt2;
+    else {
+      unsupported = true;
+      std::string shown = regex->string.size() > 80 ? regex->string.substr(0, 77) + "..." : regex->string;
+      error = path + ".pattern.Regex: unknown regex " + shown;
+      return false;
+    }
+    steps_.push_back(step);
+    return true;
+  }
+  unsupported = true;
+  error = path + ".type: " + name + " pre-tokenizer";
+  return false;
+}
+
+bool PreTokenizer::isSingleScan(ScannerKind& kind) const {
+  if (steps_.size() == 2 && steps_[0].kind == Step::Kind::Scan && !steps_[1].addPrefixSpace && !steps_[1].useRegex) {
+    kind = steps_[0].scanner;
+    return true;
+  }
+  if (steps_.size() == 1 && !steps_[0].addPrefixSpace && steps_[0].useRegex) {
+    kind = ScannerKind::Gpt2;
+    return true;
+  }
+  return false;
+}
+
+}  // namespace octomix

@@ -1,0 +1,316 @@
+// The N-API face of the native Tokenizer, wrapped by src/tokenizer/tokenizer.ts (which validates arguments; this
+// layer re-checks cheaply). No C++ exception crosses into N-API: every entry point catches and rethrows as a JS
+// error. encodeBatch copies its inputs to UTF-8 on the main thread, encodes on octomix's own thread pool, and
+// resolves its promise through a thread-safe function, so JS values are only touched on the main thread.
+#include "tokenizer/tokenizer_binding.h"
+
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace octomix {
+
+namespace {
+
+Napi::Value throwError(Napi::Env env, const std::string& message, const char* code) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value throwTypeError(Napi::Env env, const std::string& message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Uint32Array toTypedArray(Napi::Env env, const std::vector<uint32_t>& ids) {
+  Napi::Uint32Array array = Napi::Uint32Array::New(env, ids.size());
+  if (!ids.empty()) std::memcpy(array.Data(), ids.data(), ids.size() * sizeof(uint32_t));
+  return array;
+}
+
+// Reads a string or Uint8Array argument as UTF-8. Strings go through napi_get_value_string_utf8, exactly as the
+// HF Node binding does, so lone surrogates become U+FFFD each and NUL is kept. Returns false after throwing.
+bool readText(Napi::Env env, const Napi::Value& value, std::string& out, bool& isBytes) {
+  if (value.IsString()) {
+    size_t length = 0;
+    napi_get_value_string_utf8(env, value, nullptr, 0, &length);
+    out.resize(length + 1);
+    napi_get_value_string_utf8(env, value, out.data(), length + 1, &length);
+    out.resize(length);
+    isBytes = false;
+    return true;
+  }
+  if (value.IsTypedArray() && value.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+    Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+    out.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
+    isBytes = true;
+    return true;
+  }
+  throwTypeError(env, "text must be a string or a Uint8Array");
+  return false;
+}
+
+class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Tokenizer",
+                       {
+                           InstanceMethod<&TokenizerWrap::encode>("encode"),
+                           InstanceMethod<&TokenizerWrap::encodeBatch>("encodeBatch"),
+                           InstanceMethod<&TokenizerWrap::decode>("decode"),
+                           InstanceMethod<&TokenizerWrap::tokenToId>("tokenToId"),
+                           InstanceMethod<&TokenizerWrap::idToToken>("idToToken"),
+                           InstanceMethod<&TokenizerWrap::info>("info"),
+                       });
+  }
+
+  // new Tokenizer(jsonText: string | Uint8Array). Throws an Error with code "UNSUPPORTED" or "INVALID_TOKENIZER".
+  explicit TokenizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenizerWrap>(info) {
+    Napi::Env env = info.Env();
+    try {
+      std::string text;
+      bool isBytes;
+      if (info.Length() < 1 || !readText(env, info[0], text, isBytes)) {
+        if (!env.IsExceptionPending()) throwTypeError(env, "json must be a string or a Uint8Array");
+        return;
+      }
+      LoadResult result;
+      tokenizer_ = Tokenizer::load(text, result);
+      if (!tokenizer_) {
+        throwError(env, result.error, result.unsupported ? "UNSUPPORTED" : "INVALID_TOKENIZER");
+        return;
+      }
+      warnings_ = result.warnings;
+    } catch (const std::exception& error) {
+      throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), "INTERNAL");
+    }
+  }
+
+ private:
+  Napi::Value encode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      std::string text;
+      bool isBytes;
+      if (info.Length() < 1 || !readText(env, info[0], text, isBytes)) return env.Undefined();
+      bool addSpecialTokens = info.Length() < 2 || info[1].ToBoolean().Value();
+      std::vector<uint32_t> ids;
+      ids.reserve(text.size() / 3 + 8);
+      auto scratch = tokenizer_->borrowScratch();
+      if (isBytes) {
+        tokenizer_->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), addSpecialTokens, ids,
+                                *scratch);
+      } else {
+        tokenizer_->encode(text, addSpecialTokens, ids, *scratch);
+      }
+      tokenizer_->returnScratch(std::move(scratch));
+      return toTypedArray(env, ids);
+    } catch (const std::exception& error) {
+      return throwError(env, std::string("octomix: encode failed: ") + error.what(), "INTERNAL");
+    }
+  }
+
+  struct BatchJob {
+    std::shared_ptr<const Tokenizer> tokenizer;
+    std::vector<std::string> texts;
+    std::vector<bool> isBytes;
+    std::vector<std::vector<uint32_t>> results;
+    bool addSpecialTokens = true;
+    std::atomic<size_t> next{0};
+    std::atomic<size_t> workersLeft{0};
+    std::string error;  // set by a worker that failed (allocation), read after all are done
+    std::mutex errorMutex;
+    Napi::Promise::Deferred deferred;
+    Napi::ThreadSafeFunction done;
+    explicit BatchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  };
+
+  static void runBatchWorker(const std::shared_ptr<BatchJob>& job) {
+    try {
+      auto scratch = job->tokenizer->borrowScratch();
+      while (true) {
+        size_t index = job->next.fetch_add(1);
+        if (index >= job->texts.size()) break;
+        const std::string& text = job->texts[index];
+        std::vector<uint32_t>& ids = job->results[index];
+        ids.reserve(text.size() / 3 + 8);
+        if (job->isBytes[index]) {
+          job->tokenizer->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(),
+                                      job->addSpecialTokens, ids, *scratch);
+        } else {
+          job->tokenizer->encode(text, job->addSpecialTokens, ids, *scratch);
+        }
+      }
+      job->tokenizer->returnScratch(std::move(scratch));
+    } catch (const std::exception& error) {
+      std::lock_guard<std::mutex> lock(job->errorMutex);
+      job->error = error.what();
+      job->next.store(job->texts.size());
+    }
+    if (job->workersLeft.fetch_sub(1) == 1) {
+      // Last worker: hand the job back to the main thread, which builds the typed arrays and settles the promise.
+      auto* handle = new std::shared_ptr<BatchJob>(job);
+      job->done.BlockingCall(handle, [](Napi::Env env, Napi::Function, std::shared_ptr<BatchJob>* data) {
+        std::shared_ptr<BatchJob> finished = std::move(*data);
+        delete data;
+        if (env == nullptr) return;  // environment shutting down
+        Napi::HandleScope scope(env);
+        if (!finished->error.empty()) {
+          Napi::Error error = Napi::Error::New(env, "octomix: encodeBatch failed: " + finished->error);
+          error.Set("code", Napi::String::New(env, "INTERNAL"));
+          finished->deferred.Reject(error.Value());
+        } else {
+          Napi::Array array = Napi::Array::New(env, finished->results.size());
+          for (size_t i = 0; i < finished->results.size(); ++i) {
+            array.Set(static_cast<uint32_t>(i), toTypedArray(env, finished->results[i]));
+            std::vector<uint32_t>().swap(finished->results[i]);
+          }
+          finished->deferred.Resolve(array);
+        }
+      });
+      job->done.Release();
+    }
+  }
+
+  // encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>
+  Napi::Value encodeBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      if (info.Length() < 1 || !info[0].IsArray()) return throwTypeError(env, "texts must be an array");
+      Napi::Array inputs = info[0].As<Napi::Array>();
+      auto job = std::make_shared<BatchJob>(env);
+      job->tokenizer = tokenizer_;
+      job->addSpecialTokens = info.Length() < 2 || info[1].ToBoolean().Value();
+      size_t threads = ThreadPool::shared().size();
+      if (info.Length() >= 3 && info[2].IsNumber()) {
+        int64_t requested = info[2].As<Napi::Number>().Int64Value();
+        if (requested >= 1) threads = static_cast<size_t>(requested);
+      }
+      uint32_t count = inputs.Length();
+      job->texts.resize(count);
+      job->isBytes.resize(count);
+      job->results.resize(count);
+      for (uint32_t i = 0; i < count; ++i) {
+        bool isBytes = false;
+        if (!readText(env, inputs.Get(i), job->texts[i], isBytes)) {
+          env.GetAndClearPendingException();
+          return throwTypeError(env, "texts[" + std::to_string(i) + "] must be a string or a Uint8Array");
+        }
+        job->isBytes[i] = isBytes;
+      }
+      Napi::Promise promise = job->deferred.Promise();
+      if (count == 0) {
+        job->deferred.Resolve(Napi::Array::New(env, 0));
+        return promise;
+      }
+      threads = std::min<size_t>(threads, count);
+      job->workersLeft.store(threads);
+      job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.encodeBatch", 0, 1);
+      for (size_t t = 0; t < threads; ++t) {
+        ThreadPool::shared().submit([job] { runBatchWorker(job); });
+      }
+      return promise;
+    } catch (const std::exception& error) {
+      return throwError(env, std::string("octomix: encodeBatch failed: ") + error.what(), "INTERNAL");
+    }
+  }
+
+  // decode(ids: Uint32Array, skipSpecialTokens: boolean): string; throws RangeError on an unknown id.
+  Napi::Value decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      if (info.Length() < 1 || !info[0].IsTypedArray() ||
+          info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        return throwTypeError(env, "ids must be a Uint32Array");
+      }
+      Napi::Uint32Array ids = info[0].As<Napi::Uint32Array>();
+      bool skip = info.Length() >= 2 && info[1].ToBoolean().Value();
+      std::string bytes;
+      int64_t bad = tokenizer_->decode(ids.Data(), ids.ElementLength(), skip, bytes);
+      if (bad >= 0) {
+        Napi::RangeError::New(env, "ids[" + std::to_string(bad) + "] = " + std::to_string(ids[static_cast<size_t>(bad)]) +
+                                       " is not a token id (vocabulary size " +
+                                       std::to_string(tokenizer_->vocabularySize()) + ")")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      std::string text;
+      unicode::sanitizeUtf8(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), text);
+      return Napi::String::New(env, text);
+    } catch (const std::exception& error) {
+      return throwError(env, std::string("octomix: decode failed: ") + error.what(), "INTERNAL");
+    }
+  }
+
+  Napi::Value tokenToId(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) return throwTypeError(env, "token must be a string");
+    uint32_t id = tokenizer_->tokenToId(info[0].As<Napi::String>().Utf8Value());
+    if (id == BpeModel::kNoId) return env.Undefined();
+    return Napi::Number::New(env, id);
+  }
+
+  Napi::Value idToToken(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) return throwTypeError(env, "id must be a number");
+    int64_t id = info[0].As<Napi::Number>().Int64Value();
+    std::string token;
+    if (id < 0 || id > 0xFFFFFFFFll || !tokenizer_->idToToken(static_cast<uint32_t>(id), token)) {
+      return env.Undefined();
+    }
+    return Napi::String::New(env, token);
+  }
+
+  // info(): { vocabSize, addedTokens: [...], templatePrefix, templateSuffix, warnings, memoryBytes }
+  Napi::Value info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("vocabSize", Napi::Number::New(env, tokenizer_->vocabularySize()));
+    Napi::Array added = Napi::Array::New(env, tokenizer_->addedTokens().size());
+    uint32_t index = 0;
+    for (const auto& token : tokenizer_->addedTokens()) {
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("id", Napi::Number::New(env, token.id));
+      entry.Set("content", Napi::String::New(env, token.content));
+      entry.Set("special", Napi::Boolean::New(env, token.special));
+      entry.Set("normalized", Napi::Boolean::New(env, token.normalized));
+      entry.Set("singleWord", Napi::Boolean::New(env, token.singleWord));
+      entry.Set("lstrip", Napi::Boolean::New(env, token.leftStrip));
+      entry.Set("rstrip", Napi::Boolean::New(env, token.rightStrip));
+      added.Set(index++, entry);
+    }
+    result.Set("addedTokens", added);
+    auto toArray = [&](const std::vector<uint32_t>& ids) {
+      Napi::Array array = Napi::Array::New(env, ids.size());
+      for (uint32_t i = 0; i < ids.size(); ++i) array.Set(i, Napi::Number::New(env, ids[i]));
+      return array;
+    };
+    result.Set("templatePrefix", toArray(tokenizer_->templatePrefix()));
+    result.Set("templateSuffix", toArray(tokenizer_->templateSuffix()));
+    Napi::Array warnings = Napi::Array::New(env, warnings_.size());
+    for (uint32_t i = 0; i < warnings_.size(); ++i) warnings.Set(i, Napi::String::New(env, warnings_[i]));
+    result.Set("warnings", warnings);
+    result.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(tokenizer_->memoryBytes())));
+    return result;
+  }
+
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace
+
+void registerTokenizer(Napi::Env env, Napi::Object exports) {
+  exports.Set("Tokenizer", TokenizerWrap::define(env));
+}
+
+}  // namespace octomix

@@ -1,0 +1,30 @@
+/** `octomix doctor`: prints the addon's build, the CPU and threads, and whether a CUDA driver is present. */
+import { parseArgs } from 'node:util';
+import { buildInfo } from '../doctor.js';
+
+export async function runDoctor(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log('usage: octomix doctor [--json]\n\n  --json  print the report as JSON');
+    return 0;
+  }
+  const info = buildInfo();
+  if (values.json) {
+    console.log(JSON.stringify(info, null, 2));
+    return 0;
+  }
+  const cuda = info.cudaDriver
+    ? `present (driver CUDA ${Math.floor((info.cudaDriverVersion ?? 0) / 1000)}.${((info.cudaDriverVersion ?? 0) % 1000) / 10})`
+    : `absent (${info.cudaDriverError ?? 'libcuda.so.1 not found'}); the GPU path is inactive, host memory is used`;
+  console.log(
+    [
+      `octomix ${info.version}`,
+      `  addon:    ${info.buildType}, ${info.compiler}, flags ${info.flags}, sanitizers ${info.sanitizers}, N-API ${info.napiVersion}`,
+      `  node:     ${info.nodeVersion}`,
+      `  cpu:      ${info.cpuModel} x ${info.cpuCount}`,
+      `  threads:  ${info.threads} (native pool default)`,
+      `  cuda:     ${cuda}`,
+    ].join('\n'),
+  );
+  return 0;
+}

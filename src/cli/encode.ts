@@ -1,0 +1,60 @@
+/** `octomix encode`: ids of a text (or the text of ids with --decode), for checking a tokenizer by hand. */
+import { parseArgs } from 'node:util';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+
+const help = `usage: octomix encode --tokenizer PATH [options] [TEXT]
+
+Prints the ids of TEXT (or of stdin when TEXT is absent) on one line, separated by spaces.
+
+options:
+  --tokenizer PATH        tokenizer.json to use (required)
+  --decode                read ids (space or comma separated) and print their text instead
+  --no-special            encode: do not add the template's special tokens (BOS); decode: skip special tokens
+  --backend auto|native|js  which implementation to use (default auto)`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function runEncode(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      tokenizer: { type: 'string', short: 't' },
+      decode: { type: 'boolean', short: 'd' },
+      'no-special': { type: 'boolean' },
+      backend: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(help);
+    return 0;
+  }
+  if (!values.tokenizer) {
+    console.error(`octomix encode: --tokenizer PATH is required\n\n${help}`);
+    return 2;
+  }
+  const backend = (values.backend ?? 'auto') as 'auto' | 'native' | 'js';
+  if (!['auto', 'native', 'js'].includes(backend)) {
+    console.error(`octomix encode: --backend must be auto, native or js, received "${values.backend}"`);
+    return 2;
+  }
+  const tokenizer = await Tokenizer.fromFile(values.tokenizer, { backend });
+  const input = positionals.length > 0 ? positionals.join(' ') : await readStdin();
+  if (values.decode) {
+    const fields = input.split(/[\s,]+/).filter((field) => field.length > 0);
+    const ids = fields.map((field, index) => {
+      if (!/^\d+$/.test(field)) throw new RangeError(`id ${index} is not a non-negative integer: "${field}"`);
+      return Number(field);
+    });
+    process.stdout.write(`${tokenizer.decode(ids, { skipSpecialTokens: values['no-special'] ?? false })}\n`);
+    return 0;
+  }
+  const ids = tokenizer.encode(input, { addSpecialTokens: !(values['no-special'] ?? false) });
+  process.stdout.write(`${Array.from(ids).join(' ')}\n`);
+  return 0;
+}

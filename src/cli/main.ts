@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/** The `octomix` command: dispatches to one module per subcommand. */
+import { runDoctor } from './doctor.js';
+import { runEncode } from './encode.js';
+
+const usage = `usage: octomix <command> [options]
+
+commands:
+  doctor                         how the native addon was built, CPU/threads, CUDA driver
+  encode --tokenizer PATH [TEXT] print the ids of TEXT (or stdin), one line
+  encode --tokenizer PATH --decode [IDS]
+                                 print the text of space/comma-separated ids (or stdin)
+
+run "octomix <command> --help" for a command's options`;
+
+const commands: Record<string, (args: string[]) => Promise<number>> = {
+  doctor: runDoctor,
+  encode: runEncode,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    console.log(usage);
+    return command === undefined ? 1 : 0;
+  }
+  if (command === '--version' || command === '-v') {
+    const { readFileSync } = await import('node:fs');
+    const { packageRoot } = await import('../native.js');
+    console.log(JSON.parse(readFileSync(`${packageRoot}/package.json`, 'utf8')).version);
+    return 0;
+  }
+  const run = commands[command];
+  if (!run) {
+    console.error(`octomix: unknown command "${command}"\n\n${usage}`);
+    return 2;
+  }
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    const code = (error as { code?: string }).code;
+    console.error(`octomix: ${(error as Error).message ?? String(error)}${code ? ` [${code}]` : ''}`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,17 @@
+/**
+ * octomix: exact, fast Hugging Face BPE tokenization for Node.js (and, in later modules, Megatron token shards and
+ * staged mixture loading). This file is the whole public surface.
+ */
+export { Tokenizer } from './tokenizer/tokenizer.js';
+export type {
+  AddedTokenInfo,
+  DecodeOptions,
+  EncodeBatchOptions,
+  EncodeOptions,
+  SpecialTokens,
+  TokenizerBackend,
+  TokenizerLoadOptions,
+} from './tokenizer/tokenizer.js';
+export { OctomixError, TokenizerLoadError, UnsupportedTokenizerError } from './errors.js';
+export { buildInfo } from './doctor.js';
+export type { BuildInfo } from './doctor.js';

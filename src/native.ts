@@ -1,0 +1,73 @@
+/**
+ * Loads the compiled addon. The path is build/Release/octomix.node at the package root (one level above both src/
+ * and dist/); OCTOMIX_ADDON_PATH overrides it, which is how the sanitizer test run points at build-sanitize/.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+  normalized: boolean;
+  singleWord: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+}
+
+export interface NativeTokenizerInfo {
+  vocabSize: number;
+  addedTokens: NativeAddedToken[];
+  templatePrefix: number[];
+  templateSuffix: number[];
+  warnings: string[];
+  memoryBytes: number;
+}
+
+export interface NativeTokenizer {
+  encode(text: string | Uint8Array, addSpecialTokens: boolean): Uint32Array;
+  encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>;
+  decode(ids: Uint32Array, skipSpecialTokens: boolean): string;
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+  info(): NativeTokenizerInfo;
+}
+
+export interface NativeBuildInfo {
+  version: string;
+  compiler: string;
+  flags: string;
+  buildType: string;
+  napiVersion: number;
+  sanitizers: string;
+  threads: number;
+  cudaDriver: boolean;
+  cudaDriverVersion?: number;
+  cudaDriverError?: string;
+}
+
+export interface NativeAddon {
+  Tokenizer: new (json: string | Uint8Array) => NativeTokenizer;
+  buildInfo(): NativeBuildInfo;
+}
+
+export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+let addon: NativeAddon | undefined;
+
+/** The addon, loaded on first use; throws an Error that says how to build it when it is missing. */
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const path = process.env.OCTOMIX_ADDON_PATH ?? join(packageRoot, 'build', 'Release', 'octomix.node');
+  if (!existsSync(path)) {
+    throw new Error(
+      `octomix: the native addon is not built (looked for ${path}). Run "npm rebuild octomix" ` +
+        '(or "npm run build:native" in a checkout); it needs cmake and a C++17 compiler.',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  addon = require(path) as NativeAddon;
+  return addon;
+}
