@@ -1,0 +1,92 @@
+// Seeded differential fuzzing against Hugging Face tokenizers 0.23.2: 100,000 strings per tokenizer file, drawn
+// over the character classes where implementations disagree (exactness notes §1, §1b). fast-check shrinks a
+// failing batch to a minimal string.
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Tokenizer } from '../../src/index.js';
+import { describeMismatch, hf, type HfTokenizer, modelFiles, modelNames } from '../helpers/oracle.js';
+
+const SEED = 20261125;
+const RUNS = 100;
+const BATCH = 1000; // RUNS x BATCH = 100,000 strings per tokenizer
+
+const pieces = {
+  ascii: 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'.split(''),
+  contractionTails: ['s', 't', 're', 've', 'll', 'd', 'm', 'S', 'T', 'RE', 'Ve', 'LL', 'D', 'M', 'ſ', 'sup', 'llama'],
+  apostrophes: ["'", "'", '’', 'ſ', '`'],
+  digits: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '٣', '²', 'Ⅻ', '½', '𝟘', '१', '๓'],
+  whitespace: [' ', ' ', ' ', '  ', '\t', '\r', '\n', '\r\n', '\n\n', '\u00a0', '\u3000', '\u0085', '\u2028', '\u180e',
+    '\u200b', '\ufeff', '\u000b', '\u000c', '\u1680', '\u2009', '\u202f'],
+  marks: ['\u0301', '\u0300', '\u0308', '\u0C56', '\u0C3C', '\u0328', '\u093f', '\u0e31', '\u05b4', '\u20dd', '\u1ab0'],
+  // Letters by Unicode version: 16.0 letters HF knows (U+1C89, U+A7CB, U+A7DC, U+10D4A), and newer ones it does not.
+  newLetters: ['\u1C89', '\uA7CB', '\uA7CD', '\uA7DC', '\u{10D4A}', '\u{1E4D0}', '\u{11F04}', '\u{16D40}', '\u{1E5D0}',
+    '\u{10EC2}', '\u{11B60}', '\u{16EA0}', '\uA7CE', '\u{1E6C0}'],
+  punctuation: '.,!?;:-()[]{}<>"/\\|@#$%^&*_~+='.split(''),
+  cjk: ['你', '好', '世', '界', '。', '、', 'こ', 'ん', 'に', 'ち', 'は', 'カ', 'タ', '한', '국', '\u1100', '\u1161', '\u11a8', 'ｱ', '１'],
+  scripts: ['Việt', 'é', 'e\u0301', 'ñ', 'ß', 'Привет', 'мир', 'مرحبا', 'नमस्ते', 'ก', 'Ελλάδα', 'İ', 'ı', 'ǅ', 'ᾈ'],
+  emoji: ['🦙', '👍🏽', '❤️‍🔥', '🇫🇷', '😀', '\u200d', '\ufe0f'],
+  surrogates: ['\uD800', '\uDC00', '\uDBFF', '\uDFFF'],
+  added: ['<|endoftext|>', '<|im_end|>', '<|im_start|>', '<|begin_of_text|>', '<think>', '</think>', '<tool_call>', '<|', '|>',
+    '<|end_of_text|>', '<|eot_id|>', '<'],
+  controls: ['\u0000', '\uFFFD', '\u0001', '\u007f', '\u0080', '\u009f'],
+};
+
+const fragment = fc.oneof(
+  { weight: 12, arbitrary: fc.constantFrom(...pieces.ascii) },
+  { weight: 3, arbitrary: fc.constantFrom(...pieces.contractionTails) },
+  { weight: 3, arbitrary: fc.constantFrom(...pieces.apostrophes) },
+  { weight: 4, arbitrary: fc.constantFrom(...pieces.digits) },
+  { weight: 7, arbitrary: fc.constantFrom(...pieces.whitespace) },
+  { weight: 2, arbitrary: fc.constantFrom(...pieces.marks) },
+  { weight: 2, arbitrary: fc.constantFrom(...pieces.newLetters) },
+  { weight: 4, arbitrary: fc.constantFrom(...pieces.punctuation) },
+  { weight: 3, arbitrary: fc.constantFrom(...pieces.cjk) },
+  { weight: 2, arbitrary: fc.constantFrom(...pieces.scripts) },
+  { weight: 1, arbitrary: fc.constantFrom(...pieces.emoji) },
+  { weight: 1, arbitrary: fc.constantFrom(...pieces.surrogates) },
+  { weight: 1, arbitrary: fc.constantFrom(...pieces.added) },
+  { weight: 1, arbitrary: fc.constantFrom(...pieces.controls) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 2 }) }, // any code point, any plane
+);
+const text = fc.array(fragment, { maxLength: 30 }).map((parts) => parts.join(''));
+const batch = fc.array(text, { minLength: BATCH, maxLength: BATCH });
+
+describe.each(modelNames)('fuzz vs tokenizers 0.23.2: %s', (name) => {
+  let ours: Tokenizer;
+  let theirs: HfTokenizer;
+  beforeAll(async () => {
+    ours = await Tokenizer.fromFile(modelFiles[name], { backend: 'native' });
+    theirs = hf.Tokenizer.fromFile(modelFiles[name]);
+  });
+
+  it(`gives HF's ids on ${RUNS * BATCH} seeded strings`, async () => {
+    let checked = 0;
+    await fc.assert(
+      fc.asyncProperty(batch, async (texts) => {
+        const expected = await theirs.encodeBatch(texts, { addSpecialTokens: true });
+        for (let i = 0; i < texts.length; i++) {
+          const actual = ours.encode(texts[i]);
+          const reference = expected[i].getIds();
+          if (actual.length !== reference.length || actual.some((id, k) => id !== reference[k])) {
+            throw new Error(describeMismatch(texts[i], actual, reference));
+          }
+        }
+        checked += texts.length;
+      }),
+      { seed: SEED, numRuns: RUNS, endOnFailure: false },
+    );
+    expect(checked).toBe(RUNS * BATCH);
+  }, 300_000);
+
+  it('decodes as HF decodes, and round-trips well-formed text', async () => {
+    const texts = fc.sample(text, { seed: SEED + 1, numRuns: 5000 });
+    const idLists = texts.map((t) => ours.encode(t, { addSpecialTokens: false }));
+    const expected = await (theirs as unknown as { decodeBatch(ids: number[][], skip: boolean): Promise<string[]> })
+      .decodeBatch(idLists.map((ids) => Array.from(ids)), false);
+    for (let i = 0; i < texts.length; i++) {
+      const decoded = ours.decode(idLists[i]);
+      expect(decoded, JSON.stringify(texts[i])).toBe(expected[i]);
+      if (name !== 'qwen3' && texts[i].isWellFormed()) expect(decoded).toBe(texts[i]);
+    }
+  }, 120_000);
+});
