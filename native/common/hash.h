@@ -15,18 +15,67 @@ inline uint64_t mix64(uint64_t a, uint64_t b) {
   return static_cast<uint64_t>(product) ^ static_cast<uint64_t>(product >> 64);
 }
 
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+inline uint32_t load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Hash of a byte string. Keys up to 16 bytes (nearly every piece) are read with two overlapping fixed-size loads
+// instead of a byte loop or a variable-length memcpy, which compilers turn into a libc call.
 inline uint64_t hashBytes(const uint8_t* data, size_t length) {
-  uint64_t hash = 0x9E3779B97F4A7C15ull ^ (length * 0xFF51AFD7ED558CCDull);
-  while (length >= 8) {
-    uint64_t word;
-    std::memcpy(&word, data, 8);
-    hash = mix64(hash ^ word, 0xA0761D6478BD642Full);
-    data += 8;
-    length -= 8;
+  uint64_t seed = 0x9E3779B97F4A7C15ull ^ (length * 0xFF51AFD7ED558CCDull);
+  uint64_t a, b;
+  if (length <= 16) {
+    if (length >= 8) {
+      a = load64(data);
+      b = load64(data + length - 8);
+    } else if (length >= 4) {
+      a = load32(data);
+      b = load32(data + length - 4);
+    } else if (length > 0) {
+      a = (static_cast<uint64_t>(data[0]) << 16) | (static_cast<uint64_t>(data[length >> 1]) << 8) | data[length - 1];
+      b = 0;
+    } else {
+      a = b = 0;
+    }
+    return mix64(a ^ 0xA0761D6478BD642Full, b ^ seed);
   }
-  uint64_t tail = 0;
-  if (length > 0) std::memcpy(&tail, data, length);
-  return mix64(hash ^ tail, 0xE7037ED1A0B428DBull);
+  uint64_t hash = seed;
+  while (length > 16) {
+    hash = mix64(load64(data) ^ 0xA0761D6478BD642Full, load64(data + 8) ^ hash);
+    data += 16;
+    length -= 16;
+  }
+  // The last 16 bytes, overlapping what the loop already read when the length is not a multiple of 16.
+  return mix64(load64(data + length - 16) ^ 0xE7037ED1A0B428DBull, load64(data + length - 8) ^ hash);
+}
+
+// Equality of two byte strings of the same length, with the same overlapping loads as hashBytes: pieces are mostly
+// under 16 bytes, where memcmp's call overhead dominated the lookup (7.5% of encode time in a perf profile of
+// Llama-3 on English text).
+inline bool bytesEqual(const void* left, const void* right, size_t length) {
+  const auto* a = static_cast<const uint8_t*>(left);
+  const auto* b = static_cast<const uint8_t*>(right);
+  if (length >= 8) {
+    while (length > 8) {
+      if (load64(a) != load64(b)) return false;
+      a += 8;
+      b += 8;
+      length -= 8;
+    }
+    return load64(a + length - 8) == load64(b + length - 8);
+  }
+  if (length >= 4) return load32(a) == load32(b) && load32(a + length - 4) == load32(b + length - 4);
+  for (size_t i = 0; i < length; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
 }
 
 inline uint64_t hashPair(uint32_t left, uint32_t right) {
@@ -73,14 +122,16 @@ class BytesMap {
   }
 
   const uint32_t* find(const uint8_t* data, size_t length) const {
+    return find(data, length, hashBytes(data, length));
+  }
+  // With the hash already computed by the caller (the tokenizer hashes each piece once for all its tables).
+  const uint32_t* find(const uint8_t* data, size_t length, uint64_t hash) const {
     if (slots_.empty()) return nullptr;
-    uint64_t hash = hashBytes(data, length);
     size_t index = hash & mask_;
     while (true) {
       const Slot& slot = slots_[index];
       if (slot.length == kEmpty) return nullptr;
-      if (slot.hash == hash && slot.length == length &&
-          std::memcmp(arena_.data() + slot.offset, data, length) == 0) {
+      if (slot.hash == hash && slot.length == length && bytesEqual(arena_.data() + slot.offset, data, length)) {
         return &slot.value;
       }
       index = (index + 1) & mask_;

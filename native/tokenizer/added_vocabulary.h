@@ -54,6 +54,7 @@ class AddedVocabulary {
   struct Matcher {
     std::vector<TrieNode> nodes;
     bool firstByte[256] = {};
+    int singleFirstByte = -1;  // the first byte of every pattern when they all share one, else -1
     size_t patterns = 0;
     void add(const std::string& pattern, int32_t token);
     // Longest pattern starting at position, or -1; sets matchEnd.

@@ -264,20 +264,25 @@ void BpeModel::encodePiece(const uint8_t* piece, size_t length, std::vector<uint
     out.push_back(byteIds_[piece[0]]);
     return;
   }
+  uint64_t hash = hashBytes(piece, length);
+  if (const BpeCache::HotEntry* hot = cache.findHot(piece, length, hash)) {
+    out.insert(out.end(), hot->ids, hot->ids + hot->idCount);
+    return;
+  }
   if (ignoreMerges_) {
-    const uint32_t* whole = byteVocabulary_.find(piece, length);
+    const uint32_t* whole = byteVocabulary_.find(piece, length, hash);
     if (whole != nullptr) {
+      cache.insertHot(piece, length, hash, whole, 1);
       out.push_back(*whole);
       return;
     }
   }
-  uint64_t hash = 0;
   bool cacheable = length <= BpeCache::kMaxKeyLength;
   if (cacheable) {
-    hash = hashBytes(piece, length);
     size_t count;
     const uint32_t* cached = cache.find(piece, length, hash, count);
     if (cached != nullptr) {
+      cache.insertHot(piece, length, hash, cached, count);
       out.insert(out.end(), cached, cached + count);
       return;
     }
@@ -301,13 +306,17 @@ void BpeModel::encodePiece(const uint8_t* piece, size_t length, std::vector<uint
   } else {
     mergeLong(symbols);
   }
-  if (cacheable) cache.insert(piece, length, hash, symbols.data(), symbols.size());
+  if (cacheable) {
+    cache.insert(piece, length, hash, symbols.data(), symbols.size());
+    cache.insertHot(piece, length, hash, symbols.data(), symbols.size());
+  }
   out.insert(out.end(), symbols.begin(), symbols.end());
 }
 
 BpeCache::BpeCache() { clear(); }
 
 void BpeCache::clear() {
+  if (hot_.empty()) hot_.assign(kHotEntries, HotEntry{});
   slots_.assign(1 << 16, Slot{0, 0, 0xFFFF, 0, 0});
   mask_ = slots_.size() - 1;
   keys_.clear();
@@ -320,7 +329,7 @@ const uint32_t* BpeCache::find(const uint8_t* key, size_t length, uint64_t hash,
   while (true) {
     const Slot& slot = slots_[index];
     if (slot.keyLength == 0xFFFF) return nullptr;
-    if (slot.hash == hash && slot.keyLength == length && std::memcmp(keys_.data() + slot.keyOffset, key, length) == 0) {
+    if (slot.hash == hash && slot.keyLength == length && bytesEqual(keys_.data() + slot.keyOffset, key, length)) {
       count = slot.idCount;
       return ids_.data() + slot.idOffset;
     }

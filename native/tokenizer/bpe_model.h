@@ -78,7 +78,32 @@ class BpeModel {
 class BpeCache {
  public:
   static constexpr size_t kMaxKeyLength = 48;
+  static constexpr size_t kHotKeyLength = 15;
+  static constexpr size_t kHotIds = 3;
   BpeCache();
+
+  // First level: a direct-mapped table of short pieces that fits in L2 (8192 x 32 bytes). Frequent pieces hit
+  // here with one cache line; the vocabulary and the big table below cost a miss into several megabytes.
+  struct HotEntry {
+    uint8_t keyLength;  // 0: empty
+    uint8_t key[kHotKeyLength];
+    uint32_t idCount;
+    uint32_t ids[kHotIds];
+  };
+  inline const HotEntry* findHot(const uint8_t* key, size_t length, uint64_t hash) const {
+    const HotEntry& entry = hot_[(hash >> 20) & (kHotEntries - 1)];
+    if (entry.keyLength == length && bytesEqual(entry.key, key, length)) return &entry;
+    return nullptr;
+  }
+  inline void insertHot(const uint8_t* key, size_t length, uint64_t hash, const uint32_t* ids, size_t count) {
+    if (length == 0 || length > kHotKeyLength || count > kHotIds) return;
+    HotEntry& entry = hot_[(hash >> 20) & (kHotEntries - 1)];
+    entry.keyLength = static_cast<uint8_t>(length);
+    std::memcpy(entry.key, key, length);
+    entry.idCount = static_cast<uint32_t>(count);
+    std::memcpy(entry.ids, ids, count * sizeof(uint32_t));
+  }
+
   const uint32_t* find(const uint8_t* key, size_t length, uint64_t hash, size_t& count) const;
   void insert(const uint8_t* key, size_t length, uint64_t hash, const uint32_t* ids, size_t count);
 
@@ -91,6 +116,8 @@ class BpeCache {
     uint32_t idOffset;
   };
   void clear();
+  static constexpr size_t kHotEntries = 8192;
+  std::vector<HotEntry> hot_;
   std::vector<Slot> slots_;
   std::string keys_;
   std::vector<uint32_t> ids_;

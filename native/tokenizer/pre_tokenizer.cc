@@ -22,14 +22,32 @@ struct Char {
   uint8_t kind;
 };
 
+inline uint8_t kindOfBits(uint8_t bits) {
+  if (bits & unicode::kLetter) return kLetterChar;
+  if (bits & unicode::kNumber) return kNumberChar;
+  if (bits & unicode::kWhitespace) return kSpaceChar;
+  return kOtherChar;
+}
+
+// Kinds of the ASCII characters, precomputed from the same tables: most text is ASCII and this skips two loads
+// and three branches per character.
+struct AsciiKinds {
+  uint8_t kinds[128];
+  AsciiKinds() {
+    for (uint32_t c = 0; c < 128; ++c) kinds[c] = kindOfBits(unicode::classOf(c));
+  }
+};
+const AsciiKinds kAscii;
+
 inline Char readChar(const uint8_t* text, size_t position) {
   Char c;
   if (text[position] < 0x80) {
     c.codePoint = text[position];
     c.width = 1;
-  } else {
-    c.codePoint = unicode::decodeValid(text + position, c.width);
+    c.kind = kAscii.kinds[c.codePoint];
+    return c;
   }
+  c.codePoint = unicode::decodeValid(text + position, c.width);
   uint8_t bits = unicode::classOf(c.codePoint);
   if (bits & unicode::kLetter) c.kind = kLetterChar;
   else if (bits & unicode::kNumber) c.kind = kNumberChar;

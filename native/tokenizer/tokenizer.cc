@@ -192,8 +192,9 @@ void Tokenizer::encode(std::string_view textView, bool addSpecialTokens, std::ve
   const auto* text = reinterpret_cast<const uint8_t*>(textView.data());
   size_t length = textView.size();
   if (addSpecialTokens) out.insert(out.end(), templatePrefix_.begin(), templatePrefix_.end());
-  // The splits vector is reused across calls; copy what this call needs since encodeText reuses the other one.
-  std::vector<TextSplit> rawSplits;
+  // encodeText uses scratch.normalizedSplits, so the phase-1 splits can live in scratch.rawSplits meanwhile.
+  std::vector<TextSplit>& rawSplits = scratch.rawSplits;
+  rawSplits.clear();
   if (!added_.split(text, length, false, rawSplits)) {
     encodeText(text, length, out, scratch);
   } else {

