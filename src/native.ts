@@ -60,7 +60,8 @@ let addon: NativeAddon | undefined;
 /** The addon, loaded on first use; throws an Error that says how to build it when it is missing. */
 export function loadAddon(): NativeAddon {
   if (addon) return addon;
-  const path = process.env.OCTOMIX_ADDON_PATH ?? join(packageRoot, 'build', 'Release', 'octomix.node');
+  const override = process.env.OCTOMIX_ADDON_PATH;
+  const path = override ? resolve(override) : join(packageRoot, 'build', 'Release', 'octomix.node');
   if (!existsSync(path)) {
     throw new Error(
       `octomix: the native addon is not built (looked for ${path}). Run "npm rebuild octomix" ` +

@@ -1,0 +1,55 @@
+// The octomix command as a user runs it: the compiled dist/cli/main.js in a child process.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/native.js';
+import { modelFiles } from '../helpers/oracle.js';
+
+const cli = join(packageRoot, 'dist', 'cli', 'main.js');
+function octomix(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, [cli, ...args], { input, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('octomix doctor', () => {
+  it('prints the build, CPU, threads and CUDA driver state', () => {
+    const { code, stdout } = octomix(['doctor']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/addon: +Release, GNU \d+/);
+    expect(stdout).toMatch(/threads: +\d+/);
+    expect(stdout).toMatch(/cuda: +(present|absent)/);
+    const json = JSON.parse(octomix(['doctor', '--json']).stdout);
+    expect(json.threads).toBeGreaterThan(0);
+    expect(typeof json.cudaDriver).toBe('boolean');
+  });
+});
+
+describe('octomix encode', () => {
+  it('prints ids for an argument or stdin, and decodes them back', () => {
+    const fromArgument = octomix(['encode', '--tokenizer', modelFiles.llama3, 'Hello world']);
+    expect(fromArgument.code).toBe(0);
+    expect(fromArgument.stdout).toBe('9906 1917\n');
+    const fromStdin = octomix(['encode', '--tokenizer', modelFiles.llama3], 'Hello world');
+    expect(fromStdin.stdout).toBe('9906 1917\n');
+    const decoded = octomix(['encode', '--tokenizer', modelFiles.llama3, '--decode', '9906,1917']);
+    expect(decoded.stdout).toBe('Hello world\n');
+  });
+
+  it('fails clearly on a missing tokenizer or bad ids', () => {
+    const missing = octomix(['encode', '--tokenizer', '/nonexistent/tokenizer.json', 'x']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/cannot read tokenizer file \/nonexistent\/tokenizer.json.*\[TOKENIZER_INVALID\]/);
+    expect(octomix(['encode', 'x']).code).toBe(2);
+    const badIds = octomix(['encode', '--tokenizer', modelFiles.llama3, '--decode', '12 abc']);
+    expect(badIds.code).toBe(1);
+    expect(badIds.stderr).toMatch(/id 1 is not a non-negative integer: "abc"/);
+    const outOfRange = octomix(['encode', '--tokenizer', modelFiles.llama3, '--decode', '999999999']);
+    expect(outOfRange.stderr).toMatch(/ids\[0\] must be a token id/);
+  });
+
+  it('rejects an unknown command', () => {
+    const result = octomix(['frobnicate']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown command "frobnicate"/);
+  });
+});
