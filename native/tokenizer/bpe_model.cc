@@ -1,7 +1,6 @@
 #include "tokenizer/bpe_model.h"
 
 #include <algorithm>
-#include <queue>
 
 #include "tokenizer/byte_level.h"
 
@@ -202,59 +201,78 @@ void BpeModel::mergeShort(std::vector<uint32_t>& symbols) const {
 }
 
 // Many symbols: HF's own scheme, a min-heap of (rank, position) over a linked list with lazy invalidation, so a
-// 100 MB piece costs O(n log n) instead of O(n^2).
-void BpeModel::mergeLong(std::vector<uint32_t>& symbols) const {
-  struct Candidate {
-    uint32_t rank;
-    uint32_t position;
-    uint32_t merged;
-    bool operator>(const Candidate& other) const {
-      return rank != other.rank ? rank > other.rank : position > other.position;
+// 100 MB piece costs O(n log n) instead of O(n^2). The buffers are per thread and reused: allocating them per
+// piece cost more than the merging on CJK text, where pieces are long runs of letters.
+void BpeModel::mergeLong(std::vector<uint32_t>& symbols, BpeCache& scratch) const {
+  using Candidate = BpeCache::MergeCandidate;
+  auto after = [](const Candidate& a, const Candidate& b) {  // a has lower priority than b
+    return a.rank != b.rank ? a.rank > b.rank : a.position > b.position;
+  };
+  std::vector<int32_t>& previous = scratch.previous;
+  std::vector<int32_t>& next = scratch.next;
+  std::vector<Candidate>& heap = scratch.heap;
+  size_t count = symbols.size();
+  previous.resize(count);
+  next.resize(count);
+  heap.clear();
+  auto push = [&](Candidate candidate) {
+    heap.push_back(candidate);
+    size_t child = heap.size() - 1;
+    while (child > 0) {
+      size_t parent = (child - 1) / 2;
+      if (!after(heap[parent], heap[child])) break;
+      std::swap(heap[parent], heap[child]);
+      child = parent;
     }
   };
-  size_t count = symbols.size();
-  std::vector<int64_t> previous(count), next(count);
-  std::vector<bool> alive(count, true);
-  for (size_t i = 0; i < count; ++i) {
-    previous[i] = static_cast<int64_t>(i) - 1;
-    next[i] = i + 1 < count ? static_cast<int64_t>(i + 1) : -1;
-  }
-  std::vector<Candidate> storage;
-  storage.reserve(count);
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> queue(std::greater<Candidate>(),
-                                                                                         std::move(storage));
+  auto pop = [&]() {
+    Candidate top = heap.front();
+    heap.front() = heap.back();
+    heap.pop_back();
+    size_t parent = 0;
+    size_t size = heap.size();
+    while (true) {
+      size_t smallest = parent, left = 2 * parent + 1, right = left + 1;
+      if (left < size && after(heap[smallest], heap[left])) smallest = left;
+      if (right < size && after(heap[smallest], heap[right])) smallest = right;
+      if (smallest == parent) break;
+      std::swap(heap[parent], heap[smallest]);
+      parent = smallest;
+    }
+    return top;
+  };
+  constexpr uint32_t kDead = 0xFFFFFFFFu;  // a symbol merged into its left neighbour
   uint32_t rank, merged;
-  for (size_t i = 0; i + 1 < count; ++i) {
-    if (lookupPair(symbols[i], symbols[i + 1], rank, merged)) queue.push({rank, static_cast<uint32_t>(i), merged});
+  for (size_t i = 0; i < count; ++i) {
+    previous[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < count ? static_cast<int32_t>(i + 1) : -1;
+    if (i + 1 < count && lookupPair(symbols[i], symbols[i + 1], rank, merged)) {
+      push({rank, static_cast<uint32_t>(i), merged});
+    }
   }
-  while (!queue.empty()) {
-    Candidate top = queue.top();
-    queue.pop();
+  while (!heap.empty()) {
+    Candidate top = pop();
     size_t position = top.position;
-    if (!alive[position] || next[position] < 0) continue;
+    if (symbols[position] == kDead || next[position] < 0) continue;
     size_t right = static_cast<size_t>(next[position]);
     // Stale entry: the pair at this position changed since it was queued (checked by the merged id, as HF does).
     if (!lookupPair(symbols[position], symbols[right], rank, merged) || merged != top.merged) continue;
     symbols[position] = merged;
-    alive[right] = false;
+    symbols[right] = kDead;
     next[position] = next[right];
-    if (next[right] >= 0) previous[static_cast<size_t>(next[right])] = static_cast<int64_t>(position);
+    if (next[right] >= 0) previous[static_cast<size_t>(next[right])] = static_cast<int32_t>(position);
     if (previous[position] >= 0) {
       size_t left = static_cast<size_t>(previous[position]);
-      if (lookupPair(symbols[left], symbols[position], rank, merged)) {
-        queue.push({rank, static_cast<uint32_t>(left), merged});
-      }
+      if (lookupPair(symbols[left], symbols[position], rank, merged)) push({rank, static_cast<uint32_t>(left), merged});
     }
     if (next[position] >= 0) {
       size_t after = static_cast<size_t>(next[position]);
-      if (lookupPair(symbols[position], symbols[after], rank, merged)) {
-        queue.push({rank, static_cast<uint32_t>(position), merged});
-      }
+      if (lookupPair(symbols[position], symbols[after], rank, merged)) push({rank, static_cast<uint32_t>(position), merged});
     }
   }
   size_t write = 0;
   for (size_t i = 0; i < count; ++i) {
-    if (alive[i]) symbols[write++] = symbols[i];
+    if (symbols[i] != kDead) symbols[write++] = symbols[i];
   }
   symbols.resize(write);
 }
@@ -287,7 +305,7 @@ void BpeModel::encodePiece(const uint8_t* piece, size_t length, std::vector<uint
       return;
     }
   }
-  thread_local std::vector<uint32_t> symbols;
+  std::vector<uint32_t>& symbols = cache.symbols;
   symbols.clear();
   bool previousUnknown = false;
   for (size_t i = 0; i < length; ++i) {
@@ -301,10 +319,10 @@ void BpeModel::encodePiece(const uint8_t* piece, size_t length, std::vector<uint
       previousUnknown = true;
     }
   }
-  if (symbols.size() <= 64) {
+  if (symbols.size() <= kShortPieceSymbols) {
     mergeShort(symbols);
   } else {
-    mergeLong(symbols);
+    mergeLong(symbols, cache);
   }
   if (cacheable) {
     cache.insert(piece, length, hash, symbols.data(), symbols.size());

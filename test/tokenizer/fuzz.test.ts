@@ -52,6 +52,34 @@ const fragment = fc.oneof(
 const text = fc.array(fragment, { maxLength: 30 }).map((parts) => parts.join(''));
 const batch = fc.array(text, { minLength: BATCH, maxLength: BATCH });
 
+// Dense in what NFC acts on: precomposed letters, combining marks of several classes in any order, Hangul jamo and
+// syllables, Indic vowel signs, singletons, characters newer than HF's Unicode 9.0 data.
+const normalizationFragment = fc.constantFrom(
+  'a', 'e', 'o', 'A', ' ', 'é', 'Å', 'ǖ', 'ự', '\u0301', '\u0300', '\u0308', '\u0323', '\u031b', '\u0328', '\u0345', '\u05b4',
+  '\u0c15', '\u0c56', '\u0c3c', '\u0b47', '\u0b3e', '\u0b57', '\u0dd9', '\u0dcf', '\u0dca', '\u1100', '\u1161', '\u11a8',
+  '가', '각', '\u2126', '\u212b', '\u0344', '\u0f73', '\u0f71', '\u0f72', '\u0e48', '\u093c', '\u0915', '\u094d',
+  '\u{11938}', '\u{1e4ec}', '\u0654', '\u064e', '\u0627', '\u0653', 'x',
+);
+const normalizationText = fc.array(normalizationFragment, { maxLength: 16 }).map((parts) => parts.join(''));
+
+it('NFC-dense strings give HF ids (Qwen3: 20,000 strings)', async () => {
+  const ours = await Tokenizer.fromFile(modelFiles.qwen3, { backend: 'native' });
+  const theirs = hf.Tokenizer.fromFile(modelFiles.qwen3);
+  await fc.assert(
+    fc.asyncProperty(fc.array(normalizationText, { minLength: 1000, maxLength: 1000 }), async (texts) => {
+      const expected = await theirs.encodeBatch(texts, { addSpecialTokens: true });
+      texts.forEach((text, i) => {
+        const actual = ours.encode(text);
+        const reference = expected[i].getIds();
+        if (actual.length !== reference.length || actual.some((id, k) => id !== reference[k])) {
+          throw new Error(describeMismatch(text, actual, reference));
+        }
+      });
+    }),
+    { seed: SEED + 2, numRuns: Math.max(2, RUNS / 5) },
+  );
+}, 300_000);
+
 describe.each(modelNames)('fuzz vs tokenizers 0.23.2: %s', (name) => {
   let ours: Tokenizer;
   let theirs: HfTokenizer;
