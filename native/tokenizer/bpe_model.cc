@@ -335,7 +335,7 @@ BpeCache::BpeCache() { clear(); }
 
 void BpeCache::clear() {
   if (hot_.empty()) hot_.assign(kHotEntries, HotEntry{});
-  slots_.assign(1 << 16, Slot{0, 0, 0xFFFF, 0, 0});
+  slots_.assign(kSlots, Slot{0, 0, 0xFFFF, 0, 0});
   mask_ = slots_.size() - 1;
   keys_.clear();
   ids_.clear();
