@@ -49,7 +49,11 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeAddon {
-  Tokenizer: new (json: string | Uint8Array) => NativeTokenizer;
+  Tokenizer: {
+    new (json: string | Uint8Array): NativeTokenizer;
+    /** Parses and builds on a native pool thread. */
+    load(json: string | Uint8Array): Promise<NativeTokenizer>;
+  };
   buildInfo(): NativeBuildInfo;
 }
 

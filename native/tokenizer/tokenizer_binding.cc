@@ -82,12 +82,20 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
                            InstanceMethod<&TokenizerWrap::tokenToId>("tokenToId"),
                            InstanceMethod<&TokenizerWrap::idToToken>("idToToken"),
                            InstanceMethod<&TokenizerWrap::info>("info"),
+                           StaticMethod<&TokenizerWrap::load>("load"),
                        });
   }
 
   // new Tokenizer(jsonText: string | Uint8Array). Throws an Error with code "UNSUPPORTED" or "INVALID_TOKENIZER".
+  // (Tokenizer.load builds on a pool thread and passes the result in as an External.)
   explicit TokenizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenizerWrap>(info) {
     Napi::Env env = info.Env();
+    if (info.Length() == 2 && info[0].IsExternal()) {
+      auto* loaded = info[0].As<Napi::External<LoadJob>>().Data();
+      tokenizer_ = std::move(loaded->tokenizer);
+      warnings_ = std::move(loaded->result.warnings);
+      return;
+    }
     try {
       std::string text;
       bool isBytes;
@@ -108,6 +116,68 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   }
 
  private:
+  struct LoadJob {
+    std::string json;
+    LoadResult result;
+    std::shared_ptr<const Tokenizer> tokenizer;
+    std::string failure;  // an exception from the build (allocation)
+    Napi::Promise::Deferred deferred;
+    Napi::ThreadSafeFunction done;
+    Napi::FunctionReference constructor;
+    explicit LoadJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  };
+
+  // Tokenizer.load(json: string | Uint8Array): Promise<Tokenizer>. Parsing and building a 10 MB tokenizer.json
+  // takes ~250 ms; this keeps it off the event loop.
+  static Napi::Value load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    try {
+      auto job = std::make_shared<LoadJob>(env);
+      bool isBytes;
+      if (info.Length() < 1 || !readText(env, info[0], job->json, isBytes)) return env.Undefined();
+      job->constructor = Napi::Persistent(info.This().As<Napi::Function>());
+      job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.Tokenizer.load", 0, 1);
+      Napi::Promise promise = job->deferred.Promise();
+      ThreadPool::shared().submit([job] {
+        try {
+          job->tokenizer = Tokenizer::load(job->json, job->result);
+        } catch (const std::exception& error) {
+          job->failure = error.what();
+        }
+        std::string().swap(job->json);
+        auto* handle = new std::shared_ptr<LoadJob>(job);
+        job->done.BlockingCall(handle, [](Napi::Env env, Napi::Function, std::shared_ptr<LoadJob>* data) {
+          std::shared_ptr<LoadJob> finished = std::move(*data);
+          delete data;
+          if (env == nullptr) return;
+          Napi::HandleScope scope(env);
+          if (!finished->tokenizer) {
+            std::string message = finished->failure.empty() ? finished->result.error
+                                                            : "octomix: tokenizer load failed: " + finished->failure;
+            Napi::Error error = Napi::Error::New(env, message);
+            error.Set("code", Napi::String::New(env, !finished->failure.empty()  ? "INTERNAL"
+                                                     : finished->result.unsupported ? "UNSUPPORTED"
+                                                                                    : "INVALID_TOKENIZER"));
+            finished->deferred.Reject(error.Value());
+          } else {
+            Napi::Object instance = finished->constructor.New(
+                {Napi::External<LoadJob>::New(env, finished.get()), Napi::Boolean::New(env, true)});
+            if (env.IsExceptionPending()) {
+              finished->deferred.Reject(env.GetAndClearPendingException().Value());
+            } else {
+              finished->deferred.Resolve(instance);
+            }
+          }
+          finished->constructor.Reset();
+        });
+        job->done.Release();
+      });
+      return promise;
+    } catch (const std::exception& error) {
+      return throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), "INTERNAL");
+    }
+  }
+
   Napi::Value encode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     try {

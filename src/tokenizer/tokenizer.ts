@@ -165,7 +165,7 @@ export class Tokenizer {
     return Tokenizer.#create(text, 'tokenizer JSON', options);
   }
 
-  static #create(json: string | Uint8Array, source: string, options: TokenizerLoadOptions): Tokenizer {
+  static async #create(json: string | Uint8Array, source: string, options: TokenizerLoadOptions): Promise<Tokenizer> {
     const backend = options.backend ?? 'auto';
     if (backend !== 'auto' && backend !== 'native' && backend !== 'js') {
       throw new RangeError(`options.backend must be 'auto', 'native' or 'js', received ${describeValue(backend)}`);
@@ -175,7 +175,7 @@ export class Tokenizer {
       const { Tokenizer: NativeClass } = loadAddon();
       let native: NativeTokenizer | undefined;
       try {
-        native = new NativeClass(json);
+        native = await NativeClass.load(json);  // parsed on a native thread: the event loop stays free
       } catch (error) {
         const code = (error as { code?: string }).code;
         const message = (error as Error).message;

@@ -28,6 +28,17 @@ describe('loading', () => {
     }
   });
 
+  it('parses the file off the event loop', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = performance.now();
+    await Tokenizer.fromFile(modelFiles.qwen3);
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    expect(elapsed).toBeGreaterThan(50); // an 11 MB file: long enough that a blocked loop would show no ticks
+    expect(ticks).toBeGreaterThan(5);
+  });
+
   it('names the file for a missing or malformed tokenizer.json', async () => {
     const missing = join(scratch, 'nope', 'tokenizer.json');
     await expect(Tokenizer.fromFile(missing)).rejects.toThrow(TokenizerLoadError);
