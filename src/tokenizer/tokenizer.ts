@@ -8,7 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describeValue, TokenizerLoadError, UnsupportedTokenizerError } from '../errors.js';
 import { loadAddon, type NativeTokenizer } from '../native.js';
-import { JsTokenizerBackend } from './js-backend.js';
 
 /** Which implementation encodes. */
 export type TokenizerBackend = 'native' | 'js';
@@ -198,6 +197,8 @@ export class Tokenizer {
     } catch (error) {
       throw new TokenizerLoadError(`${source}: invalid JSON: ${(error as Error).message}`, { cause: error });
     }
+    // Imported on demand: the pure-JS implementation is a large module that native users never need.
+    const { JsTokenizerBackend } = await import('./js-backend.js');
     const js = JsTokenizerBackend.create(parsed, options.config ?? {}, source);
     const special = Tokenizer.#specialTokens(js.addedTokens, options.config, (t) => js.tokenToId(t), [], [],
       (id) => js.idToToken(id));
