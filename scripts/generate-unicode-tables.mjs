@@ -660,6 +660,7 @@ function emitHeader({ counts, classTable, cccTable, decompositions, compositions
 //   kWord       (Rust regex \\w, single_word check)   ${counts.W}
 //   kNumeric    (Rust char::is_numeric, Digits)      ${counts.D}
 //   kNfcMaybe   (NFC quick check "may change")       ${counts.Q}
+//   kPunctuationOrSymbol (Oniguruma [\\p{P}\\p{S}])     ${counts.P}
 //   non-starters (ccc != 0)                          ${counts.nonStarters}
 //   decompositions (Hangul syllables excluded)       ${counts.decompositions}
 //   compositions   (Hangul syllables excluded)       ${counts.compositions}
@@ -669,7 +670,9 @@ function emitHeader({ counts, classTable, cccTable, decompositions, compositions
 
 namespace octomix::unicode {
 
-enum ClassBit : uint8_t { kLetter = 1, kNumber = 2, kMark = 4, kWhitespace = 8, kWord = 16, kNumeric = 32, kNfcMaybe = 64 };
+enum ClassBit : uint8_t {
+  kLetter = 1, kNumber = 2, kMark = 4, kWhitespace = 8, kWord = 16, kNumeric = 32, kNfcMaybe = 64, kPunctuationOrSymbol = 128
+};
 
 // two-level table: class of cp = kClassBlocks[kClassBlockIndex[cp >> 8]][cp & 0xFF] (cp < 0x110000; surrogates 0)
 inline constexpr uint16_t kClassBlockIndex[0x1100] = {
@@ -738,6 +741,8 @@ async function main() {
   const N = probeRegexClass('\\p{N}');
   const M = probeRegexClass('\\p{M}');
   const S = probeRegexClass('\\s');
+  // DeepSeek-V3's pre-tokenizer uses \p{P} and \p{S} only together ([\p{P}\p{S}]), so one bit holds their union.
+  const P = probeRegexClass('[\\p{P}\\p{S}]');
   log('regex classes probed');
   const W = await probeWord();
   log('\\w probed');
@@ -768,6 +773,7 @@ async function main() {
     ['M', M, [0x301, 0x93c], [0x41, 0x30]],
     ['W', W, [0x41, 0x5f, 0x30, 0x301, 0x4e00], [0x20, 0x2d, 0x1, 0x2e]],
     ['D', D, [0x30, 0x39, 0x663, 0xbd, 0x2160], [0x41, 0x20, 0x1]],
+    ['P', P, [0x21, 0x24, 0x2b, 0x3c, 0x5f, 0x3002, 0xff01, 0x1f600], [0x41, 0x30, 0x20, 0x301, 0x1]],
   ]) {
     for (const cp of yes) check(set[cp] === 1, `${name} should contain ${hex(cp)}`);
     for (const cp of no) check(set[cp] === 0, `${name} should not contain ${hex(cp)}`);
@@ -775,7 +781,7 @@ async function main() {
 
   const classOf = new Uint8Array(MAX_CP);
   for (const cp of SCALARS) {
-    classOf[cp] = L[cp] * 1 | N[cp] * 2 | M[cp] * 4 | S[cp] * 8 | W[cp] * 16 | D[cp] * 32 | Q[cp] * 64;
+    classOf[cp] = L[cp] * 1 | N[cp] * 2 | M[cp] * 4 | S[cp] * 8 | W[cp] * 16 | D[cp] * 32 | Q[cp] * 64 | P[cp] * 128;
   }
   const count = (a) => a.reduce((x, y) => x + y, 0);
   const counts = {
@@ -786,6 +792,7 @@ async function main() {
     W: count(W),
     D: count(D),
     Q: count(Q),
+    P: count(P),
     nonStarters: SCALARS.filter((cp) => norm.ccc[cp] !== 0).length,
     decompositions: norm.decompositions.length,
     compositions: norm.compositions.length,
@@ -798,6 +805,7 @@ async function main() {
   diffAgainst('L vs /\\p{L}/u', L, re(/^\p{L}$/u));
   diffAgainst('N vs /\\p{N}/u', N, re(/^\p{N}$/u));
   diffAgainst('M vs /\\p{M}/u', M, re(/^\p{M}$/u));
+  diffAgainst('P vs /[\\p{P}\\p{S}]/u', P, re(/^[\p{P}\p{S}]$/u));
   diffAgainst('S vs /\\p{White_Space}/u', S, re(/^\p{White_Space}$/u));
   diffAgainst('W vs /[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]/u', W, re(/^[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]$/u));
   diffAgainst('D vs /\\p{N}/u', D, re(/^\p{N}$/u));

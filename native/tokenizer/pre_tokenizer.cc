@@ -14,6 +14,13 @@ constexpr std::string_view kCl100kPattern =
 constexpr std::string_view kQwen2Pattern =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
+// DeepSeek-V3, as stored in its tokenizer.json: the character classes hold real CR and LF characters.
+constexpr std::string_view kDeepSeekDigitsPattern = R"(\p{N}{1,3})";
+constexpr std::string_view kDeepSeekCjkPattern = "[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+";
+constexpr std::string_view kDeepSeekPattern =
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+    "?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+";
+
 enum CharKind : uint8_t { kLetterChar, kNumberChar, kSpaceChar, kOtherChar };
 
 struct Char {
@@ -172,6 +179,77 @@ size_t scanDigits(const uint8_t* text, size_t position, size_t end, bool individ
   return cursor;
 }
 
+inline bool isLetterOrMark(uint32_t codePoint) {
+  return (unicode::classOf(codePoint) & (unicode::kLetter | unicode::kMark)) != 0;
+}
+inline bool isPunctuationOrSymbol(uint32_t codePoint) {
+  return (unicode::classOf(codePoint) & unicode::kPunctuationOrSymbol) != 0;
+}
+inline bool isAsciiLetter(uint8_t byte) { return (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z'); }
+inline bool isAsciiPunctuation(uint32_t c) {
+  return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+}
+inline bool isDeepSeekCjk(uint32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x309F) || (c >= 0x30A0 && c <= 0x30FF);
+}
+
+size_t skipWhile(const uint8_t* text, size_t position, size_t end, bool (*accept)(uint32_t)) {
+  while (position < end) {
+    Char c = readChar(text, position);
+    if (!accept(c.codePoint)) break;
+    position += c.width;
+  }
+  return position;
+}
+
+// The end of the match of `kind` starting exactly at `position`, or `position` when there is none.
+size_t matchAt(ScannerKind kind, const uint8_t* text, size_t position, size_t end) {
+  Char c = readChar(text, position);
+  size_t after = position + c.width;
+  switch (kind) {
+    case ScannerKind::DigitGroups:
+      return c.kind == kNumberChar ? skipKind(text, position, end, kNumberChar, 3) : position;
+    case ScannerKind::CjkRuns:
+      return isDeepSeekCjk(c.codePoint) ? skipWhile(text, after, end, isDeepSeekCjk) : position;
+    case ScannerKind::DeepSeekV3: {
+      if (isAsciiPunctuation(c.codePoint) && after < end && isAsciiLetter(text[after])) {
+        size_t cursor = after;
+        while (cursor < end && isAsciiLetter(text[cursor])) ++cursor;
+        return cursor;
+      }
+      if (isLetterOrMark(c.codePoint)) return skipWhile(text, after, end, isLetterOrMark);
+      bool punctuation = isPunctuationOrSymbol(c.codePoint);
+      if (c.codePoint != '\r' && c.codePoint != '\n' && !punctuation && after < end) {
+        Char next = readChar(text, after);  // [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+
+        if (isLetterOrMark(next.codePoint)) return skipWhile(text, after + next.width, end, isLetterOrMark);
+      }
+      size_t runStart = position;
+      if (c.codePoint == ' ' && after < end && isPunctuationOrSymbol(readChar(text, after).codePoint)) {
+        runStart = after;
+        punctuation = true;
+      }
+      if (punctuation) {  //  ?[\p{P}\p{S}]+[\r\n]*
+        size_t cursor = skipWhile(text, runStart, end, isPunctuationOrSymbol);
+        while (cursor < end && (text[cursor] == '\r' || text[cursor] == '\n')) ++cursor;
+        return cursor;
+      }
+      if (c.kind == kSpaceChar) return scanWhitespace(text, position, end, true);
+      return position;
+    }
+    default:
+      return end;
+  }
+}
+
+// Isolated split by a pattern that may not match at `position`: the piece is then the stretch up to the next match.
+size_t searchPieceEnd(ScannerKind kind, const uint8_t* text, size_t position, size_t end) {
+  size_t matchEnd = matchAt(kind, text, position, end);
+  if (matchEnd > position) return matchEnd;
+  size_t cursor = position + readChar(text, position).width;
+  while (cursor < end && matchAt(kind, text, cursor, end) == cursor) cursor += readChar(text, cursor).width;
+  return cursor;
+}
+
 }  // namespace
 
 size_t nextPieceEnd(ScannerKind kind, const uint8_t* text, size_t position, size_t end) {
@@ -181,6 +259,9 @@ size_t nextPieceEnd(ScannerKind kind, const uint8_t* text, size_t position, size
     case ScannerKind::Qwen2: return scanCl100k(text, position, end, 1);
     case ScannerKind::DigitsIndividual: return scanDigits(text, position, end, true);
     case ScannerKind::DigitsContiguous: return scanDigits(text, position, end, false);
+    case ScannerKind::DigitGroups:
+    case ScannerKind::CjkRuns:
+    case ScannerKind::DeepSeekV3: return searchPieceEnd(kind, text, position, end);
   }
   return end;
 }
@@ -271,6 +352,9 @@ bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, s
     if (regex->string == kCl100kPattern) step.scanner = ScannerKind::Cl100k;
     else if (regex->string == kQwen2Pattern) step.scanner = ScannerKind::Qwen2;
     else if (regex->string == kGpt2Pattern) step.scanner = ScannerKind::Gpt2;
+    else if (regex->string == kDeepSeekDigitsPattern) step.scanner = ScannerKind::DigitGroups;
+    else if (regex->string == kDeepSeekCjkPattern) step.scanner = ScannerKind::CjkRuns;
+    else if (regex->string == kDeepSeekPattern) step.scanner = ScannerKind::DeepSeekV3;
     else {
       unsupported = true;
       std::string shown = regex->string.size() > 80 ? regex->string.substr(0, 77) + "..." : regex->string;

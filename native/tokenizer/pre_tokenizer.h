@@ -19,6 +19,11 @@ enum class ScannerKind : uint8_t {
   Qwen2,        // as Cl100k with single digits
   DigitsIndividual,  // Digits pre-tokenizer, individual_digits: true
   DigitsContiguous,  // Digits pre-tokenizer, individual_digits: false
+  // DeepSeek-V3's three Splits. Unlike the patterns above they do not match everywhere: text between two matches
+  // is a piece of its own, as HF's Isolated behaviour makes it.
+  DigitGroups,  // \p{N}{1,3}
+  CjkRuns,      // [一-龥぀-ゟ゠-ヿ]+
+  DeepSeekV3,   // [ASCII punctuation][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 };
 
 // Returns the end (exclusive byte offset) of the piece that starts at `position` in text[0..end). Text is valid

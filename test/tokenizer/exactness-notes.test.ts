@@ -1,6 +1,6 @@
 // Every test string of ../shared/notes/tokenizer-exactness.md, checked two ways: ids equal to Hugging Face
 // tokenizers 0.23.2 on the same tokenizer.json, and (where the notes state it) the expected result itself.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Tokenizer } from '../../src/index.js';
 import { addedToken, byteAlphabet, byteLevelNoRegex, hf, llama3Split, modelFiles, toyTokenizer } from '../helpers/oracle.js';
 
@@ -35,7 +35,12 @@ describe('I1: JS string to UTF-8', () => {
 describe('A: added tokens', () => {
   it('A1: ignores the JSON id and assigns the next free id (with a warning)', async () => {
     const json = toyTokenizer({ addedTokens: [addedToken('<x>', { id: 999 })] });
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const { ours } = await both(json);
+    expect(warn.mock.calls.map((call) => String(call[0]))).toEqual([
+      'octomix: tokenizer JSON: added_tokens[0]: declared id 999 for "<x>" but Hugging Face assigns 256; using 256',
+    ]);
+    warn.mockRestore();
     expect(ours.tokenToId('<x>')).toBe(256);
     await expectSame(json, ['a<x>b']);
   });
@@ -119,7 +124,7 @@ describe('P: pre-tokenizers', () => {
   it('P2: ByteLevel add_prefix_space applies to every split, also after added tokens', async () => {
     const json = toyTokenizer({
       preTokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-      addedTokens: [addedToken('<|e|>')],
+      addedTokens: [addedToken('<|e|>', { id: 259 })],
       merges: [['Ġ', 'h'], ['Ġh', 'i'], ['Ġ', 't']],
       extraVocab: ['Ġh', 'Ġhi', 'Ġt'],
     });

@@ -30,6 +30,9 @@ const pieces = {
   added: ['<|endoftext|>', '<|im_end|>', '<|im_start|>', '<|begin_of_text|>', '<think>', '</think>', '<tool_call>', '<|', '|>',
     '<|end_of_text|>', '<|eot_id|>', '<'],
   controls: ['\u0000', '\uFFFD', '\u0001', '\u007f', '\u0080', '\u009f'],
+  // DeepSeek-V3's classes: \p{P} / \p{S} beyond ASCII, and the edges of its CJK ranges.
+  symbols: ['€', '©', '±', '→', '∑', '«', '»', '、', '。', '〜', '\u9fa5', '\u9fa6', '\u3040', '\u309f', '\u30a0', '\u30ff',
+    '\u3100', '丂', '\u20c1', '\u2b96', '｜', '▁', '<｜end▁of▁sentence｜>', '<｜begin▁of▁sentence｜>'],
 };
 
 const fragment = fc.oneof(
@@ -47,6 +50,7 @@ const fragment = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(...pieces.surrogates) },
   { weight: 1, arbitrary: fc.constantFrom(...pieces.added) },
   { weight: 1, arbitrary: fc.constantFrom(...pieces.controls) },
+  { weight: 2, arbitrary: fc.constantFrom(...pieces.symbols) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 2 }) }, // any code point, any plane
 );
 const text = fc.array(fragment, { maxLength: 30 }).map((parts) => parts.join(''));
@@ -115,7 +119,8 @@ describe.each(modelNames)('fuzz vs tokenizers 0.23.2: %s', (name) => {
     for (let i = 0; i < texts.length; i++) {
       const decoded = ours.decode(idLists[i]);
       expect(decoded, JSON.stringify(texts[i])).toBe(expected[i]);
-      if (name !== 'qwen3' && texts[i].isWellFormed()) expect(decoded).toBe(texts[i]);
+      // Qwen files normalize (NFC), so only the others give back the input itself.
+      if (!name.startsWith('qwen') && texts[i].isWellFormed()) expect(decoded).toBe(texts[i]);
     }
   }, 120_000);
 });
