@@ -4,6 +4,7 @@
 // resolves its promise through a thread-safe function, so JS values are only touched on the main thread.
 #include "tokenizer/tokenizer_binding.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <exception>
@@ -261,10 +262,26 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
           error.Set("code", Napi::String::New(env, "INTERNAL"));
           finished->deferred.Reject(error.Value());
         } else {
+          // Small results share one ArrayBuffer (one allocation and one copy on the main thread instead of one per
+          // document: the main thread's share is what limits batch scaling); large ones adopt their vector.
+          size_t sharedIds = 0;
+          for (const auto& ids : finished->results) {
+            if (ids.size() * sizeof(uint32_t) < kAdoptBytes) sharedIds += ids.size();
+          }
+          Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
+          auto* sharedData = static_cast<uint32_t*>(shared.Data());
+          size_t offset = 0;
           Napi::Array array = Napi::Array::New(env, finished->results.size());
           for (size_t i = 0; i < finished->results.size(); ++i) {
-            array.Set(static_cast<uint32_t>(i), adoptTypedArray(env, std::move(finished->results[i])));
-            finished->results[i] = std::vector<uint32_t>();
+            std::vector<uint32_t>& ids = finished->results[i];
+            if (ids.size() * sizeof(uint32_t) >= kAdoptBytes) {
+              array.Set(static_cast<uint32_t>(i), adoptTypedArray(env, std::move(ids)));
+            } else {
+              if (!ids.empty()) std::memcpy(sharedData + offset, ids.data(), ids.size() * sizeof(uint32_t));
+              array.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, ids.size(), shared, offset * sizeof(uint32_t)));
+              offset += ids.size();
+            }
+            ids = std::vector<uint32_t>();
           }
           finished->deferred.Resolve(array);
         }

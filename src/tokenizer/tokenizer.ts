@@ -249,7 +249,8 @@ export class Tokenizer {
   }
 
   /**
-   * Encodes many texts on native threads without blocking the event loop. Results keep the input order.
+   * Encodes many texts on native threads without blocking the event loop. Results keep the input order. Results
+   * under 1 MiB are views into one `ArrayBuffer` per batch (`ids.slice()` before transferring a buffer).
    */
   async encodeBatch(texts: (string | Uint8Array)[], options: EncodeBatchOptions = {}): Promise<Uint32Array[]> {
     if (!Array.isArray(texts)) throw new TypeError(`texts must be an array, received ${describeValue(texts)}`);
