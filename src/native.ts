@@ -6,20 +6,11 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-export interface NativeAddedToken {
-  id: number;
-  content: string;
-  special: boolean;
-  normalized: boolean;
-  singleWord: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-}
+import type { AddedTokenInfo } from './tokenizer/tokenizer.js';
 
 export interface NativeTokenizerInfo {
   vocabSize: number;
-  addedTokens: NativeAddedToken[];
+  addedTokens: AddedTokenInfo[];
   templatePrefix: number[];
   templateSuffix: number[];
   warnings: string[];

@@ -1,5 +1,7 @@
 #include "common/json.h"
 
+#include "common/utf8.h"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -23,6 +25,19 @@ const char* typeName(Type type) {
     case Type::Object: return "object";
   }
   return "unknown";
+}
+
+const std::string* componentType(const Value& value, const std::string& path, std::string& error) {
+  if (!value.isObject()) {
+    error = path + ": expected an object, got " + typeName(value.type);
+    return nullptr;
+  }
+  const Value* type = value.find("type");
+  if (type == nullptr || !type->isString()) {
+    error = path + ".type: missing or not a string";
+    return nullptr;
+  }
+  return &type->string;
 }
 
 namespace {
@@ -136,24 +151,6 @@ class Parser {
       else return fail("invalid \\u escape");
     }
     return true;
-  }
-
-  static void appendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
   }
 
   bool parseString(std::string& out) {

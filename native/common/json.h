@@ -44,4 +44,8 @@ ParseResult parse(std::string_view text, Value& out);
 
 const char* typeName(Type type);
 
+// The "type" string of a tokenizer.json component object at `path`; nullptr (with `error` naming the field) when
+// the value is not an object or has no string "type".
+const std::string* componentType(const Value& value, const std::string& path, std::string& error);
+
 }  // namespace octomix::json

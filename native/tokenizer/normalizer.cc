@@ -179,16 +179,9 @@ bool Normalizer::load(const json::Value& value, const std::string& path, std::st
 }
 
 bool Normalizer::loadStep(const json::Value& value, const std::string& path, std::string& error, bool& unsupported) {
-  if (!value.isObject()) {
-    error = path + ": expected an object, got " + json::typeName(value.type);
-    return false;
-  }
-  const json::Value* type = value.find("type");
-  if (type == nullptr || !type->isString()) {
-    error = path + ".type: missing or not a string";
-    return false;
-  }
-  const std::string& name = type->string;
+  const std::string* type = json::componentType(value, path, error);
+  if (type == nullptr) return false;
+  const std::string& name = *type;
   if (name == "NFC") {
     steps_.push_back({Kind::Nfc, {}, {}});
     return true;

@@ -284,16 +284,9 @@ bool PreTokenizer::load(const json::Value& value, const std::string& path, std::
 }
 
 bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, std::string& error, bool& unsupported) {
-  if (!value.isObject()) {
-    error = path + ": expected an object, got " + json::typeName(value.type);
-    return false;
-  }
-  const json::Value* type = value.find("type");
-  if (type == nullptr || !type->isString()) {
-    error = path + ".type: missing or not a string";
-    return false;
-  }
-  const std::string& name = type->string;
+  const std::string* type = json::componentType(value, path, error);
+  if (type == nullptr) return false;
+  const std::string& name = *type;
   auto flag = [&](const char* key, bool fallback) {
     const json::Value* field = value.find(key);
     return field != nullptr && field->isBool() ? field->boolean : fallback;

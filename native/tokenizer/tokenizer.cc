@@ -83,13 +83,10 @@ std::shared_ptr<Tokenizer> Tokenizer::load(std::string_view text, LoadResult& re
 }
 
 bool Tokenizer::loadPostProcessor(const json::Value& value, const std::string& path, LoadResult& result) {
-  const json::Value* type = value.find("type");
-  if (type == nullptr || !type->isString()) {
-    result.error = path + ".type: missing or not a string";
-    return false;
-  }
-  if (type->string == "ByteLevel") return true;  // trims offsets only; no ids change
-  if (type->string == "Sequence") {
+  const std::string* type = json::componentType(value, path, result.error);
+  if (type == nullptr) return false;
+  if (*type == "ByteLevel") return true;  // trims offsets only; no ids change
+  if (*type == "Sequence") {
     const json::Value* list = value.find("processors");
     if (list == nullptr || !list->isArray()) {
       result.error = path + ".processors: missing or not an array";
@@ -100,9 +97,9 @@ bool Tokenizer::loadPostProcessor(const json::Value& value, const std::string& p
     }
     return true;
   }
-  if (type->string != "TemplateProcessing") {
+  if (*type != "TemplateProcessing") {
     result.unsupported = true;
-    result.error = path + ".type: " + type->string + " post-processor";
+    result.error = path + ".type: " + *type + " post-processor";
     return false;
   }
   const json::Value* single = value.find("single");

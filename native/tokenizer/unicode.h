@@ -6,9 +6,12 @@
 #include <cstdint>
 #include <string>
 
+#include "common/utf8.h"
 #include "tokenizer/unicode_tables.h"
 
 namespace octomix::unicode {
+
+using octomix::appendUtf8;
 
 inline uint8_t classOf(uint32_t codePoint) {
   if (codePoint >= 0x110000) return 0;
@@ -38,24 +41,6 @@ inline uint32_t decodeValid(const uint8_t* text, size_t& length) {
   length = 4;
   return (static_cast<uint32_t>(lead & 0x07) << 18) | (static_cast<uint32_t>(text[1] & 0x3F) << 12) |
          (static_cast<uint32_t>(text[2] & 0x3F) << 6) | (text[3] & 0x3F);
-}
-
-inline void appendUtf8(std::string& out, uint32_t codePoint) {
-  if (codePoint < 0x80) {
-    out.push_back(static_cast<char>(codePoint));
-  } else if (codePoint < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (codePoint >> 6)));
-    out.push_back(static_cast<char>(0x80 | (codePoint & 0x3F)));
-  } else if (codePoint < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (codePoint >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((codePoint >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (codePoint & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (codePoint >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((codePoint >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((codePoint >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (codePoint & 0x3F)));
-  }
 }
 
 // Length of the valid UTF-8 prefix of [text, text+length).
