@@ -34,6 +34,23 @@ export class UnsupportedTokenizerError extends OctomixError {
   }
 }
 
+/** A shard pair that is missing, truncated, corrupt or inconsistent. The message names the file and the problem. */
+export class ShardFormatError extends OctomixError {
+  /** The shard prefix (PREFIX.bin / PREFIX.idx). */
+  readonly prefix: string;
+  constructor(prefix: string, message: string, options?: { cause?: unknown }) {
+    super('SHARD_FORMAT', message, options);
+    this.prefix = prefix;
+  }
+}
+
+/** A system error while writing shards (full disk, permissions, a vanished folder), with the path in the message. */
+export class ShardWriteError extends OctomixError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SHARD_WRITE', message, options);
+  }
+}
+
 /** Describes a value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';

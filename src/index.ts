@@ -12,6 +12,16 @@ export type {
   TokenizerBackend,
   TokenizerLoadOptions,
 } from './tokenizer/tokenizer.js';
-export { OctomixError, TokenizerLoadError, UnsupportedTokenizerError } from './errors.js';
+export { ShardWriter, optimalDtype } from './shards/shard-writer.js';
+export type { ShardDtype, ShardSummary, ShardWriterOptions } from './shards/shard-writer.js';
+export { TokenDataset } from './shards/token-dataset.js';
+export type { TokenArray } from './shards/token-dataset.js';
+export {
+  OctomixError,
+  ShardFormatError,
+  ShardWriteError,
+  TokenizerLoadError,
+  UnsupportedTokenizerError,
+} from './errors.js';
 export { buildInfo } from './doctor.js';
 export type { BuildInfo } from './doctor.js';

@@ -39,7 +39,30 @@ export interface NativeBuildInfo {
   cudaDriverError?: string;
 }
 
+export interface NativeShardStats {
+  sequences: number;
+  documents: number;
+  tokens: number;
+  binBytes: number;
+}
+
+export interface NativeShardWriter {
+  addDocument(ids: Uint32Array): void;
+  finish(): NativeShardStats;
+  abort(): void;
+  stats(): NativeShardStats;
+}
+
+export interface NativeTokenDataset {
+  info(): { dtype: string; sequences: number; documents: number; tokens: number };
+  document(index: number): Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
+  lengths(): Int32Array;
+  documentIndices(): Float64Array;
+}
+
 export interface NativeAddon {
+  ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
+  TokenDataset: new (prefix: string) => NativeTokenDataset;
   Tokenizer: {
     new (json: string | Uint8Array): NativeTokenizer;
     /** Parses and builds on a native pool thread. */

@@ -1,0 +1,323 @@
+#include "shards/indexed_dataset.h"
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <libgen.h>
+#include <unistd.h>
+
+namespace octomix::shards {
+
+namespace {
+
+constexpr size_t kWriteBufferBytes = 4 << 20;
+
+uint64_t readU64(const uint8_t* data) {
+  uint64_t value;
+  std::memcpy(&value, data, 8);  // little-endian hosts only (x86-64, arm64), as numpy's native order in Megatron
+  return value;
+}
+
+int64_t readI64(const uint8_t* data) {
+  int64_t value;
+  std::memcpy(&value, data, 8);
+  return value;
+}
+
+uint64_t maxIdFor(uint8_t dtype) {
+  switch (dtype) {
+    case kUint8: return 0xFF;
+    case kInt8: return 0x7F;
+    case kInt16: return 0x7FFF;
+    case kUint16: return 0xFFFF;
+    case kInt32: return 0x7FFFFFFF;
+    default: return 0xFFFFFFFFull;
+  }
+}
+
+std::atomic<uint64_t> temporaryCounter{0};
+
+std::string directoryOf(const std::string& path) {
+  std::string copy = path;
+  return std::string(::dirname(copy.data()));
+}
+
+}  // namespace
+
+size_t dtypeBytes(uint8_t code) {
+  switch (code) {
+    case kUint8:
+    case kInt8: return 1;
+    case kInt16:
+    case kUint16: return 2;
+    case kInt32: return 4;
+    case kInt64: return 8;
+    default: return 0;
+  }
+}
+
+const char* dtypeName(uint8_t code) {
+  switch (code) {
+    case kUint8: return "uint8";
+    case kInt8: return "int8";
+    case kInt16: return "int16";
+    case kInt32: return "int32";
+    case kInt64: return "int64";
+    case kUint16: return "uint16";
+    case 6: return "float64";
+    case 7: return "float32";
+    default: return "unknown";
+  }
+}
+
+ShardWriter::ShardWriter(std::string prefix, uint8_t dtype) : prefix_(std::move(prefix)), dtype_(dtype) {}
+
+ShardWriter::~ShardWriter() {
+  if (!finished_) abort();
+}
+
+bool ShardWriter::open(std::string& error) {
+  if (dtypeBytes(dtype_) == 0) {
+    error = "dtype code " + std::to_string(dtype_) + " is not an integer token dtype";
+    return false;
+  }
+  std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temporaryCounter.fetch_add(1));
+  binTemporary_ = prefix_ + ".bin" + suffix;
+  idxTemporary_ = prefix_ + ".idx" + suffix;
+  bin_ = FileDescriptor(::open(binTemporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!bin_.valid()) {
+    error = systemError(binTemporary_, "create", errno);
+    return false;
+  }
+  buffer_.reserve(kWriteBufferBytes);
+  return true;
+}
+
+bool ShardWriter::writeAll(int fd, const void* data, size_t bytes, const std::string& path, std::string& error) {
+  const auto* cursor = static_cast<const uint8_t*>(data);
+  while (bytes > 0) {
+    ssize_t written = ::write(fd, cursor, bytes);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      error = systemError(path, "write", errno);
+      return false;
+    }
+    cursor += written;
+    bytes -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
+bool ShardWriter::flush(std::string& error) {
+  if (buffer_.empty()) return true;
+  bool ok = writeAll(bin_.get(), buffer_.data(), buffer_.size(), binTemporary_, error);
+  buffer_.clear();
+  return ok;
+}
+
+bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& error) {
+  if (!bin_.valid() || finished_) {
+    error = "the shard writer for " + prefix_ + " is not open";
+    return false;
+  }
+  if (count > 0x7FFFFFFF) {
+    error = "a document of " + std::to_string(count) + " tokens does not fit Megatron's int32 sequence length";
+    return false;
+  }
+  uint64_t maxId = maxIdFor(dtype_);
+  size_t item = dtypeBytes(dtype_);
+  for (size_t i = 0; i < count; ++i) {
+    if (ids[i] > maxId) {
+      error = "token id " + std::to_string(ids[i]) + " does not fit dtype " + dtypeName(dtype_);
+      return false;
+    }
+  }
+  for (size_t start = 0; start < count;) {
+    size_t room = (kWriteBufferBytes - buffer_.size()) / item;
+    if (room == 0) {
+      if (!flush(error)) return false;
+      continue;
+    }
+    size_t take = std::min(room, count - start);
+    size_t offset = buffer_.size();
+    buffer_.resize(offset + take * item);
+    uint8_t* out = buffer_.data() + offset;
+    for (size_t i = 0; i < take; ++i) {
+      uint32_t id = ids[start + i];
+      switch (item) {
+        case 1: out[i] = static_cast<uint8_t>(id); break;
+        case 2: { uint16_t v = static_cast<uint16_t>(id); std::memcpy(out + 2 * i, &v, 2); break; }
+        case 4: std::memcpy(out + 4 * i, &id, 4); break;
+        default: { int64_t v = id; std::memcpy(out + 8 * i, &v, 8); break; }
+      }
+    }
+    start += take;
+  }
+  if (count > 0) lengths_.push_back(static_cast<int32_t>(count));
+  documentIndices_.push_back(static_cast<int64_t>(lengths_.size()));
+  tokens_ += count;
+  return true;
+}
+
+bool ShardWriter::finish(std::string& error) {
+  if (!flush(error)) return false;
+  if (::fsync(bin_.get()) != 0) {
+    error = systemError(binTemporary_, "sync", errno);
+    return false;
+  }
+  std::string closeError;
+  if (!bin_.close(closeError)) {
+    error = "cannot close " + binTemporary_ + ": " + closeError;
+    return false;
+  }
+  FileDescriptor idx(::open(idxTemporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!idx.valid()) {
+    error = systemError(idxTemporary_, "create", errno);
+    return false;
+  }
+  uint64_t sequenceCount = lengths_.size();
+  uint64_t documentCount = documentIndices_.size();
+  std::vector<uint8_t> header(kHeaderBytes);
+  std::memcpy(header.data(), kMagic, 9);
+  uint64_t version = 1;
+  std::memcpy(header.data() + 9, &version, 8);
+  header[17] = dtype_;
+  std::memcpy(header.data() + 18, &sequenceCount, 8);
+  std::memcpy(header.data() + 26, &documentCount, 8);
+  std::vector<int64_t> pointers(sequenceCount);
+  int64_t position = 0;
+  for (size_t i = 0; i < sequenceCount; ++i) {
+    pointers[i] = position;
+    position += static_cast<int64_t>(lengths_[i]) * static_cast<int64_t>(dtypeBytes(dtype_));
+  }
+  if (!writeAll(idx.get(), header.data(), header.size(), idxTemporary_, error) ||
+      !writeAll(idx.get(), lengths_.data(), lengths_.size() * 4, idxTemporary_, error) ||
+      !writeAll(idx.get(), pointers.data(), pointers.size() * 8, idxTemporary_, error) ||
+      !writeAll(idx.get(), documentIndices_.data(), documentIndices_.size() * 8, idxTemporary_, error)) {
+    return false;
+  }
+  if (::fsync(idx.get()) != 0) {
+    error = systemError(idxTemporary_, "sync", errno);
+    return false;
+  }
+  if (!idx.close(closeError)) {
+    error = "cannot close " + idxTemporary_ + ": " + closeError;
+    return false;
+  }
+  // .bin first: a pair is complete once its .idx exists (and the manifest, written after this, says so).
+  if (::rename(binTemporary_.c_str(), (prefix_ + ".bin").c_str()) != 0) {
+    error = systemError(prefix_ + ".bin", "rename into", errno);
+    return false;
+  }
+  if (::rename(idxTemporary_.c_str(), (prefix_ + ".idx").c_str()) != 0) {
+    error = systemError(prefix_ + ".idx", "rename into", errno);
+    return false;
+  }
+  FileDescriptor directory(::open(directoryOf(prefix_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (directory.valid()) ::fsync(directory.get());  // make the renames durable; best effort
+  finished_ = true;
+  return true;
+}
+
+void ShardWriter::abort() {
+  std::string ignored;
+  bin_.close(ignored);
+  if (!binTemporary_.empty()) ::unlink(binTemporary_.c_str());
+  if (!idxTemporary_.empty()) ::unlink(idxTemporary_.c_str());
+  finished_ = true;
+}
+
+int32_t IndexedDataset::length(uint64_t sequence) const {
+  int32_t value;
+  std::memcpy(&value, lengths_ + 4 * sequence, 4);
+  return value;
+}
+
+int64_t IndexedDataset::pointer(uint64_t sequence) const { return readI64(pointers_ + 8 * sequence); }
+
+int64_t IndexedDataset::documentIndex(uint64_t index) const { return readI64(documentIndices_ + 8 * index); }
+
+std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix, std::string& error) {
+  auto dataset = std::shared_ptr<IndexedDataset>(new IndexedDataset());
+  std::string idxPath = prefix + ".idx";
+  std::string binPath = prefix + ".bin";
+  dataset->idx_ = MappedFile::open(idxPath, error);
+  if (!dataset->idx_) return nullptr;
+  dataset->bin_ = MappedFile::open(binPath, error, true);
+  if (!dataset->bin_) return nullptr;
+  const uint8_t* idx = dataset->idx_->data();
+  size_t idxSize = dataset->idx_->size();
+  if (idxSize < kHeaderBytes) {
+    error = idxPath + ": truncated: " + std::to_string(idxSize) + " bytes, shorter than the 34-byte header";
+    return nullptr;
+  }
+  if (std::memcmp(idx, kMagic, 9) != 0) {
+    error = idxPath + ": not a Megatron index (bad magic; expected MMIDIDX\\0\\0)";
+    return nullptr;
+  }
+  uint64_t version = readU64(idx + 9);
+  if (version != 1) {
+    error = idxPath + ": unsupported version " + std::to_string(version) + " (expected 1)";
+    return nullptr;
+  }
+  dataset->dtype_ = idx[17];
+  if (dtypeBytes(dataset->dtype_) == 0) {
+    error = idxPath + ": dtype code " + std::to_string(dataset->dtype_) + " (" + dtypeName(dataset->dtype_) +
+            ") is not an integer token dtype";
+    return nullptr;
+  }
+  dataset->sequences_ = readU64(idx + 18);
+  dataset->documentCount_ = readU64(idx + 26);
+  uint64_t n = dataset->sequences_, d = dataset->documentCount_;
+  // Overflow-safe size check: the counts come from the file and are not trusted.
+  if (n > (UINT64_MAX / 16) || d > (UINT64_MAX / 16) || d == 0) {
+    error = idxPath + ": corrupt counts (sequences " + std::to_string(n) + ", document indices " + std::to_string(d) + ")";
+    return nullptr;
+  }
+  uint64_t expected = kHeaderBytes + 12 * n + 8 * d;
+  if (idxSize != expected && idxSize != expected + n) {  // + n: Megatron's multimodal sequence modes
+    error = idxPath + ": size " + std::to_string(idxSize) + " bytes does not match its header (" + std::to_string(n) +
+            " sequences, " + std::to_string(d) + " document indices need " + std::to_string(expected) +
+            "): truncated or corrupt";
+    return nullptr;
+  }
+  dataset->lengths_ = idx + kHeaderBytes;
+  dataset->pointers_ = dataset->lengths_ + 4 * n;
+  dataset->documentIndices_ = dataset->pointers_ + 8 * n;
+  size_t item = dataset->itemBytes();
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    int32_t length = dataset->length(i);
+    if (length < 0) {
+      error = idxPath + ": sequence " + std::to_string(i) + " has negative length " + std::to_string(length);
+      return nullptr;
+    }
+    if (static_cast<uint64_t>(dataset->pointer(i)) != total * item) {
+      error = idxPath + ": sequence " + std::to_string(i) + " starts at byte " + std::to_string(dataset->pointer(i)) +
+              " but the lengths before it put it at " + std::to_string(total * item);
+      return nullptr;
+    }
+    total += static_cast<uint64_t>(length);
+  }
+  dataset->tokens_ = total;
+  if (dataset->documentIndex(0) != 0 || static_cast<uint64_t>(dataset->documentIndex(d - 1)) != n) {
+    error = idxPath + ": document indices must start at 0 and end at the sequence count " + std::to_string(n);
+    return nullptr;
+  }
+  for (uint64_t i = 1; i < d; ++i) {
+    if (dataset->documentIndex(i) < dataset->documentIndex(i - 1)) {
+      error = idxPath + ": document indices decrease at " + std::to_string(i);
+      return nullptr;
+    }
+  }
+  if (dataset->bin_->size() != total * item) {
+    error = binPath + ": size " + std::to_string(dataset->bin_->size()) + " bytes, but " + idxPath + " describes " +
+            std::to_string(total) + " tokens of " + std::to_string(item) + " bytes (" + std::to_string(total * item) +
+            "): truncated or mismatched pair";
+    return nullptr;
+  }
+  return dataset;
+}
+
+}  // namespace octomix::shards

@@ -1,0 +1,90 @@
+// Megatron-LM's indexed dataset (MMIDIDX version 1), byte for byte as megatron/core/datasets/indexed_dataset.py
+// writes it (see ../shared/notes/megatron-format.md): PREFIX.idx = magic, version, dtype code, sequence count N,
+// document count D+1, int32 lengths[N], int64 byte pointers[N], int64 document indices[D+1] (leading 0, last N),
+// no padding; PREFIX.bin = the tokens back to back in the dtype.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/file.h"
+
+namespace octomix::shards {
+
+constexpr uint8_t kMagic[9] = {'M', 'M', 'I', 'D', 'I', 'D', 'X', 0, 0};
+constexpr size_t kHeaderBytes = 34;
+
+// Megatron's DType codes. Only integer types hold tokens.
+enum DtypeCode : uint8_t { kUint8 = 1, kInt8 = 2, kInt16 = 3, kInt32 = 4, kInt64 = 5, kUint16 = 8 };
+size_t dtypeBytes(uint8_t code);  // 0 for codes that are not token dtypes (floats, unknown)
+const char* dtypeName(uint8_t code);
+
+// Writes PREFIX.bin / PREFIX.idx under temporary names; finish() syncs and renames them into place, so a killed
+// process never leaves a pair that looks complete. The destructor removes unfinished temporaries.
+class ShardWriter {
+ public:
+  ShardWriter(std::string prefix, uint8_t dtype);
+  ~ShardWriter();
+  ShardWriter(const ShardWriter&) = delete;
+  ShardWriter& operator=(const ShardWriter&) = delete;
+
+  bool open(std::string& error);
+  // One document as one sequence; an empty document adds no sequence, only a document boundary (Megatron's rule).
+  // Returns false with `error` on an id that does not fit the dtype or a write error (e.g. a full disk).
+  bool addDocument(const uint32_t* ids, size_t count, std::string& error);
+  bool finish(std::string& error);
+  void abort();
+
+  uint64_t sequences() const { return lengths_.size(); }
+  uint64_t documents() const { return documentIndices_.size() - 1; }
+  uint64_t tokens() const { return tokens_; }
+  uint64_t binBytes() const { return tokens_ * dtypeBytes(dtype_); }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  bool flush(std::string& error);
+  bool writeAll(int fd, const void* data, size_t bytes, const std::string& path, std::string& error);
+
+  std::string prefix_;
+  uint8_t dtype_;
+  std::string binTemporary_, idxTemporary_;
+  FileDescriptor bin_;
+  std::vector<uint8_t> buffer_;
+  std::vector<int32_t> lengths_;
+  std::vector<int64_t> documentIndices_{0};
+  uint64_t tokens_ = 0;
+  bool finished_ = false;
+};
+
+// A shard pair opened read-only with both files memory-mapped and every count and size validated.
+class IndexedDataset {
+ public:
+  // Returns nullptr with `error` ("PREFIX.idx: bad magic ...") for a missing, truncated or inconsistent pair.
+  static std::shared_ptr<IndexedDataset> open(const std::string& prefix, std::string& error);
+
+  uint8_t dtype() const { return dtype_; }
+  size_t itemBytes() const { return dtypeBytes(dtype_); }
+  uint64_t sequences() const { return sequences_; }
+  uint64_t documents() const { return documentCount_ - 1; }
+  uint64_t tokens() const { return tokens_; }
+  int32_t length(uint64_t sequence) const;
+  int64_t pointer(uint64_t sequence) const;
+  int64_t documentIndex(uint64_t index) const;
+  const uint8_t* sequenceData(uint64_t sequence) const { return bin_->data() + pointer(sequence); }
+  const std::shared_ptr<MappedFile>& binFile() const { return bin_; }
+
+ private:
+  std::shared_ptr<MappedFile> idx_;
+  std::shared_ptr<MappedFile> bin_;
+  uint8_t dtype_ = 0;
+  uint64_t sequences_ = 0;
+  uint64_t documentCount_ = 0;
+  uint64_t tokens_ = 0;
+  const uint8_t* lengths_ = nullptr;
+  const uint8_t* pointers_ = nullptr;
+  const uint8_t* documentIndices_ = nullptr;
+};
+
+}  // namespace octomix::shards

@@ -1,0 +1,144 @@
+/**
+ * Writes one Megatron-LM shard pair (PREFIX.bin + PREFIX.idx, byte-identical to IndexedDatasetBuilder's) plus the
+ * PREFIX.json manifest. Files are written under temporary names and renamed only when complete: .bin, then .idx,
+ * then the manifest, so a pair without a manifest is never taken as finished by `octomix tokenize`'s resume.
+ */
+import { rename, writeFile, unlink } from 'node:fs/promises';
+import { describeValue, ShardWriteError } from '../errors.js';
+import { loadAddon, type NativeShardWriter } from '../native.js';
+import { TokenDigest } from './digest.js';
+
+/** Token dtypes octomix writes. Megatron's codes: uint16 = 8, int32 = 4. */
+export type ShardDtype = 'uint16' | 'int32';
+const dtypeCodes: Record<ShardDtype, number> = { uint16: 8, int32: 4 };
+
+/** Megatron's rule (DType.optimal_dtype): uint16 when the vocabulary has fewer than 65500 ids, else int32. */
+export function optimalDtype(vocabSize: number): ShardDtype {
+  return vocabSize < 65500 ? 'uint16' : 'int32';
+}
+
+export interface ShardWriterOptions {
+  /** Token dtype. Default: `optimalDtype(vocabSize)` when `vocabSize` is given, else `'int32'`. */
+  dtype?: ShardDtype;
+  /** Vocabulary size, to pick the dtype (Megatron's rule). */
+  vocabSize?: number;
+}
+
+export interface ShardSummary {
+  prefix: string;
+  dtype: ShardDtype;
+  /** Documents added, empty ones included. */
+  documents: number;
+  /** Sequences written (one per non-empty document). */
+  sequences: number;
+  tokens: number;
+  binBytes: number;
+  /** sha256 over the token ids as little-endian int64. */
+  digest: string;
+}
+
+export class ShardWriter {
+  readonly prefix: string;
+  readonly dtype: ShardDtype;
+  #native: NativeShardWriter | undefined;
+  readonly #digest = new TokenDigest();
+
+  private constructor(prefix: string, dtype: ShardDtype, native: NativeShardWriter) {
+    this.prefix = prefix;
+    this.dtype = dtype;
+    this.#native = native;
+  }
+
+  /**
+   * Opens a writer for PREFIX.bin / PREFIX.idx (the folder must exist).
+   * @throws {ShardWriteError} the temporary file cannot be created (the message has the path and errno text)
+   */
+  static create(prefix: string, options: ShardWriterOptions = {}): ShardWriter {
+    if (typeof prefix !== 'string' || prefix.length === 0) {
+      throw new TypeError(`prefix must be a non-empty string, received ${describeValue(prefix)}`);
+    }
+    if (options.vocabSize !== undefined && (!Number.isInteger(options.vocabSize) || options.vocabSize <= 0)) {
+      throw new RangeError(`options.vocabSize must be a positive integer, received ${describeValue(options.vocabSize)}`);
+    }
+    const dtype = options.dtype ?? (options.vocabSize !== undefined ? optimalDtype(options.vocabSize) : 'int32');
+    if (!(dtype in dtypeCodes)) {
+      throw new RangeError(`options.dtype must be 'uint16' or 'int32', received ${describeValue(options.dtype)}`);
+    }
+    if (dtype === 'uint16' && options.vocabSize !== undefined && options.vocabSize > 65536) {
+      throw new RangeError(`options.dtype 'uint16' cannot hold a vocabulary of ${options.vocabSize} ids`);
+    }
+    const { ShardWriter: NativeClass } = loadAddon();
+    try {
+      return new ShardWriter(prefix, dtype, new NativeClass(prefix, dtypeCodes[dtype]));
+    } catch (error) {
+      throw new ShardWriteError((error as Error).message, { cause: error });
+    }
+  }
+
+  /** Appends one document (one sequence; an empty document adds only a document boundary, as Megatron does). */
+  addDocument(ids: Uint32Array): void {
+    const native = this.#open();
+    if (!(ids instanceof Uint32Array)) throw new TypeError(`ids must be a Uint32Array, received ${describeValue(ids)}`);
+    try {
+      native.addDocument(ids);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === 'SHARD_ID') throw new RangeError(`${this.prefix}: ${(error as Error).message}`);
+      throw new ShardWriteError((error as Error).message, { cause: error });
+    }
+    this.#digest.update(ids);
+  }
+
+  /** Counts so far. */
+  get stats(): { documents: number; sequences: number; tokens: number; binBytes: number } {
+    return this.#open().stats();
+  }
+
+  /**
+   * Syncs and renames the pair into place, then writes PREFIX.json with `manifest` merged into the shard's own
+   * fields. Returns the summary.
+   */
+  async finish(manifest: Record<string, unknown> = {}): Promise<ShardSummary> {
+    const native = this.#open();
+    this.#native = undefined;
+    let stats;
+    try {
+      stats = native.finish();
+    } catch (error) {
+      throw new ShardWriteError((error as Error).message, { cause: error });
+    }
+    const summary: ShardSummary = { prefix: this.prefix, dtype: this.dtype, ...stats, digest: this.#digest.hex() };
+    const body = {
+      format: 'megatron-indexed-dataset',
+      version: 1,
+      ...manifest,
+      dtype: summary.dtype,
+      documents: summary.documents,
+      sequences: summary.sequences,
+      tokens: summary.tokens,
+      binBytes: summary.binBytes,
+      idxBytes: 34 + 12 * summary.sequences + 8 * (summary.documents + 1),
+      digest: { algorithm: 'sha256', of: 'token ids as little-endian int64', value: summary.digest },
+    };
+    const temporary = `${this.prefix}.json.tmp-${process.pid}`;
+    try {
+      await writeFile(temporary, `${JSON.stringify(body, null, 2)}\n`);
+      await rename(temporary, `${this.prefix}.json`);
+    } catch (error) {
+      await unlink(temporary).catch(() => {});
+      throw new ShardWriteError(`cannot write ${this.prefix}.json: ${(error as Error).message}`, { cause: error });
+    }
+    return summary;
+  }
+
+  /** Removes the temporary files; nothing is left under the final names. */
+  abort(): void {
+    this.#native?.abort();
+    this.#native = undefined;
+  }
+
+  #open(): NativeShardWriter {
+    if (!this.#native) throw new ShardWriteError(`the shard writer for ${this.prefix} is already finished or aborted`);
+    return this.#native;
+  }
+}
