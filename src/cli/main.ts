@@ -2,6 +2,9 @@
 /** The `octomix` command: dispatches to one module per subcommand. */
 import { runDoctor } from './doctor.js';
 import { runEncode } from './encode.js';
+import { runInspect } from './inspect.js';
+import { runTokenize } from './tokenize.js';
+import { runVerify } from './verify.js';
 
 const usage = `usage: octomix <command> [options]
 
@@ -10,12 +13,19 @@ commands:
   encode --tokenizer PATH [TEXT] print the ids of TEXT (or stdin), one line
   encode --tokenizer PATH --decode [IDS]
                                  print the text of space/comma-separated ids (or stdin)
+  tokenize --tokenizer PATH --output PREFIX INPUT...
+                                 JSONL / JSONL.gz / JSONL.zst / Parquet / text to Megatron .bin/.idx shards
+  inspect PREFIX...              counts, dtype, length percentiles and histogram; --tokenizer decodes documents
+  verify PREFIX...               sizes, header and digest against the manifest; exit 1 on a mismatch
 
 run "octomix <command> --help" for a command's options`;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
   doctor: runDoctor,
   encode: runEncode,
+  tokenize: runTokenize,
+  inspect: runInspect,
+  verify: runVerify,
 };
 
 async function main(argv: string[]): Promise<number> {

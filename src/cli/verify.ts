@@ -1,0 +1,45 @@
+/** `octomix verify PREFIX...`: sizes, header and digest of each shard against its manifest; non-zero on a mismatch. */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { displayPath } from '../io/inputs.js';
+import { verifyShard } from '../shards/verify.js';
+
+const help = `usage: octomix verify PREFIX...
+
+Checks each shard (PREFIX.bin, PREFIX.idx) against PREFIX.json: file sizes, header, index, counts, and the sha256
+digest recomputed over every token. A PREFIX written with --max-shard-* stands for all its numbered shards
+(PREFIX_00000, PREFIX_00001, ...). Exits 1 when any shard does not verify.`;
+
+/** PREFIX itself, or its numbered shards when only those exist. */
+export function shardPrefixes(prefix: string): string[] {
+  const clean = prefix.replace(/\.(bin|idx|json)$/, '');
+  if (existsSync(`${clean}.json`) || existsSync(`${clean}.idx`)) return [clean];
+  const numbered: string[] = [];
+  for (let index = 0; existsSync(`${clean}_${String(index).padStart(5, '0')}.idx`) || existsSync(`${clean}_${String(index).padStart(5, '0')}.json`); index++) {
+    numbered.push(`${clean}_${String(index).padStart(5, '0')}`);
+  }
+  return numbered.length > 0 ? numbered : [clean];
+}
+
+export async function runVerify(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(help);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    console.error(`octomix verify: at least one PREFIX is required\n\n${help}`);
+    return 2;
+  }
+  let failures = 0;
+  for (const prefix of positionals.flatMap(shardPrefixes)) {
+    const result = await verifyShard(prefix);
+    if (result.ok) {
+      console.log(`ok   ${displayPath(prefix)}: ${result.manifest!.documents.toLocaleString('en')} documents (${result.manifest!.sequences.toLocaleString('en')} non-empty), ${result.manifest!.tokens.toLocaleString('en')} tokens, sha256 ${result.manifest!.digest.value.slice(0, 16)}…`);
+    } else {
+      failures++;
+      console.log(`FAIL ${displayPath(prefix)}: ${result.problems.join('; ')}`);
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}

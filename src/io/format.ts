@@ -1,0 +1,70 @@
+/**
+ * Turning a record into the text to tokenize: one field by dotted path (`--field meta.text`), or a template over
+ * several fields (`--template 'Question: {question}\n\nAnswer: {answer}'`) for QA and instruction data.
+ */
+
+export type FormatResult = { text: string } | { error: 'missing-field' | 'non-string-field'; field: string };
+
+function lookup(value: unknown, path: string): unknown {
+  let current = value;
+  for (const key of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+export interface RecordFormatter {
+  /** The top-level fields the formatter reads (Parquet decodes only these columns). */
+  readonly columns: string[];
+  format(value: unknown): FormatResult;
+}
+
+/** `{name}` or `{a.b}` placeholders; `{{` and `}}` are literal braces; `\n` and `\t` escapes are expanded. */
+export function templateFormatter(template: string): RecordFormatter {
+  const parts: ({ literal: string } | { field: string })[] = [];
+  const expanded = template.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+  const pattern = /\{\{|\}\}|\{([A-Za-z_][\w.-]*)\}/g;
+  let last = 0;
+  for (const match of expanded.matchAll(pattern)) {
+    if (match.index! > last) parts.push({ literal: expanded.slice(last, match.index) });
+    if (match[0] === '{{') parts.push({ literal: '{' });
+    else if (match[0] === '}}') parts.push({ literal: '}' });
+    else parts.push({ field: match[1] });
+    last = match.index! + match[0].length;
+  }
+  if (last < expanded.length) parts.push({ literal: expanded.slice(last) });
+  const fields = parts.filter((part): part is { field: string } => 'field' in part).map((part) => part.field);
+  if (fields.length === 0) throw new RangeError(`--template must name at least one {field}, received ${JSON.stringify(template)}`);
+  return {
+    columns: [...new Set(fields.map((field) => field.split('.')[0]))],
+    format(value) {
+      let text = '';
+      for (const part of parts) {
+        if ('literal' in part) {
+          text += part.literal;
+          continue;
+        }
+        const field = lookup(value, part.field);
+        if (field === undefined || field === null) return { error: 'missing-field', field: part.field };
+        if (typeof field !== 'string' && typeof field !== 'number') return { error: 'non-string-field', field: part.field };
+        text += String(field);
+      }
+      return { text };
+    },
+  };
+}
+
+export function fieldFormatter(path: string): RecordFormatter {
+  if (!/^[^.]+(\.[^.]+)*$/.test(path)) throw new RangeError(`--field must be a dotted path like text or meta.body, received ${JSON.stringify(path)}`);
+  return {
+    columns: [path.split('.')[0]],
+    format(value) {
+      if (typeof value === 'string') return { text: value };  // plain text files
+      const field = lookup(value, path);
+      if (field === undefined || field === null) return { error: 'missing-field', field: path };
+      if (typeof field !== 'string') return { error: 'non-string-field', field: path };
+      return { text: field };
+    },
+  };
+}

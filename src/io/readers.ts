@@ -1,0 +1,136 @@
+/**
+ * Streaming record readers with bounded memory: JSON Lines (plain, gzip, zstd), Parquet (row groups, any
+ * compression hyparquet-compressors knows: snappy, gzip, zstd, brotli, lz4) and plain text (one document per file).
+ * Lines are split on bytes and decoded with a fatal UTF-8 decoder first, so invalid UTF-8 is counted (and then
+ * replaced by U+FFFD) instead of silently replaced.
+ */
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { Decompress } from 'fzstd';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import type { InputFile } from './inputs.js';
+
+export interface InputRecord {
+  /** 1-based line (JSONL), row (Parquet) or 1 (text). */
+  line: number;
+  /** The parsed JSON value / row object, or the text itself for text files. */
+  value?: unknown;
+  /** Set for a line that is not valid JSON: the parser's message. */
+  parseError?: string;
+  /** The record's bytes had invalid UTF-8 (replaced by U+FFFD in `value`). */
+  invalidUtf8: boolean;
+  bytes: number;
+}
+
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+const lenientDecoder = new TextDecoder('utf-8');
+
+function decode(bytes: Uint8Array): { text: string; invalidUtf8: boolean } {
+  try {
+    return { text: strictDecoder.decode(bytes), invalidUtf8: false };
+  } catch {
+    return { text: lenientDecoder.decode(bytes), invalidUtf8: true };
+  }
+}
+
+async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
+  const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
+  if (file.compression === 'gzip') {
+    yield* stream.pipe(createGunzip());
+    return;
+  }
+  if (file.compression === 'zstd') {
+    const output: Uint8Array[] = [];
+    const decompressor = new Decompress((chunk) => {
+      output.push(chunk);
+    });
+    for await (const chunk of stream) {
+      decompressor.push(chunk as Uint8Array);
+      while (output.length > 0) yield output.shift()!;
+    }
+    decompressor.push(new Uint8Array(0), true);
+    while (output.length > 0) yield output.shift()!;
+    return;
+  }
+  yield* stream as AsyncIterable<Uint8Array>;
+}
+
+async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let line = 0;
+  const emit = (bytes: Uint8Array): InputRecord | undefined => {
+    line++;
+    let end = bytes.length;
+    if (end > 0 && bytes[end - 1] === 0x0d) end--;  // CRLF files
+    const { text, invalidUtf8 } = decode(end === bytes.length ? bytes : bytes.subarray(0, end));
+    if (text.trim().length === 0) return undefined;  // blank lines are not records
+    try {
+      return { line, value: JSON.parse(text), invalidUtf8, bytes: bytes.length + 1 };
+    } catch (error) {
+      return { line, parseError: (error as Error).message, invalidUtf8, bytes: bytes.length + 1 };
+    }
+  };
+  for await (const chunk of byteChunks(file)) {
+    let start = 0;
+    let newline = chunk.indexOf(0x0a, start);
+    while (newline >= 0) {
+      let lineBytes = chunk.subarray(start, newline);
+      if (pendingBytes > 0) {
+        pending.push(lineBytes);
+        lineBytes = Buffer.concat(pending, pendingBytes + lineBytes.length);
+        pending = [];
+        pendingBytes = 0;
+      }
+      const record = emit(lineBytes);
+      if (record) yield record;
+      start = newline + 1;
+      newline = chunk.indexOf(0x0a, start);
+    }
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+    }
+  }
+  if (pendingBytes > 0) {
+    const record = emit(Buffer.concat(pending, pendingBytes));
+    if (record) yield record;
+  }
+}
+
+async function* parquetRows(file: InputFile, columns: string[] | undefined): AsyncGenerator<InputRecord> {
+  const buffer = await asyncBufferFromFile(file.path);
+  const metadata = await parquetMetadataAsync(buffer);
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    const rows = await parquetReadObjects({ file: buffer, metadata, columns, rowStart, rowEnd, compressors });
+    let line = rowStart;
+    for (const row of rows) {
+      line++;
+      yield { line, value: row, invalidUtf8: false, bytes: 0 };
+    }
+    rowStart = rowEnd;
+  }
+}
+
+async function* wholeText(file: InputFile): AsyncGenerator<InputRecord> {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of byteChunks(file)) {
+    chunks.push(chunk);
+    bytes += chunk.length;
+  }
+  const { text, invalidUtf8 } = decode(Buffer.concat(chunks, bytes));
+  yield { line: 1, value: text, invalidUtf8, bytes };
+}
+
+/** The records of one input file, in order. `columns` limits what Parquet decodes (the fields a run uses). */
+export function readRecords(file: InputFile, columns?: string[]): AsyncGenerator<InputRecord> {
+  switch (file.kind) {
+    case 'jsonl': return jsonLines(file);
+    case 'parquet': return parquetRows(file, columns);
+    case 'text': return wholeText(file);
+  }
+}

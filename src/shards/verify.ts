@@ -1,0 +1,67 @@
+/**
+ * Checks a shard pair against its PREFIX.json manifest: both files present with the recorded sizes, a valid header
+ * and index, the recorded counts, and the digest recomputed over every token. Used by `octomix verify` and by
+ * `octomix tokenize` before it keeps a shard from an interrupted run.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { TokenDigest } from './digest.js';
+import { TokenDataset } from './token-dataset.js';
+
+export interface ShardManifest {
+  format: string;
+  dtype: string;
+  documents: number;
+  sequences: number;
+  tokens: number;
+  binBytes: number;
+  idxBytes: number;
+  digest: { algorithm: string; value: string };
+  [key: string]: unknown;
+}
+
+export interface VerifyResult {
+  prefix: string;
+  ok: boolean;
+  problems: string[];
+  manifest?: ShardManifest;
+}
+
+export async function readManifest(prefix: string): Promise<ShardManifest> {
+  const text = await readFile(`${prefix}.json`, 'utf8');
+  return JSON.parse(text) as ShardManifest;
+}
+
+export async function verifyShard(prefix: string, options: { digest?: boolean } = {}): Promise<VerifyResult> {
+  const problems: string[] = [];
+  let manifest: ShardManifest;
+  try {
+    manifest = await readManifest(prefix);
+  } catch (error) {
+    return { prefix, ok: false, problems: [`${prefix}.json: ${(error as Error).message}`] };
+  }
+  for (const [suffix, expected] of [['bin', manifest.binBytes], ['idx', manifest.idxBytes]] as const) {
+    try {
+      const size = (await stat(`${prefix}.${suffix}`)).size;
+      if (size !== expected) problems.push(`${prefix}.${suffix}: ${size} bytes, the manifest says ${expected}`);
+    } catch (error) {
+      problems.push(`${prefix}.${suffix}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) return { prefix, ok: false, problems, manifest };
+  let dataset: TokenDataset;
+  try {
+    dataset = TokenDataset.open(prefix);
+  } catch (error) {
+    return { prefix, ok: false, problems: [(error as Error).message], manifest };
+  }
+  if (dataset.dtype !== manifest.dtype) problems.push(`dtype ${dataset.dtype}, the manifest says ${manifest.dtype}`);
+  if (dataset.numTokens !== manifest.tokens) problems.push(`${dataset.numTokens} tokens, the manifest says ${manifest.tokens}`);
+  if (dataset.numDocuments !== manifest.sequences) problems.push(`${dataset.numDocuments} sequences, the manifest says ${manifest.sequences}`);
+  if (options.digest !== false && problems.length === 0) {
+    const digest = new TokenDigest();
+    for (let i = 0; i < dataset.numDocuments; i++) digest.update(dataset.document(i) as ArrayLike<number>);
+    const value = digest.hex();
+    if (value !== manifest.digest?.value) problems.push(`digest ${value}, the manifest says ${manifest.digest?.value}`);
+  }
+  return { prefix, ok: problems.length === 0, problems, manifest };
+}
