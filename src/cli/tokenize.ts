@@ -166,7 +166,10 @@ export async function runTokenize(args: string[]): Promise<number> {
   const dtype: ShardDtype = dtypeOption === 'auto' ? optimalDtype(tokenizer.vocabSize) : (dtypeOption as ShardDtype);
 
   const output = resolve(values.output);
-  await mkdir(dirname(output), { recursive: true });
+  await mkdir(dirname(output), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'EEXIST' || error.code === 'ENOTDIR' ? 'a file is in the way' : error.message;
+    throw new Error(`--output ${values.output}: cannot create the folder ${dirname(output)}: ${reason}`);
+  });
   const numbered = maxShardTokens !== undefined || maxShardBytes !== undefined;
   const shardPrefix = (index: number) => (numbered ? `${output}_${String(index).padStart(5, '0')}` : output);
   const version = JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')).version as string;

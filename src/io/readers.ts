@@ -99,13 +99,18 @@ async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
   }
 }
 
+// hyparquet's default string decoder drops a leading U+FEFF from every value (TextDecoder's BOM handling), which
+// changed the ids of a Quran text that starts with one; a value's characters are content, so keep them all.
+const keepBom = new TextDecoder('utf-8', { ignoreBOM: true });
+const parsers = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes && keepBom.decode(bytes) };
+
 async function* parquetRows(file: InputFile, columns: string[] | undefined): AsyncGenerator<InputRecord> {
   const buffer = await asyncBufferFromFile(file.path);
   const metadata = await parquetMetadataAsync(buffer);
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, columns, rowStart, rowEnd, compressors });
+    const rows = await parquetReadObjects({ file: buffer, metadata, columns, rowStart, rowEnd, compressors, parsers });
     let line = rowStart;
     for (const row of rows) {
       line++;

@@ -1,0 +1,204 @@
+// `octomix tokenize` end to end, as a user runs it (dist/cli/main.js in a child process): every input format, the
+// shards' contents against the tokenizer, identical output for any --workers, shard cutting, resume after an
+// interruption, --part, bad records, and clean failures.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TokenDataset, Tokenizer } from '../../src/index.js';
+import { packageRoot } from '../../src/native.js';
+import { loadCorpus } from '../fixtures/corpus.js';
+import { modelFiles } from '../helpers/oracle.js';
+
+const cli = join(packageRoot, 'dist', 'cli', 'main.js');
+function octomix(args: string[], options: { cwd?: string; shell?: string } = {}) {
+  const result = options.shell
+    ? spawnSync('bash', ['-c', options.shell], { cwd: options.cwd, encoding: 'utf8' })
+    : spawnSync(process.execPath, [cli, ...args], { cwd: options.cwd, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+let tokenizer: Tokenizer;
+let folder: string;
+let texts: string[];
+const llama = modelFiles.llama3;
+
+beforeAll(async () => {
+  tokenizer = await Tokenizer.fromFile(llama);
+  folder = mkdtempSync(join(tmpdir(), 'octomix-tokenize-'));
+  // Real multi-domain text, split over every input format.
+  texts = loadCorpus({ maxBytesPerDomain: 20_000 }).map((document) => document.text);
+  const jsonl = (list: string[]) => list.map((text) => JSON.stringify({ text, meta: { id: text.length } })).join('\n') + '\n';
+  const quarter = Math.ceil(texts.length / 4);
+  mkdirSync(join(folder, 'in'));
+  writeFileSync(join(folder, 'in', 'a.jsonl'), jsonl(texts.slice(0, quarter)));
+  writeFileSync(join(folder, 'in', 'b.jsonl.gz'), gzipSync(jsonl(texts.slice(quarter, 2 * quarter))));
+  writeFileSync(join(folder, 'in', 'c.jsonl'), jsonl(texts.slice(2 * quarter, 3 * quarter)));
+  const zst = spawnSync('zstd', ['-q', '-f', '--rm', join(folder, 'in', 'c.jsonl'), '-o', join(folder, 'in', 'c.jsonl.zst')]);
+  if (zst.status !== 0) throw new Error(`zstd is needed for this test (apt-get install zstd): ${zst.stderr}`);
+  const parquet = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts.slice(3 * quarter), type: 'STRING' }], rowGroupSize: 7 });
+  writeFileSync(join(folder, 'in', 'd.parquet'), new Uint8Array(parquet));
+});
+
+function expectedDocuments(list: string[], eos: number): number[][] {
+  return list.map((text) => {
+    const ids = Array.from(tokenizer.encode(text, { addSpecialTokens: false }));
+    return ids.length > 0 ? [...ids, eos] : [];
+  });
+}
+
+function readAll(prefixes: string[]): number[][] {
+  const dataset = TokenDataset.open(prefixes);
+  return Array.from({ length: dataset.numDocuments }, (_, i) => Array.from(dataset.document(i) as Int32Array));
+}
+
+describe('octomix tokenize', () => {
+  it('turns JSONL, JSONL.gz, JSONL.zst and Parquet into shards that verify and hold exactly the tokenizer ids', () => {
+    const out = join(folder, 'all', 'corpus');
+    const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--append-eos', '--progress', 'lines', join(folder, 'in')]);
+    expect(run.stderr).toMatch(/octomix tokenize: [\d,]+ documents, .* tokens \(int32\) in 1 new shard\(s\)/);
+    expect(run.code).toBe(0);
+    expect(octomix(['verify', out]).code).toBe(0);
+    expect(readAll([out])).toEqual(expectedDocuments(texts, 128001).filter((ids) => ids.length > 0));
+    const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    expect(manifest.tokenizer.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.sources.map((source: { path: string }) => source.path.split('/').pop())).toEqual(['a.jsonl', 'b.jsonl.gz', 'c.jsonl.zst', 'd.parquet']);
+    expect(manifest).toMatchObject({ eos: { id: 128001 }, bos: null, dtype: 'int32', complete: true, documents: texts.length });
+  });
+
+  it('writes identical bytes whatever --workers is', () => {
+    const outputs = ['1', '2'].map((workers) => {
+      const out = join(folder, `workers-${workers}`, 'corpus');
+      expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--workers', workers, '--batch-bytes', '20K', '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+      return out;
+    });
+    expect(readFileSync(`${outputs[0]}.bin`)).toEqual(readFileSync(`${outputs[1]}.bin`));
+    expect(readFileSync(`${outputs[0]}.idx`)).toEqual(readFileSync(`${outputs[1]}.idx`));
+  });
+
+  it('cuts numbered shards and resumes after an interruption, redoing only the rest', () => {
+    const whole = join(folder, 'whole', 'corpus');
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', whole, '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+    const cut = join(folder, 'cut', 'corpus');
+    const args = ['tokenize', '--tokenizer', llama, '--output', cut, '--max-shard-tokens', '10K', '--batch-bytes', '16K', '--progress', 'none', join(folder, 'in')];
+    expect(octomix(args).code).toBe(0);
+    const shards = readdirSync(join(folder, 'cut')).filter((name) => name.endsWith('.idx')).sort();
+    expect(shards.length).toBeGreaterThan(3);
+    const prefixes = shards.map((name) => join(folder, 'cut', name.replace(/\.idx$/, '')));
+    expect(readAll(prefixes)).toEqual(readAll([whole]));
+    expect(octomix(['verify', cut]).stdout.match(/^ok /gm)).toHaveLength(shards.length);
+
+    // Interrupt: the last two shards are lost (one half-written), a stale temporary is left behind.
+    const before = prefixes.map((prefix) => statSync(`${prefix}.bin`).mtimeMs);
+    rmSync(`${prefixes.at(-1)}.json`);
+    rmSync(`${prefixes.at(-2)}.idx`);
+    writeFileSync(`${prefixes.at(-1)}.bin.tmp-999-0`, 'partial');
+    const resumed = octomix(args);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`kept ${shards.length - 2} verified shard(s)`);
+    expect(prefixes.slice(0, -2).map((prefix) => statSync(`${prefix}.bin`).mtimeMs)).toEqual(before.slice(0, -2));
+    expect(readdirSync(join(folder, 'cut')).some((name) => name.includes('.tmp-'))).toBe(false);
+    expect(readAll(prefixes)).toEqual(readAll([whole]));
+    expect(octomix(['verify', cut]).code).toBe(0);
+    // A complete run is not redone; a run with other options refuses to mix outputs.
+    expect(octomix(args).stderr).toContain('already complete and verified; nothing to do');
+    const other = octomix([...args, '--append-eos']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/written by a different run .* use --force/);
+  });
+
+  it('splits the input files between machines with --part', () => {
+    const parts = ['0/2', '1/2'].map((part) => {
+      const out = join(folder, `part-${part.replace('/', '-')}`, 'corpus');
+      expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--part', part, '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+      return JSON.parse(readFileSync(`${out}.json`, 'utf8')).sources.map((source: { path: string }) => source.path.split('/').pop());
+    });
+    expect(parts).toEqual([['a.jsonl', 'c.jsonl.zst'], ['b.jsonl.gz', 'd.parquet']]);
+  });
+
+  it('formats QA records with --template and takes nested fields with --field', () => {
+    const input = join(folder, 'qa.jsonl');
+    writeFileSync(input, `${JSON.stringify({ question: 'What is 2+2?', answer: '4', meta: { body: 'nested text' } })}\n`);
+    const out = join(folder, 'qa', 'qa');
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--template', 'Question: {question}\\nAnswer: {answer}', '--progress', 'none', input]).code).toBe(0);
+    expect(readAll([out])).toEqual([Array.from(tokenizer.encode('Question: What is 2+2?\nAnswer: 4', { addSpecialTokens: false }))]);
+    const nested = join(folder, 'qa', 'nested');
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', nested, '--field', 'meta.body', '--prepend-bos', '--progress', 'none', input]).code).toBe(0);
+    expect(readAll([nested])).toEqual([[128000, ...Array.from(tokenizer.encode('nested text', { addSpecialTokens: false }))]]);
+  });
+
+  it('stops at a bad record with file:line, or counts bad records, invalid UTF-8 and empty documents', () => {
+    const input = join(folder, 'bad.jsonl');
+    writeFileSync(input, Buffer.concat([
+      Buffer.from('{"text":"good"}\n{"text": broken}\n{"other":"x"}\n{"text":7}\n{"text":""}\n'),
+      Buffer.from('{"text":"bad \xff byte"}\n', 'latin1'),
+    ]));
+    const out = join(folder, 'bad', 'shard');
+    const stopped = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'none', input]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toMatch(/bad\.jsonl:2: .*not valid JSON.*--skip-bad-records/);
+    expect(existsSync(join(folder, 'bad'))).toBe(true);
+    expect(readdirSync(join(folder, 'bad'))).toEqual([]);
+    const skipped = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--skip-bad-records', '--append-eos', '--progress', 'none', input]);
+    expect(skipped.code).toBe(0);
+    const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    expect(manifest).toMatchObject({
+      skippedRecords: { 'malformed-json': 1, 'missing-field': 1, 'non-string-field': 1 },
+      emptyDocuments: 1, invalidUtf8Records: 1, documents: 3, sequences: 2,
+    });
+    expect(readAll([out])).toEqual(expectedDocuments(['good', 'bad \uFFFD byte'], 128001));
+    const missing = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--force', '--field', 'nope', '--progress', 'none', input]);
+    expect(missing.stderr).toMatch(/bad\.jsonl:1: no field "nope"/);
+  });
+
+  it('fails clearly on wrong options, missing inputs and unwritable output, leaving no shard behind', () => {
+    expect(octomix(['tokenize', '--tokenizer', llama, join(folder, 'in')]).stderr).toMatch(/--output PREFIX is required/);
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', join(folder, 'x'), '--part', '2/2', join(folder, 'in')]).stderr).toMatch(/--part must be I\/N with 0 <= I < N, received "2\/2"/);
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', join(folder, 'x'), '--max-shard-tokens', 'lots', join(folder, 'in')]).stderr).toMatch(/--max-shard-tokens must be a number like 65536, 4M/);
+    const missing = octomix(['tokenize', '--tokenizer', llama, '--output', join(folder, 'x'), join(folder, 'absent.jsonl')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/input .*absent\.jsonl: no such file or folder/);
+    const notAFolder = join(folder, 'a-file');
+    writeFileSync(notAFolder, 'x');
+    const unwritable = octomix(['tokenize', '--tokenizer', llama, '--output', join(notAFolder, 'corpus'), join(folder, 'in')]);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toMatch(/--output .*a-file\/corpus: cannot create the folder .*a-file: a file is in the way/);
+  });
+
+  it('reports a full disk (here: a file-size limit) and removes the partial shard', () => {
+    const out = join(folder, 'full', 'corpus');
+    const run = octomix([], { shell: `ulimit -f 64; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} tokenize --tokenizer ${JSON.stringify(llama)} --output ${JSON.stringify(out)} --progress none ${JSON.stringify(join(folder, 'in'))}` });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/cannot write .*corpus\.bin\.tmp-\d+-\d+: File too large \[SHARD_WRITE\]/);
+    expect(readdirSync(join(folder, 'full'))).toEqual([]);
+  });
+});
+
+describe('octomix inspect and verify', () => {
+  it('prints counts, percentiles, a histogram and decoded documents', () => {
+    const out = join(folder, 'all', 'corpus');
+    const run = octomix(['inspect', '--tokenizer', llama, '--show', '1', out]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/documents: [\d,]+\ntokens: +[\d,]+ .*\ndtype: +int32\nlength: +min \d+, p10 \d+, p50 \d+, p90 \d+, p99 \d+, max \d+/);
+    expect(run.stdout).toMatch(/histogram \(tokens per document\):\n +\d+-\d+ #+/);
+    expect(run.stdout).toContain(`--- document 0`);
+  });
+
+  it('exits non-zero when a shard does not match its manifest', () => {
+    const source = join(folder, 'all', 'corpus');
+    const copy = join(folder, 'tampered');
+    mkdirSync(copy);
+    for (const suffix of ['bin', 'idx', 'json']) writeFileSync(join(copy, `corpus.${suffix}`), readFileSync(`${source}.${suffix}`));
+    const bin = readFileSync(join(copy, 'corpus.bin'));
+    bin[100] ^= 0xff;
+    writeFileSync(join(copy, 'corpus.bin'), bin);
+    const run = octomix(['verify', join(copy, 'corpus')]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^FAIL .*corpus: digest [0-9a-f]{64}, the manifest says [0-9a-f]{64}/m);
+    rmSync(join(copy, 'corpus.idx'));
+    expect(octomix(['verify', join(copy, 'corpus')]).stdout).toMatch(/corpus\.idx: missing/);
+  });
+});
