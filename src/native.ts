@@ -8,6 +8,15 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddedTokenInfo } from './tokenizer/tokenizer.js';
 
+/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
+export interface NativeJsonLines {
+  ids: Uint32Array[];
+  status: Int32Array;
+  invalidUtf8: Uint8Array;
+  lineBytes: Float64Array;
+  messages: (string | undefined)[];
+}
+
 export interface NativeTokenizerInfo {
   vocabSize: number;
   addedTokens: AddedTokenInfo[];
@@ -21,6 +30,7 @@ export interface NativeTokenizer {
   encode(text: string | Uint8Array, addSpecialTokens: boolean): Uint32Array;
   encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>;
   decode(ids: Uint32Array, skipSpecialTokens: boolean): string;
+  encodeJsonLines(bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<NativeJsonLines>;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   info(): NativeTokenizerInfo;
@@ -48,7 +58,7 @@ export interface NativeShardStats {
 
 export interface NativeShardWriter {
   addDocument(ids: Uint32Array): void;
-  finish(): NativeShardStats;
+  finish(): NativeShardStats & { digest: string };
   abort(): void;
   stats(): NativeShardStats;
 }

@@ -9,8 +9,8 @@ namespace octomix::json {
 
 const Value* Value::find(std::string_view key) const {
   if (type != Type::Object) return nullptr;
-  for (const auto& entry : object) {
-    if (entry.first == key) return &entry.second;
+  for (auto entry = object.rbegin(); entry != object.rend(); ++entry) {
+    if (entry->first == key) return &entry->second;
   }
   return nullptr;
 }
@@ -46,7 +46,7 @@ constexpr int kMaxDepth = 512;
 
 class Parser {
  public:
-  explicit Parser(std::string_view text) : text_(text) {}
+  Parser(std::string_view text, ParseOptions options) : text_(text), options_(options) {}
 
   bool parseDocument(Value& out) {
     skipWhitespace();
@@ -183,6 +183,25 @@ class Parser {
         case 'u': {
           uint32_t unit = 0;
           if (!parseHex4(unit)) return false;
+          if (unit >= 0xD800 && unit <= 0xDBFF && options_.loneSurrogatesAsReplacement) {
+            uint32_t low = 0;
+            size_t save = position_;
+            bool paired = position_ + 6 <= text_.size() && text_[position_] == '\\' && text_[position_ + 1] == 'u';
+            if (paired) {
+              position_ += 2;
+              paired = parseHex4(low) && low >= 0xDC00 && low <= 0xDFFF;
+              if (!paired) {
+                error.clear();
+                position_ = save;  // the next escape is read on its own
+              }
+            }
+            appendUtf8(out, paired ? 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00) : 0xFFFD);
+            break;
+          }
+          if (unit >= 0xDC00 && unit <= 0xDFFF && options_.loneSurrogatesAsReplacement) {
+            appendUtf8(out, 0xFFFD);
+            break;
+          }
           if (unit >= 0xD800 && unit <= 0xDBFF) {
             if (position_ + 2 > text_.size() || text_[position_] != '\\' || text_[position_ + 1] != 'u') {
               return fail("lone leading surrogate in \\u escape");
@@ -251,13 +270,14 @@ class Parser {
   }
 
   std::string_view text_;
+  ParseOptions options_;
   size_t position_ = 0;
 };
 
 }  // namespace
 
-ParseResult parse(std::string_view text, Value& out) {
-  Parser parser(text);
+ParseResult parse(std::string_view text, Value& out, ParseOptions options) {
+  Parser parser(text, options);
   ParseResult result;
   result.ok = parser.parseDocument(out);
   if (!result.ok) {

@@ -30,7 +30,8 @@ class Value {
   bool isArray() const { return type == Type::Array; }
   bool isBool() const { return type == Type::Bool; }
   bool isNumber() const { return type == Type::Number; }
-  // Returns nullptr when absent (or when this is not an object).
+  // Returns nullptr when absent (or when this is not an object). A duplicated key gives its last value, as
+  // JSON.parse does.
   const Value* find(std::string_view key) const;
 };
 
@@ -40,7 +41,13 @@ struct ParseResult {
   size_t errorOffset = 0;
 };
 
-ParseResult parse(std::string_view text, Value& out);
+struct ParseOptions {
+  // JSON.parse semantics for \u escapes of unpaired surrogates: each becomes U+FFFD (what a JS string holding it
+  // turns into as UTF-8) instead of an error (serde_json's behaviour, used for tokenizer.json).
+  bool loneSurrogatesAsReplacement = false;
+};
+
+ParseResult parse(std::string_view text, Value& out, ParseOptions options = {});
 
 const char* typeName(Type type);
 

@@ -1,5 +1,6 @@
 #include "shards/indexed_dataset.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -153,6 +154,12 @@ bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& er
       }
     }
     start += take;
+  }
+  int64_t widened[1024];  // the digest is over int64 ids, whatever the dtype on disk
+  for (size_t start = 0; start < count; start += 1024) {
+    size_t take = std::min<size_t>(1024, count - start);
+    for (size_t i = 0; i < take; ++i) widened[i] = ids[start + i];
+    digest_.update(widened, take * sizeof(int64_t));
   }
   if (count > 0) lengths_.push_back(static_cast<int32_t>(count));
   documentIndices_.push_back(static_cast<int64_t>(lengths_.size()));

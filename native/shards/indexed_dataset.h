@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/file.h"
+#include "common/sha256.h"
 
 namespace octomix::shards {
 
@@ -41,6 +42,8 @@ class ShardWriter {
   uint64_t documents() const { return documentIndices_.size() - 1; }
   uint64_t tokens() const { return tokens_; }
   uint64_t binBytes() const { return tokens_ * dtypeBytes(dtype_); }
+  // sha256 over every token id written so far as little-endian int64 (finalizes; call once, after finish()).
+  std::string digest() { return digest_.hex(); }
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -56,6 +59,7 @@ class ShardWriter {
   std::vector<int64_t> documentIndices_{0};
   uint64_t tokens_ = 0;
   bool finished_ = false;
+  Sha256 digest_;
 };
 
 // A shard pair opened read-only with both files memory-mapped and every count and size validated.

@@ -104,6 +104,7 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
         writer_.reset();
         return throwCoded(env, error, "SHARD_IO");
       }
+      result.As<Napi::Object>().Set("digest", writer_->digest());
       writer_.reset();
     } catch (const std::exception& error) {
       writer_.reset();

@@ -10,11 +10,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ShardWriter, optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
 import { readManifest, verifyShard } from '../shards/verify.js';
-import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
 import { fieldFormatter, templateFormatter, type RecordFormatter } from '../io/format.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from '../io/inputs.js';
 import { formatCount, formatDuration, parseSize, Progress } from '../io/progress.js';
-import { readRecords } from '../io/readers.js';
+import { byteChunks, readRecords } from '../io/readers.js';
 import { packageRoot } from '../native.js';
 
 const help = `usage: octomix tokenize --tokenizer tokenizer.json --output out/PREFIX [options] INPUT...
@@ -37,7 +37,9 @@ options:
   --skip-bad-records        count malformed lines, missing and non-string fields in the manifest instead of stopping
   --force                   redo everything instead of resuming from the completed shards
   --batch-bytes N           text per tokenizer batch (default 8M)
-  --progress auto|tty|lines|none  progress display (default auto: a bar on a terminal, lines every 10 s otherwise)`;
+  --progress auto|tty|lines|none  progress display (default auto: a bar on a terminal, lines every 10 s otherwise)
+  --json-parser native|js   JSON Lines with --field are parsed on the native threads (default) or by JSON.parse on
+                            the main thread; both give the same shards (--template always uses the js path)`;
 
 type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field';
 
@@ -46,11 +48,14 @@ interface Position {
   record: number;  // records consumed in that file
 }
 
-interface PendingDocument {
+// One input record in a batch, accounted in input order when its batch is written (so per-shard counts are exact
+// even though reading runs ahead of writing).
+interface PendingRecord {
   file: number;
   record: number;
-  text: string;
   bytes: number;
+  invalidUtf8: boolean;
+  skip?: SkipReason;
 }
 
 interface ShardCounters {
@@ -104,6 +109,7 @@ export async function runTokenize(args: string[]): Promise<number> {
       force: { type: 'boolean' },
       'batch-bytes': { type: 'string' },
       progress: { type: 'string' },
+      'json-parser': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -121,6 +127,8 @@ export async function runTokenize(args: string[]): Promise<number> {
   if (values.field && values.template) return usage('--field and --template cannot be used together');
   const dtypeOption = values.dtype ?? 'auto';
   if (!['auto', 'uint16', 'int32'].includes(dtypeOption)) return usage(`--dtype must be auto, uint16 or int32, received "${dtypeOption}"`);
+  const jsonParser = values['json-parser'] ?? 'native';
+  if (!['native', 'js'].includes(jsonParser)) return usage(`--json-parser must be native or js, received "${jsonParser}"`);
   const progressMode = values.progress ?? 'auto';
   if (!['auto', 'tty', 'lines', 'none'].includes(progressMode)) return usage(`--progress must be auto, tty, lines or none, received "${progressMode}"`);
   let workers: number | undefined;
@@ -271,10 +279,19 @@ export async function runTokenize(args: string[]): Promise<number> {
     return summary;
   };
 
-  const writeBatch = async (batch: PendingDocument[], idLists: Uint32Array[]) => {
-    for (let i = 0; i < batch.length; i++) {
+  // idLists[i] holds the ids of records[i]; skipped records have none.
+  const writeBatch = async (records: PendingRecord[], idLists: (Uint32Array | undefined)[]) => {
+    for (let i = 0; i < records.length; i++) {
+      const entry = records[i];
+      counters.bytesRead += entry.bytes;
+      if (entry.invalidUtf8) counters.invalidUtf8Records++;
+      position = { file: entry.file, record: entry.record };
+      if (entry.skip) {
+        counters.skipped[entry.skip]++;
+        continue;
+      }
       if (!writer) openShard();
-      let ids = idLists[i];
+      let ids = idLists[i]!;
       if (ids.length === 0) {
         counters.emptyDocuments++;
       } else if (bos || eos) {
@@ -288,7 +305,6 @@ export async function runTokenize(args: string[]): Promise<number> {
       counters.documents++;
       totals.documents++;
       totals.tokens += ids.length;
-      position = { file: batch[i].file, record: batch[i].record };
       const stats = writer!.stats;
       if ((maxShardTokens !== undefined && stats.tokens >= maxShardTokens) || (maxShardBytes !== undefined && stats.binBytes >= maxShardBytes)) {
         await finishShard(false);
@@ -297,70 +313,143 @@ export async function runTokenize(args: string[]): Promise<number> {
     }
   };
 
-  let inflight: Promise<void> | undefined;
+  const badRecord = (where: string, detail: string) =>
+    Object.assign(new Error(`${where}: ${detail} (use --skip-bad-records to count and skip such records)`), { located: true });
+  // Up to two batches are encoded at once (the pool runs them in order) so the workers never wait for the main
+  // thread to write the previous batch; writes stay in input order because each batch's accounting and write is
+  // chained after the one before.
+  const maxInFlight = 2;
+  const inFlight: Promise<void>[] = [];
+  let lastWrite: Promise<void> = Promise.resolve();
   const inflightSettled = async () => {
-    if (inflight) await inflight.catch(() => {});
+    await Promise.allSettled(inFlight);
   };
+  const submit = async (work: () => Promise<() => Promise<void>>) => {
+    if (inFlight.length >= maxInFlight) await inFlight.shift();
+    const encoded = work();
+    const task = Promise.all([encoded, lastWrite]).then(([write]) => write());
+    // Awaited later; marked handled now so a write error (a full disk) that happens while the next batch is being
+    // read is reported there instead of crashing the process as unhandled.
+    task.catch(() => {});
+    lastWrite = task;
+    inFlight.push(task);
+  };
+  const threadOption = workers ? { threads: workers } : {};
+  const native = nativeTokenizerOf(tokenizer);
+  const fieldPath = values.template ? undefined : (values.field ?? 'text').split('.');
+  // JSON Lines with a plain --field: bytes go to the native pool, which splits, repairs, parses and encodes; the
+  // main thread only reads (and decompresses) the file. The JS path (--json-parser js) gives the same output.
+  const tokenizeJsonLinesNatively = async (fileIndex: number, file: InputFile, skipUntil: number) => {
+    const state = { line: 0, record: 0 };
+    const send = async (bytes: Uint8Array) => {
+      totals.bytes += bytes.length;
+      await submit(async () => {
+        const result = await native!.encodeJsonLines(bytes, fieldPath!, false, workers ?? 0);
+        return async () => {
+          const records: PendingRecord[] = [];
+          const idLists: (Uint32Array | undefined)[] = [];
+          for (let i = 0; i < result.status.length; i++) {
+            state.line++;
+            const status = result.status[i];
+            if (status === 1) continue;  // blank line
+            state.record++;
+            if (state.record <= skipUntil) continue;
+            const entry: PendingRecord = { file: fileIndex, record: state.record, bytes: result.lineBytes[i], invalidUtf8: result.invalidUtf8[i] === 1 };
+            if (status !== 0) {
+              const where = `${displayPath(file.path)}:${state.line}`;
+              const field = fieldPath!.join('.');
+              const detail = status === 2 ? (result.messages[i] ?? 'malformed JSON') : status === 3 ? `no field "${field}"` : `field "${field}" is not a string`;
+              if (!values['skip-bad-records']) {
+                await writeBatch(records, idLists);  // what came before the bad line is consistent, then stop
+                throw badRecord(where, detail);
+              }
+              entry.skip = status === 2 ? 'malformed-json' : status === 3 ? 'missing-field' : 'non-string-field';
+            }
+            records.push(entry);
+            idLists.push(status === 0 ? result.ids[i] : undefined);
+          }
+          await writeBatch(records, idLists);
+          progress.update(totals);
+        };
+      });
+    };
+    let parts: Uint8Array[] = [];
+    let size = 0;
+    for await (const chunk of byteChunks(file)) {
+      parts.push(chunk);
+      size += chunk.length;
+      if (size < batchBytes) continue;
+      const joined = Buffer.concat(parts, size);
+      const cut = joined.lastIndexOf(0x0a);
+      if (cut < 0) continue;  // one long line so far: keep reading
+      await send(joined.subarray(0, cut + 1));
+      parts = [joined.subarray(cut + 1)];
+      size = joined.length - cut - 1;
+    }
+    if (size > 0) await send(Buffer.concat(parts, size));
+  };
+
   try {
-    let batch: PendingDocument[] = [];
+    let batch: PendingRecord[] = [];
+    let texts: (string | undefined)[] = [];
     let batchSize = 0;
     const flush = async () => {
-      if (inflight) await inflight;
-      const pending = batch;
+      const records = batch;
+      const pendingTexts = texts;
       batch = [];
+      texts = [];
       batchSize = 0;
-      const task = tokenizer.encodeBatch(pending.map((document) => document.text), { addSpecialTokens: false, ...(workers ? { threads: workers } : {}) })
-        .then((idLists) => writeBatch(pending, idLists));
-      // Awaited at the next flush or at the end; marked handled now so a write error (a full disk) that happens
-      // while the next batch is being read is reported there instead of crashing the process as unhandled.
-      task.catch(() => {});
-      inflight = task;
+      await submit(async () => {
+        const present = pendingTexts.filter((text): text is string => text !== undefined);
+        const encoded = await tokenizer.encodeBatch(present, { addSpecialTokens: false, ...threadOption });
+        let next = 0;
+        const idLists = pendingTexts.map((text) => (text === undefined ? undefined : encoded[next++]));
+        return () => writeBatch(records, idLists);
+      });
     };
     for (let fileIndex = start.file; fileIndex < files.length; fileIndex++) {
       const file: InputFile = files[fileIndex];
       const skipUntil = fileIndex === start.file ? start.record : 0;
-      let record = 0;
       try {
+        if (file.kind === 'jsonl' && native && fieldPath && jsonParser === 'native') {
+          await tokenizeJsonLinesNatively(fileIndex, file, skipUntil);
+          continue;
+        }
+        let record = 0;
         for await (const item of readRecords(file, formatter.columns)) {
           record++;
           if (record <= skipUntil) continue;
-          counters.bytesRead += item.bytes;
           totals.bytes += item.bytes;
-          const where = `${displayPath(file.path)}:${item.line}`;
-          if (item.invalidUtf8) counters.invalidUtf8Records++;
-          let reason: SkipReason | undefined;
-          let detail = '';
-          let text = '';
+          const entry: PendingRecord = { file: fileIndex, record, bytes: item.bytes, invalidUtf8: item.invalidUtf8 };
+          let text: string | undefined;
           if (item.parseError !== undefined) {
-            reason = 'malformed-json';
-            detail = item.parseError;
+            if (!values['skip-bad-records']) throw badRecord(`${displayPath(file.path)}:${item.line}`, item.parseError);
+            entry.skip = 'malformed-json';
           } else {
             const formatted = formatter.format(item.value);
             if ('error' in formatted) {
-              reason = formatted.error;
-              detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"` : `field "${formatted.field}" is not a string`;
+              const detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"` : `field "${formatted.field}" is not a string`;
+              if (!values['skip-bad-records']) throw badRecord(`${displayPath(file.path)}:${item.line}`, detail);
+              entry.skip = formatted.error;
             } else {
               text = formatted.text;
             }
           }
-          if (reason) {
-            if (!values['skip-bad-records']) throw new Error(`${where}: ${detail} (use --skip-bad-records to count and skip such records)`);
-            counters.skipped[reason]++;
-            continue;
-          }
-          batch.push({ file: fileIndex, record, text, bytes: item.bytes });
-          batchSize += text.length;
+          batch.push(entry);
+          texts.push(text);
+          batchSize += text?.length ?? 0;
           if (batchSize >= batchBytes || batch.length >= 65536) await flush();
           progress.update(totals);
         }
+        if (batch.length > 0) await flush();
       } catch (error) {
-        if ((error as Error).message.startsWith(displayPath(file.path))) throw error;
+        if ((error as { located?: boolean }).located || (error as Error).message.startsWith(displayPath(file.path))) throw error;
         throw new Error(`${displayPath(file.path)}: ${(error as Error).message}`, { cause: error });
       }
       if (file.kind === 'parquet') totals.bytes += file.size;
     }
-    if (batch.length > 0) await flush();
-    if (inflight) await inflight;
+
+    while (inFlight.length > 0) await inFlight.shift();
     position = { file: files.length, record: 0 };
     if (writer) {
       await finishShard(true);
@@ -387,7 +476,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     `octomix tokenize: ${totals.documents.toLocaleString('en')} documents, ${formatCount(totals.tokens)} tokens (${dtype}) ` +
     `in ${totals.shards} new shard(s)${kept.length ? ` + ${kept.length} kept` : ''} at ${displayPath(output)}${numbered ? '_*' : ''}; ` +
     `${(totals.bytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s, ${formatCount(totals.tokens / Math.max(seconds, 1e-3))} tokens/s, ` +
-    `${formatDuration(seconds)}${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
+    `${formatDuration(seconds)}, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
   );
   return 0;
 }

@@ -34,7 +34,8 @@ function decode(bytes: Uint8Array): { text: string; invalidUtf8: boolean } {
   }
 }
 
-async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
+/** The file's bytes after decompression, in chunks of about 1 MiB. */
+export async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
   const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
   if (file.compression === 'gzip') {
     yield* stream.pipe(createGunzip());

@@ -6,7 +6,6 @@
 import { rename, writeFile, unlink } from 'node:fs/promises';
 import { describeValue, ShardWriteError } from '../errors.js';
 import { loadAddon, type NativeShardWriter } from '../native.js';
-import { TokenDigest } from './digest.js';
 
 /** Token dtypes octomix writes. Megatron's codes: uint16 = 8, int32 = 4. */
 export type ShardDtype = 'uint16' | 'int32';
@@ -41,12 +40,16 @@ export class ShardWriter {
   readonly prefix: string;
   readonly dtype: ShardDtype;
   #native: NativeShardWriter | undefined;
-  readonly #digest = new TokenDigest();
+  readonly #itemBytes: number;
+  #documents = 0;
+  #sequences = 0;
+  #tokens = 0;
 
   private constructor(prefix: string, dtype: ShardDtype, native: NativeShardWriter) {
     this.prefix = prefix;
     this.dtype = dtype;
     this.#native = native;
+    this.#itemBytes = dtype === 'uint16' ? 2 : 4;
   }
 
   /**
@@ -86,12 +89,16 @@ export class ShardWriter {
       if (code === 'SHARD_ID') throw new RangeError(`${this.prefix}: ${(error as Error).message}`);
       throw new ShardWriteError((error as Error).message, { cause: error });
     }
-    this.#digest.update(ids);
+    // Counted here rather than asked of the native side per document (that call was 3% of tokenize's main thread).
+    this.#documents++;
+    if (ids.length > 0) this.#sequences++;
+    this.#tokens += ids.length;
   }
 
   /** Counts so far. */
   get stats(): { documents: number; sequences: number; tokens: number; binBytes: number } {
-    return this.#open().stats();
+    this.#open();
+    return { documents: this.#documents, sequences: this.#sequences, tokens: this.#tokens, binBytes: this.#tokens * this.#itemBytes };
   }
 
   /**
@@ -107,7 +114,7 @@ export class ShardWriter {
     } catch (error) {
       throw new ShardWriteError((error as Error).message, { cause: error });
     }
-    const summary: ShardSummary = { prefix: this.prefix, dtype: this.dtype, ...stats, digest: this.#digest.hex() };
+    const summary: ShardSummary = { prefix: this.prefix, dtype: this.dtype, ...stats };
     const body = {
       format: 'megatron-indexed-dataset',
       version: 1,

@@ -71,6 +71,12 @@ interface Backend {
 
 const MAX_THREADS = 1024;
 
+// Internal access to the native object for octomix's own pipelines (not part of the public surface).
+const nativeObjects = new WeakMap<Tokenizer, NativeTokenizer>();
+export function nativeTokenizerOf(tokenizer: Tokenizer): NativeTokenizer | undefined {
+  return nativeObjects.get(tokenizer);
+}
+
 function checkOptionsObject(name: string, value: unknown): void {
   if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
     throw new TypeError(`${name} must be an object, received ${describeValue(value)}`);
@@ -187,7 +193,9 @@ export class Tokenizer {
         for (const warning of info.warnings) console.warn(`octomix: ${source}: ${warning}`);
         const special = Tokenizer.#specialTokens(info.addedTokens, options.config, (t) => native!.tokenToId(t),
           info.templatePrefix, info.templateSuffix, (id) => native!.idToToken(id));
-        return new Tokenizer('native', native, info.vocabSize, special);
+        const tokenizer = new Tokenizer('native', native, info.vocabSize, special);
+        nativeObjects.set(tokenizer, native);
+        return tokenizer;
       }
     }
     const text = typeof json === 'string' ? json : Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8');
