@@ -5,6 +5,7 @@
  * whose manifest verifies are kept and reading restarts after the last one's final record.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -69,6 +70,19 @@ interface ShardCounters {
 
 function newCounters(position: Position): ShardCounters {
   return { documents: 0, emptyDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
+}
+
+// Peak resident memory of this process. /proc/self/status VmHWM rather than getrusage's maxrss: after fork+exec
+// Linux reports the parent's peak in maxrss (it read 1477 MB for a run whose own peak was 339 MB, launched from a
+// benchmark holding its corpus).
+function peakResidentMegabytes(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Math.round(Number(match[1]) / 1024);
+  } catch {
+    // not Linux
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
 }
 
 // Marks the last shard as the end of the run (the input ended exactly where a shard was cut).
@@ -476,7 +490,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     `octomix tokenize: ${totals.documents.toLocaleString('en')} documents, ${formatCount(totals.tokens)} tokens (${dtype}) ` +
     `in ${totals.shards} new shard(s)${kept.length ? ` + ${kept.length} kept` : ''} at ${displayPath(output)}${numbered ? '_*' : ''}; ` +
     `${(totals.bytes / 1e6 / Math.max(seconds, 1e-3)).toFixed(1)} MB/s, ${formatCount(totals.tokens / Math.max(seconds, 1e-3))} tokens/s, ` +
-    `${formatDuration(seconds)}, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
+    `${formatDuration(seconds)}, peak RSS ${peakResidentMegabytes()} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
   );
   return 0;
 }
