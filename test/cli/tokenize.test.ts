@@ -60,6 +60,7 @@ describe('octomix tokenize', () => {
     const out = join(folder, 'all', 'corpus');
     const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--append-eos', '--progress', 'lines', join(folder, 'in')]);
     expect(run.stderr).toMatch(/octomix tokenize: [\d,]+ documents, .* tokens \(int32\) in 1 new shard\(s\)/);
+    expect(run.stderr).toMatch(/^[\d,]+ docs, [\d.]+[KM]? tokens, [\d.]+ MB\/s, [\d.]+[KM]? tokens\/s/m);  // a plain progress line
     expect(run.code).toBe(0);
     expect(octomix(['verify', out]).code).toBe(0);
     expect(readAll([out])).toEqual(expectedDocuments(texts, 128001).filter((ids) => ids.length > 0));
@@ -108,6 +109,16 @@ describe('octomix tokenize', () => {
     const other = octomix([...args, '--append-eos']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written by a different run .* use --force/);
+  });
+
+  it('takes globs, and draws a progress bar on a terminal', () => {
+    const out = join(folder, 'glob', 'corpus');
+    const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'tty', join(folder, 'in', '*.jsonl*')]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/\r\x1b\[2K\[#*\.*\] [\d.]+% [\d,]+ docs/);
+    const sources = JSON.parse(readFileSync(`${out}.json`, 'utf8')).sources.map((source: { path: string }) => source.path.split('/').pop());
+    expect(sources).toEqual(['a.jsonl', 'b.jsonl.gz', 'c.jsonl.zst']);
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, join(folder, 'in', '*.csv')]).stderr).toMatch(/input .*\*\.csv: no readable files match/);
   });
 
   it('splits the input files between machines with --part', () => {
