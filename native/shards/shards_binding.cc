@@ -7,18 +7,12 @@
 #include <exception>
 #include <memory>
 
+#include "common/napi_helpers.h"
 #include "shards/indexed_dataset.h"
 
 namespace octomix {
 
 namespace {
-
-Napi::Value throwCoded(Napi::Env env, const std::string& message, const char* code) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
-}
 
 class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
  public:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "common/napi_helpers.h"
 #include "common/thread_pool.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -22,10 +23,7 @@ namespace octomix {
 namespace {
 
 Napi::Value throwError(Napi::Env env, const std::string& message, const char* code) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
-  return env.Undefined();
+  return throwCoded(env, message, code);
 }
 
 Napi::Value throwTypeError(Napi::Env env, const std::string& message) {
@@ -119,15 +117,35 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   }
 
  private:
-  struct LoadJob {
+  // Parses and builds a tokenizer on the pool (one item), then constructs the JS object on the main thread.
+  class LoadJob : public PoolJob<> {
+   public:
+    using PoolJob::PoolJob;
     std::string json;
     LoadResult result;
     std::shared_ptr<const Tokenizer> tokenizer;
-    std::string failure;  // an exception from the build (allocation)
-    Napi::Promise::Deferred deferred;
-    Napi::ThreadSafeFunction done;
     Napi::FunctionReference constructor;
-    explicit LoadJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+
+   protected:
+    void runItem(size_t, NoWorkerState&) override {
+      tokenizer = Tokenizer::load(json, result);
+      std::string().swap(json);
+    }
+    void settle(Napi::Env env) override {
+      if (!tokenizer) {
+        std::string message = error.empty() ? result.error : "octomix: tokenizer load failed: " + error;
+        throwCoded(env, message, !error.empty() ? "INTERNAL" : result.unsupported ? "UNSUPPORTED" : "INVALID_TOKENIZER");
+        deferred.Reject(env.GetAndClearPendingException().Value());
+      } else {
+        Napi::Object instance = constructor.New({Napi::External<LoadJob>::New(env, this), Napi::Boolean::New(env, true)});
+        if (env.IsExceptionPending()) {
+          deferred.Reject(env.GetAndClearPendingException().Value());
+        } else {
+          deferred.Resolve(instance);
+        }
+      }
+      constructor.Reset();
+    }
   };
 
   // Tokenizer.load(json: string | Uint8Array): Promise<Tokenizer>. Parsing and building a 10 MB tokenizer.json
@@ -139,43 +157,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       bool isBytes;
       if (info.Length() < 1 || !readText(env, info[0], job->json, isBytes)) return env.Undefined();
       job->constructor = Napi::Persistent(info.This().As<Napi::Function>());
-      job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.Tokenizer.load", 0, 1);
-      Napi::Promise promise = job->deferred.Promise();
-      ThreadPool::shared().submit([job] {
-        try {
-          job->tokenizer = Tokenizer::load(job->json, job->result);
-        } catch (const std::exception& error) {
-          job->failure = error.what();
-        }
-        std::string().swap(job->json);
-        auto* handle = new std::shared_ptr<LoadJob>(job);
-        job->done.BlockingCall(handle, [](Napi::Env env, Napi::Function, std::shared_ptr<LoadJob>* data) {
-          std::shared_ptr<LoadJob> finished = std::move(*data);
-          delete data;
-          if (env == nullptr) return;
-          Napi::HandleScope scope(env);
-          if (!finished->tokenizer) {
-            std::string message = finished->failure.empty() ? finished->result.error
-                                                            : "octomix: tokenizer load failed: " + finished->failure;
-            Napi::Error error = Napi::Error::New(env, message);
-            error.Set("code", Napi::String::New(env, !finished->failure.empty()  ? "INTERNAL"
-                                                     : finished->result.unsupported ? "UNSUPPORTED"
-                                                                                    : "INVALID_TOKENIZER"));
-            finished->deferred.Reject(error.Value());
-          } else {
-            Napi::Object instance = finished->constructor.New(
-                {Napi::External<LoadJob>::New(env, finished.get()), Napi::Boolean::New(env, true)});
-            if (env.IsExceptionPending()) {
-              finished->deferred.Reject(env.GetAndClearPendingException().Value());
-            } else {
-              finished->deferred.Resolve(instance);
-            }
-          }
-          finished->constructor.Reset();
-        });
-        job->done.Release();
-      });
-      return promise;
+      return job->start(env, 1, 1, "octomix.Tokenizer.load");
     } catch (const std::exception& error) {
       return throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), "INTERNAL");
     }
@@ -214,83 +196,66 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     }
   }
 
-  struct BatchJob {
+  // Encodes texts on the pool; small results share one ArrayBuffer (one allocation and one copy on the main thread
+  // instead of one per document: the main thread's share is what limits batch scaling), large ones adopt their
+  // vector.
+  struct EncodeWorker {
+    std::unique_ptr<EncodeScratch> scratch;
+    std::string repaired;  // a line's bytes after UTF-8 repair (encodeJsonLines)
+  };
+
+  class BatchJob : public PoolJob<EncodeWorker> {
+   public:
+    using PoolJob::PoolJob;
     std::shared_ptr<const Tokenizer> tokenizer;
     std::vector<std::string> texts;
     std::vector<bool> isBytes;
     std::vector<std::vector<uint32_t>> results;
     bool addSpecialTokens = true;
-    std::atomic<size_t> next{0};
-    std::atomic<size_t> workersLeft{0};
-    std::string error;  // set by a worker that failed (allocation), read after all are done
-    std::mutex errorMutex;
-    Napi::Promise::Deferred deferred;
-    Napi::ThreadSafeFunction done;
-    explicit BatchJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  };
 
-  static void runBatchWorker(const std::shared_ptr<BatchJob>& job) {
-    try {
-      auto scratch = job->tokenizer->borrowScratch();
-      while (true) {
-        size_t index = job->next.fetch_add(1);
-        if (index >= job->texts.size()) break;
-        const std::string& text = job->texts[index];
-        std::vector<uint32_t>& ids = job->results[index];
-        ids.reserve(text.size() / 3 + 8);
-        if (job->isBytes[index]) {
-          job->tokenizer->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(),
-                                      job->addSpecialTokens, ids, *scratch);
-        } else {
-          job->tokenizer->encode(text, job->addSpecialTokens, ids, *scratch);
-        }
+   protected:
+    void beginWorker(EncodeWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
+    void endWorker(EncodeWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
+    void runItem(size_t index, EncodeWorker& worker) override {
+      const std::string& text = texts[index];
+      std::vector<uint32_t>& ids = results[index];
+      ids.reserve(text.size() / 3 + 8);
+      if (isBytes[index]) {
+        tokenizer->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), addSpecialTokens, ids,
+                               *worker.scratch);
+      } else {
+        tokenizer->encode(text, addSpecialTokens, ids, *worker.scratch);
       }
-      job->tokenizer->returnScratch(std::move(scratch));
-    } catch (const std::exception& error) {
-      std::lock_guard<std::mutex> lock(job->errorMutex);
-      job->error = error.what();
-      job->next.store(job->texts.size());
     }
-    if (job->workersLeft.fetch_sub(1) == 1) {
-      // Last worker: hand the job back to the main thread, which builds the typed arrays and settles the promise.
-      auto* handle = new std::shared_ptr<BatchJob>(job);
-      job->done.BlockingCall(handle, [](Napi::Env env, Napi::Function, std::shared_ptr<BatchJob>* data) {
-        std::shared_ptr<BatchJob> finished = std::move(*data);
-        delete data;
-        if (env == nullptr) return;  // environment shutting down
-        Napi::HandleScope scope(env);
-        if (!finished->error.empty()) {
-          Napi::Error error = Napi::Error::New(env, "octomix: encodeBatch failed: " + finished->error);
-          error.Set("code", Napi::String::New(env, "INTERNAL"));
-          finished->deferred.Reject(error.Value());
+    void settle(Napi::Env env) override {
+      if (!error.empty()) {
+        Napi::Error failure = Napi::Error::New(env, "octomix: encodeBatch failed: " + error);
+        failure.Set("code", Napi::String::New(env, "INTERNAL"));
+        deferred.Reject(failure.Value());
+        return;
+      }
+      size_t sharedIds = 0;
+      for (const auto& ids : results) {
+        if (ids.size() * sizeof(uint32_t) < kAdoptBytes) sharedIds += ids.size();
+      }
+      Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
+      auto* sharedData = static_cast<uint32_t*>(shared.Data());
+      size_t offset = 0;
+      Napi::Array array = Napi::Array::New(env, results.size());
+      for (size_t i = 0; i < results.size(); ++i) {
+        std::vector<uint32_t>& ids = results[i];
+        if (ids.size() * sizeof(uint32_t) >= kAdoptBytes) {
+          array.Set(static_cast<uint32_t>(i), adoptTypedArray(env, std::move(ids)));
         } else {
-          // Small results share one ArrayBuffer (one allocation and one copy on the main thread instead of one per
-          // document: the main thread's share is what limits batch scaling); large ones adopt their vector.
-          size_t sharedIds = 0;
-          for (const auto& ids : finished->results) {
-            if (ids.size() * sizeof(uint32_t) < kAdoptBytes) sharedIds += ids.size();
-          }
-          Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
-          auto* sharedData = static_cast<uint32_t*>(shared.Data());
-          size_t offset = 0;
-          Napi::Array array = Napi::Array::New(env, finished->results.size());
-          for (size_t i = 0; i < finished->results.size(); ++i) {
-            std::vector<uint32_t>& ids = finished->results[i];
-            if (ids.size() * sizeof(uint32_t) >= kAdoptBytes) {
-              array.Set(static_cast<uint32_t>(i), adoptTypedArray(env, std::move(ids)));
-            } else {
-              if (!ids.empty()) std::memcpy(sharedData + offset, ids.data(), ids.size() * sizeof(uint32_t));
-              array.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, ids.size(), shared, offset * sizeof(uint32_t)));
-              offset += ids.size();
-            }
-            ids = std::vector<uint32_t>();
-          }
-          finished->deferred.Resolve(array);
+          if (!ids.empty()) std::memcpy(sharedData + offset, ids.data(), ids.size() * sizeof(uint32_t));
+          array.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, ids.size(), shared, offset * sizeof(uint32_t)));
+          offset += ids.size();
         }
-      });
-      job->done.Release();
+        ids = std::vector<uint32_t>();
+      }
+      deferred.Resolve(array);
     }
-  }
+  };
 
   // encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>
   Napi::Value encodeBatch(const Napi::CallbackInfo& info) {
@@ -318,18 +283,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
         }
         job->isBytes[i] = isBytes;
       }
-      Napi::Promise promise = job->deferred.Promise();
-      if (count == 0) {
-        job->deferred.Resolve(Napi::Array::New(env, 0));
-        return promise;
-      }
-      threads = std::min<size_t>(threads, count);
-      job->workersLeft.store(threads);
-      job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.encodeBatch", 0, 1);
-      for (size_t t = 0; t < threads; ++t) {
-        ThreadPool::shared().submit([job] { runBatchWorker(job); });
-      }
-      return promise;
+      return job->start(env, count, threads, "octomix.encodeBatch");
     } catch (const std::exception& error) {
       return throwError(env, std::string("octomix: encodeBatch failed: ") + error.what(), "INTERNAL");
     }
@@ -340,24 +294,6 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   // (TextDecoder per line, JSON.parse, a dotted field, napi's UTF-8 of the string) exactly; the tokenize tests
   // compare the two on the same inputs.
   enum LineStatus : int32_t { kLineOk = 0, kLineBlank = 1, kLineMalformed = 2, kLineMissingField = 3, kLineNonString = 4 };
-  struct JsonLinesJob {
-    std::shared_ptr<const Tokenizer> tokenizer;
-    std::string bytes;
-    std::vector<std::string> field;  // dotted path, split
-    std::vector<std::pair<size_t, size_t>> lines;
-    std::vector<std::vector<uint32_t>> results;
-    std::vector<int32_t> status;
-    std::vector<uint8_t> invalidUtf8;
-    std::vector<std::string> messages;
-    bool addSpecialTokens = false;
-    std::atomic<size_t> next{0};
-    std::atomic<size_t> workersLeft{0};
-    std::string error;
-    std::mutex errorMutex;
-    Napi::Promise::Deferred deferred;
-    Napi::ThreadSafeFunction done;
-    explicit JsonLinesJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
-  };
 
   // String.prototype.trim()'s whitespace (the JS path skips lines that trim to nothing).
   static bool isBlank(std::string_view line) {
@@ -373,112 +309,108 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     return true;
   }
 
-  static void encodeOneLine(JsonLinesJob& job, size_t index, EncodeScratch& scratch, std::string& repaired) {
-    auto [start, end] = job.lines[index];
-    const auto* bytes = reinterpret_cast<const uint8_t*>(job.bytes.data()) + start;
-    size_t length = end - start;
-    if (length > 0 && bytes[length - 1] == '\r') --length;  // CRLF files
-    if (length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) {  // TextDecoder drops a BOM
-      bytes += 3;
-      length -= 3;
-    }
-    std::string_view line(reinterpret_cast<const char*>(bytes), length);
-    if (unicode::validUtf8Prefix(bytes, length) != length) {
-      unicode::sanitizeUtf8(bytes, length, repaired);
-      line = repaired;
-      job.invalidUtf8[index] = 1;
-    }
-    if (isBlank(line)) {
-      job.status[index] = kLineBlank;
-      return;
-    }
-    json::Value value;
-    json::ParseOptions options;
-    options.loneSurrogatesAsReplacement = true;
-    json::ParseResult parsed = json::parse(line, value, options);
-    if (!parsed.ok) {
-      job.status[index] = kLineMalformed;
-      job.messages[index] = parsed.error;
-      return;
-    }
-    const json::Value* field = &value;
-    if (!value.isString()) {
-      for (const std::string& key : job.field) {
-        field = field->find(key);
-        if (field == nullptr) break;
-      }
-    }
-    if (field == nullptr || field->isNull()) {
-      job.status[index] = kLineMissingField;
-      return;
-    }
-    if (!field->isString()) {
-      job.status[index] = kLineNonString;
-      return;
-    }
-    job.tokenizer->encode(field->string, job.addSpecialTokens, job.results[index], scratch);
-  }
+  class JsonLinesJob : public PoolJob<EncodeWorker> {
+   public:
+    using PoolJob::PoolJob;
+    std::shared_ptr<const Tokenizer> tokenizer;
+    std::string bytes;
+    std::vector<std::string> field;  // dotted path, split
+    std::vector<std::pair<size_t, size_t>> lines;
+    std::vector<std::vector<uint32_t>> results;
+    std::vector<int32_t> status;
+    std::vector<uint8_t> invalidUtf8;
+    std::vector<std::string> messages;
+    bool addSpecialTokens = false;
 
-  static void runJsonLinesWorker(const std::shared_ptr<JsonLinesJob>& job) {
-    try {
-      auto scratch = job->tokenizer->borrowScratch();
-      std::string repaired;
-      while (true) {
-        size_t index = job->next.fetch_add(1);
-        if (index >= job->lines.size()) break;
-        encodeOneLine(*job, index, *scratch, repaired);
+   protected:
+    void beginWorker(EncodeWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
+    void endWorker(EncodeWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
+    void runItem(size_t index, EncodeWorker& worker) override {
+      JsonLinesJob& job = *this;
+      EncodeScratch& scratch = *worker.scratch;
+      std::string& repaired = worker.repaired;
+      auto [start, end] = job.lines[index];
+      const auto* bytes = reinterpret_cast<const uint8_t*>(job.bytes.data()) + start;
+      size_t length = end - start;
+      if (length > 0 && bytes[length - 1] == '\r') --length;  // CRLF files
+      if (length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) {  // TextDecoder drops a BOM
+        bytes += 3;
+        length -= 3;
       }
-      job->tokenizer->returnScratch(std::move(scratch));
-    } catch (const std::exception& error) {
-      std::lock_guard<std::mutex> lock(job->errorMutex);
-      job->error = error.what();
-      job->next.store(job->lines.size());
-    }
-    if (job->workersLeft.fetch_sub(1) == 1) {
-      auto* handle = new std::shared_ptr<JsonLinesJob>(job);
-      job->done.BlockingCall(handle, [](Napi::Env env, Napi::Function, std::shared_ptr<JsonLinesJob>* data) {
-        std::shared_ptr<JsonLinesJob> finished = std::move(*data);
-        delete data;
-        if (env == nullptr) return;
-        Napi::HandleScope scope(env);
-        if (!finished->error.empty()) {
-          Napi::Error error = Napi::Error::New(env, "octomix: encodeJsonLines failed: " + finished->error);
-          error.Set("code", Napi::String::New(env, "INTERNAL"));
-          finished->deferred.Reject(error.Value());
-          return;
+      std::string_view line(reinterpret_cast<const char*>(bytes), length);
+      if (unicode::validUtf8Prefix(bytes, length) != length) {
+        unicode::sanitizeUtf8(bytes, length, repaired);
+        line = repaired;
+        job.invalidUtf8[index] = 1;
+      }
+      if (isBlank(line)) {
+        job.status[index] = kLineBlank;
+        return;
+      }
+      json::Value value;
+      json::ParseOptions options;
+      options.loneSurrogatesAsReplacement = true;
+      json::ParseResult parsed = json::parse(line, value, options);
+      if (!parsed.ok) {
+        job.status[index] = kLineMalformed;
+        job.messages[index] = parsed.error;
+        return;
+      }
+      const json::Value* field = &value;
+      if (!value.isString()) {
+        for (const std::string& key : job.field) {
+          field = field->find(key);
+          if (field == nullptr) break;
         }
-        size_t count = finished->lines.size();
-        size_t sharedIds = 0;
-        for (const auto& ids : finished->results) sharedIds += ids.size();
-        Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
-        auto* sharedData = static_cast<uint32_t*>(shared.Data());
-        size_t offset = 0;
-        Napi::Array ids = Napi::Array::New(env, count);
-        Napi::Int32Array status = Napi::Int32Array::New(env, count);
-        Napi::Uint8Array invalid = Napi::Uint8Array::New(env, count);
-        Napi::Float64Array lineBytes = Napi::Float64Array::New(env, count);
-        Napi::Array messages = Napi::Array::New(env, count);
-        for (size_t i = 0; i < count; ++i) {
-          std::vector<uint32_t>& list = finished->results[i];
-          if (!list.empty()) std::memcpy(sharedData + offset, list.data(), list.size() * sizeof(uint32_t));
-          ids.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, list.size(), shared, offset * sizeof(uint32_t)));
-          offset += list.size();
-          status[i] = finished->status[i];
-          invalid[i] = finished->invalidUtf8[i];
-          lineBytes[i] = static_cast<double>(finished->lines[i].second - finished->lines[i].first + 1);
-          if (!finished->messages[i].empty()) messages.Set(static_cast<uint32_t>(i), finished->messages[i]);
-        }
-        Napi::Object result = Napi::Object::New(env);
-        result.Set("ids", ids);
-        result.Set("status", status);
-        result.Set("invalidUtf8", invalid);
-        result.Set("lineBytes", lineBytes);
-        result.Set("messages", messages);
-        finished->deferred.Resolve(result);
-      });
-      job->done.Release();
+      }
+      if (field == nullptr || field->isNull()) {
+        job.status[index] = kLineMissingField;
+        return;
+      }
+      if (!field->isString()) {
+        job.status[index] = kLineNonString;
+        return;
+      }
+      job.tokenizer->encode(field->string, job.addSpecialTokens, job.results[index], scratch);
     }
-  }
+
+    void settle(Napi::Env env) override {
+      if (!error.empty()) {
+        Napi::Error failure = Napi::Error::New(env, "octomix: encodeJsonLines failed: " + error);
+        failure.Set("code", Napi::String::New(env, "INTERNAL"));
+        deferred.Reject(failure.Value());
+        return;
+      }
+      size_t count = lines.size();
+      size_t sharedIds = 0;
+      for (const auto& ids : results) sharedIds += ids.size();
+      Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
+      auto* sharedData = static_cast<uint32_t*>(shared.Data());
+      size_t offset = 0;
+      Napi::Array jsIds = Napi::Array::New(env, count);
+      Napi::Int32Array jsStatus = Napi::Int32Array::New(env, count);
+      Napi::Uint8Array jsInvalid = Napi::Uint8Array::New(env, count);
+      Napi::Float64Array jsLineBytes = Napi::Float64Array::New(env, count);
+      Napi::Array jsMessages = Napi::Array::New(env, count);
+      for (size_t i = 0; i < count; ++i) {
+        std::vector<uint32_t>& list = results[i];
+        if (!list.empty()) std::memcpy(sharedData + offset, list.data(), list.size() * sizeof(uint32_t));
+        jsIds.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, list.size(), shared, offset * sizeof(uint32_t)));
+        offset += list.size();
+        jsStatus[i] = status[i];
+        jsInvalid[i] = invalidUtf8[i];
+        jsLineBytes[i] = static_cast<double>(lines[i].second - lines[i].first + 1);
+        if (!messages[i].empty()) jsMessages.Set(static_cast<uint32_t>(i), messages[i]);
+      }
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("ids", jsIds);
+      result.Set("status", jsStatus);
+      result.Set("invalidUtf8", jsInvalid);
+      result.Set("lineBytes", jsLineBytes);
+      result.Set("messages", jsMessages);
+      deferred.Resolve(result);
+    }
+  };
 
   // encodeJsonLines(bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<{
   //   ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[] }>
@@ -512,22 +444,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       job->status.assign(count, kLineOk);
       job->invalidUtf8.assign(count, 0);
       job->messages.resize(count);
-      Napi::Promise promise = job->deferred.Promise();
-      if (count == 0) {
-        Napi::Object result = Napi::Object::New(env);
-        result.Set("ids", Napi::Array::New(env, 0));
-        result.Set("status", Napi::Int32Array::New(env, 0));
-        result.Set("invalidUtf8", Napi::Uint8Array::New(env, 0));
-        result.Set("lineBytes", Napi::Float64Array::New(env, 0));
-        result.Set("messages", Napi::Array::New(env, 0));
-        job->deferred.Resolve(result);
-        return promise;
-      }
-      threads = std::min(threads, count);
-      job->workersLeft.store(threads);
-      job->done = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.encodeJsonLines", 0, 1);
-      for (size_t t = 0; t < threads; ++t) ThreadPool::shared().submit([job] { runJsonLinesWorker(job); });
-      return promise;
+      return job->start(env, count, threads, "octomix.encodeJsonLines");
     } catch (const std::exception& error) {
       return throwError(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), "INTERNAL");
     }
