@@ -1,7 +1,7 @@
 // `octomix tokenize` end to end, as a user runs it (dist/cli/main.js in a child process): every input format, the
 // shards' contents against the tokenizer, identical output for any --workers, shard cutting, resume after an
 // interruption, --part, bad records, and clean failures.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -120,6 +120,29 @@ describe('octomix tokenize', () => {
     expect(sources).toEqual(['a.jsonl', 'b.jsonl.gz', 'c.jsonl.zst']);
     expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, join(folder, 'in', '*.csv')]).stderr).toMatch(/input .*\*\.csv: no readable files match/);
   });
+
+  it('resumes after kill -9 in the middle of a run and ends with the same shards as an uninterrupted run', async () => {
+    const input = join(folder, 'long.jsonl');
+    const line = texts.map((text) => JSON.stringify({ text })).join('\n') + '\n';
+    writeFileSync(input, line.repeat(Math.ceil(30e6 / line.length)));
+    const cut = join(folder, 'killed', 'corpus');
+    const args = [cli, 'tokenize', '--tokenizer', llama, '--output', cut, '--max-shard-tokens', '300K', '--workers', '1', '--progress', 'none', input];
+    const child = spawn(process.execPath, args, { stdio: 'ignore' });
+    const manifests = () => (existsSync(join(folder, 'killed')) ? readdirSync(join(folder, 'killed')).filter((name) => name.endsWith('.json')) : []);
+    while (manifests().length < 3) await new Promise((done) => setTimeout(done, 20));
+    child.kill('SIGKILL');
+    await new Promise((done) => child.once('exit', done));
+    const resumed = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(resumed.status).toBe(0);
+    expect(resumed.stderr).toMatch(/kept \d+ verified shard\(s\); resuming at .*long\.jsonl record \d+/);
+    const whole = join(folder, 'unkilled', 'corpus');
+    expect(spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', llama, '--output', whole, '--max-shard-tokens', '300K', '--progress', 'none', input]).status).toBe(0);
+    const names = (dir: string) => readdirSync(join(folder, dir)).sort();
+    expect(names('killed')).toEqual(names('unkilled'));
+    for (const name of names('killed').filter((n) => !n.endsWith('.json'))) {
+      expect(readFileSync(join(folder, 'killed', name)).equals(readFileSync(join(folder, 'unkilled', name))), name).toBe(true);
+    }
+  }, 120_000);
 
   it('splits the input files between machines with --part', () => {
     const parts = ['0/2', '1/2'].map((part) => {
