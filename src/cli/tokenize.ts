@@ -211,10 +211,29 @@ export async function runTokenize(args: string[]): Promise<number> {
   };
   const runId = createHash('sha256').update(JSON.stringify(run)).digest('hex').slice(0, 16);
 
-  // Leftovers of killed runs are removed; completed shards of this same run are kept if they verify.
+  // Leftovers of killed runs are removed (a live process's temporaries mean a concurrent run on the same output);
+  // completed shards of this same run are kept if they verify. --force removes the output's shards first, so a
+  // shorter rerun leaves no stale numbered shard behind.
   const folder = dirname(output);
+  const escaped = basename(output).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ownFile = new RegExp(`^${escaped}(_\\d{5})?\\.(bin|idx|json)(\\.tmp-(\\d+)(-\\d+)?)?$`);
   for (const name of await readdir(folder)) {
-    if (name.startsWith(basename(output)) && /\.(bin|idx|json)\.tmp-\d+/.test(name)) await unlink(join(folder, name)).catch(() => {});
+    const match = ownFile.exec(name);
+    if (!match) continue;
+    if (match[3]) {
+      const pid = Number(match[4]);
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = pid !== process.pid;
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new Error(`${displayPath(join(folder, name))}: another process (pid ${pid}) is writing this output`);
+      await unlink(join(folder, name)).catch(() => {});
+    } else if (values.force) {
+      await unlink(join(folder, name)).catch(() => {});
+    }
   }
   let start: Position = { file: 0, record: 0 };
   let shardIndex = 0;

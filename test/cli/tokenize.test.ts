@@ -96,7 +96,7 @@ describe('octomix tokenize', () => {
     const before = prefixes.map((prefix) => statSync(`${prefix}.bin`).mtimeMs);
     rmSync(`${prefixes.at(-1)}.json`);
     rmSync(`${prefixes.at(-2)}.idx`);
-    writeFileSync(`${prefixes.at(-1)}.bin.tmp-999-0`, 'partial');
+    writeFileSync(`${prefixes.at(-1)}.bin.tmp-2147483646-0`, 'partial');  // a dead process's temporary
     const resumed = octomix(args);
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`kept ${shards.length - 2} verified shard(s)`);
@@ -109,6 +109,12 @@ describe('octomix tokenize', () => {
     const other = octomix([...args, '--append-eos']);
     expect(other.code).toBe(1);
     expect(other.stderr).toMatch(/written by a different run .* use --force/);
+    // --force with larger shards: fewer shards, and none of the old ones left behind.
+    expect(octomix([...args.map((arg) => (arg === '10K' ? '40K' : arg)), '--force']).code).toBe(0);
+    const after = readdirSync(join(folder, 'cut')).filter((name) => name.endsWith('.idx'));
+    expect(after.length).toBeLessThan(shards.length);
+    expect(octomix(['verify', cut]).stdout.match(/^ok /gm)).toHaveLength(after.length);
+    expect(readAll(after.sort().map((name) => join(folder, 'cut', name.replace(/\.idx$/, ''))))).toEqual(readAll([whole]));
   });
 
   it('takes globs, and draws a progress bar on a terminal', () => {
