@@ -117,6 +117,15 @@ describe('octomix tokenize', () => {
     expect(readAll(after.sort().map((name) => join(folder, 'cut', name.replace(/\.idx$/, ''))))).toEqual(readAll([whole]));
   });
 
+  it('cuts shards by .bin bytes with --max-shard-bytes', () => {
+    const out = join(folder, 'bytes', 'corpus');
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--max-shard-bytes', '64Ki', '--batch-bytes', '16K', '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+    const bins = readdirSync(join(folder, 'bytes')).filter((name) => name.endsWith('.bin')).sort();
+    expect(bins.length).toBeGreaterThan(1);
+    bins.slice(0, -1).forEach((name) => expect(statSync(join(folder, 'bytes', name)).size).toBeGreaterThanOrEqual(65536));
+    expect(octomix(['verify', out]).code).toBe(0);
+  });
+
   it('takes globs, and draws a progress bar on a terminal', () => {
     const out = join(folder, 'glob', 'corpus');
     const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'tty', join(folder, 'in', '*.jsonl*')]);
