@@ -3,6 +3,7 @@
 import { runDoctor } from './doctor.js';
 import { runEncode } from './encode.js';
 import { runInspect } from './inspect.js';
+import { runPlan } from './plan.js';
 import { runTokenize } from './tokenize.js';
 import { runVerify } from './verify.js';
 
@@ -17,6 +18,7 @@ commands:
                                  JSONL / JSONL.gz / JSONL.zst / Parquet / text to Megatron .bin/.idx shards
   inspect PREFIX...              counts, dtype, length percentiles and histogram; --tokenizer decodes documents
   verify PREFIX...               sizes, header and digest against the manifest; exit 1 on a mismatch
+  plan RECIPE [--branch NAME]    tokens requested / available, epochs and first steps of a staged mixture recipe
 
 run "octomix <command> --help" for a command's options`;
 
@@ -26,6 +28,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   tokenize: runTokenize,
   inspect: runInspect,
   verify: runVerify,
+  plan: runPlan,
 };
 
 async function main(argv: string[]): Promise<number> {

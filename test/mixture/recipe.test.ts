@@ -1,0 +1,131 @@
+// Recipes and `octomix plan`: validation naming the key, budgets, branch choice, maxEpochs, and the interleave rule.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ShardWriter } from '../../src/index.js';
+import { interleave, planRecipe } from '../../src/mixture/plan.js';
+import { loadRecipe, parseBudget, RecipeError } from '../../src/mixture/recipe.js';
+import { packageRoot } from '../../src/native.js';
+
+let folder: string;
+const recipeText = (extra = '') => `
+seed: 7
+seqLength: 100
+globalBatchTokens: 1K
+sources:
+  web: { path: shards/web }
+  qa:  { path: shards/qa }
+  cot: { path: shards/cot, maxEpochs: 4 }
+stages:
+  - name: stable
+    tokens: 20K
+    mix: { web: 0.7, qa: 0.3 }
+  - name: decay
+    tokens: 2K
+    branches:
+      long:   { cot: 0.3, web: 0.7 }
+      short:  { qa: 0.3, web: 0.7 }
+${extra}`;
+
+beforeAll(async () => {
+  folder = mkdtempSync(join(tmpdir(), 'octomix-recipe-'));
+  mkdirSync(join(folder, 'shards', 'web'), { recursive: true });
+  const write = async (prefix: string, tokens: number) => {
+    const writer = ShardWriter.create(join(folder, 'shards', prefix), { dtype: 'uint16' });
+    for (let written = 0; written < tokens; written += 100) writer.addDocument(new Uint32Array(Math.min(100, tokens - written)).fill(1));
+    await writer.finish();
+  };
+  await write('web/part-0', 10_000);  // a folder of two prefixes
+  await write('web/part-1', 10_000);
+  await write('qa', 8_000);
+  await write('cot', 200);
+  writeFileSync(join(folder, 'recipe.yaml'), recipeText());
+});
+
+describe('loadRecipe', () => {
+  it('parses budgets, batch tokens, folders of shards and normalises shares', () => {
+    const recipe = loadRecipe(join(folder, 'recipe.yaml'));
+    expect(recipe).toMatchObject({ seed: 7, seqLength: 100, globalBatchSize: 10, packing: 'bestfit' });
+    expect(recipe.sources.web.prefixes.map((p) => p.split('/').slice(-2).join('/'))).toEqual(['web/part-0', 'web/part-1']);
+    expect(recipe.stages[0]).toMatchObject({ name: 'stable', tokens: 20_000, mix: { web: 0.7, qa: 0.3 } });
+    expect(parseBudget('x', '200B')).toBe(200e9);
+    expect(parseBudget('x', '4M')).toBe(4e6);
+    const unnormalised = loadRecipe(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ web: 7, qa: 3 }'), { baseDir: folder });
+    expect(unnormalised.stages[0].mix).toEqual({ web: 0.7, qa: 0.3 });
+  });
+
+  it('names the key and the value of every mistake', () => {
+    const error = (text: string) => {
+      try {
+        loadRecipe(text, { baseDir: folder });
+      } catch (caught) {
+        expect(caught).toBeInstanceOf(RecipeError);
+        expect((caught as RecipeError).code).toBe('RECIPE_INVALID');
+        return (caught as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(error(recipeText().replace('tokens: 20K', 'tokens: lots'))).toBe('stages[0].tokens: must be a number or a string like 200B or 4M, received string "lots"');
+    expect(error(recipeText().replace('{ cot: 0.3, web: 0.7 }', '{ cott: 0.3, web: 0.7 }'))).toMatch(/^stages\[1\]\.branches\.long\.cott: unknown source \(sources are web, qa, cot\)/);
+    expect(error(recipeText().replace('qa: 0.3 }', 'qa: -1 }'))).toBe('stages[0].mix.qa: must be a positive share, received number -1');
+    expect(error(recipeText().replace('shards/qa', 'shards/missing'))).toMatch(/^sources\.qa\.path: no shard .*missing\.idx/);
+    expect(error(`${recipeText()}\nepochs: 3`)).toMatch(/^epochs: unknown key/);
+    expect(error(recipeText().replace('packing', 'x').replace('globalBatchTokens: 1K', 'globalBatchTokens: 1K\npacking: zigzag'))).toBe('packing: must be concat or bestfit, received string "zigzag"');
+  });
+
+  it('accepts the shipped example (which points at shards that do not exist here)', () => {
+    expect(() => loadRecipe(join(packageRoot, 'examples', 'stable-then-decay.yaml'))).toThrow(/^sources\.web\.path: no shard .*megamath-web-pro-max\.idx/);
+  });
+});
+
+describe('planRecipe', () => {
+  it('reports requested and available tokens, epochs and the first steps of each stage', () => {
+    const plan = planRecipe(loadRecipe(join(folder, 'recipe.yaml')), 'short');
+    expect(plan[0].sources).toEqual([
+      { source: 'web', share: 0.7, requestedTokens: 14_000, availableTokens: 20_000, epochs: 0.7, cumulativeEpochs: 0.7 },
+      { source: 'qa', share: 0.3, requestedTokens: 6_000, availableTokens: 8_000, epochs: 0.75, cumulativeEpochs: 0.75 },
+    ]);
+    expect(plan[0]).toMatchObject({ samples: 200, steps: 20 });
+    expect(plan[0].firstSteps).toEqual([{ web: 7, qa: 3 }, { web: 7, qa: 3 }, { web: 7, qa: 3 }]);
+    expect(plan[1]).toMatchObject({ name: 'decay', branch: 'short' });
+    expect(plan[1].sources[1]).toMatchObject({ source: 'web', cumulativeEpochs: 0.77 });
+  });
+
+  it('refuses a stage that needs more epochs than maxEpochs, saying by how much', () => {
+    const recipe = loadRecipe(join(folder, 'recipe.yaml'));
+    expect(planRecipe(recipe, 'long')[1].sources[0]).toMatchObject({ source: 'cot', epochs: 3 });  // within maxEpochs 4
+    const greedy = loadRecipe(recipeText().replace('tokens: 2K', 'tokens: 4K'), { baseDir: folder });
+    expect(() => planRecipe(greedy, 'long')).toThrow('stages[1].branches.long.cot: needs 6.00 epochs of cot (1,200 of 200 tokens) but maxEpochs is 4: 2.00 epochs (400 tokens) too many');
+    expect(() => planRecipe(recipe)).toThrow('stages[1].branches: choose a branch (long, short)');
+  });
+
+  it('interleaves so that every prefix stays within one sample of the target shares', () => {
+    fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 6 }), (weights) => {
+      const total = weights.reduce((a, b) => a + b, 0);
+      const shares = weights.map((w) => w / total);
+      const order = interleave(shares, 500);
+      const taken = new Array(shares.length).fill(0);
+      order.forEach((source, i) => {
+        taken[source]++;
+        for (let s = 0; s < shares.length; s++) expect(Math.abs(taken[s] - shares[s] * (i + 1))).toBeLessThanOrEqual(1);
+      });
+    }), { seed: 42, numRuns: 200 });
+  });
+});
+
+describe('octomix plan', () => {
+  it('prints each stage and source', () => {
+    const result = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short'], { encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/stage stable: 20\.0K tokens, 200 sequences, 20 steps/);
+    expect(result.stdout).toMatch(/ web +70\.0% +14\.0K +20\.0K +0\.70 +0\.70/);
+    expect(result.stdout).toMatch(/stage decay \(branch short\)/);
+    writeFileSync(join(folder, 'greedy.yaml'), recipeText().replace('tokens: 2K', 'tokens: 4K'));
+    const failing = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'greedy.yaml'), '--branch', 'long'], { encoding: 'utf8' });
+    expect(failing.status).toBe(1);
+    expect(failing.stderr).toMatch(/stages\[1\]\.branches\.long\.cot: needs 6\.00 epochs .*too many \[RECIPE_INVALID\]/);
+  });
+});
