@@ -53,6 +53,15 @@ class PoolJob : public std::enable_shared_from_this<PoolJob<WorkerState>> {
   std::string error;  // set by a worker that failed (allocation), read in settle()
 
  protected:
+  // In settle(): rejects with code INTERNAL when a worker failed; returns true when it did.
+  bool rejectIfFailed(Napi::Env env, const char* operation) {
+    if (error.empty()) return false;
+    Napi::Error failure = Napi::Error::New(env, std::string("octomix: ") + operation + " failed: " + error);
+    failure.Set("code", Napi::String::New(env, "INTERNAL"));
+    deferred.Reject(failure.Value());
+    return true;
+  }
+
   virtual void beginWorker(WorkerState&) {}
   virtual void runItem(size_t index, WorkerState& state) = 0;
   virtual void endWorker(WorkerState&) {}

@@ -228,12 +228,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       }
     }
     void settle(Napi::Env env) override {
-      if (!error.empty()) {
-        Napi::Error failure = Napi::Error::New(env, "octomix: encodeBatch failed: " + error);
-        failure.Set("code", Napi::String::New(env, "INTERNAL"));
-        deferred.Reject(failure.Value());
-        return;
-      }
+      if (rejectIfFailed(env, "encodeBatch")) return;
       size_t sharedIds = 0;
       for (const auto& ids : results) {
         if (ids.size() * sizeof(uint32_t) < kAdoptBytes) sharedIds += ids.size();
@@ -375,12 +370,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     }
 
     void settle(Napi::Env env) override {
-      if (!error.empty()) {
-        Napi::Error failure = Napi::Error::New(env, "octomix: encodeJsonLines failed: " + error);
-        failure.Set("code", Napi::String::New(env, "INTERNAL"));
-        deferred.Reject(failure.Value());
-        return;
-      }
+      if (rejectIfFailed(env, "encodeJsonLines")) return;
       size_t count = lines.size();
       size_t sharedIds = 0;
       for (const auto& ids : results) sharedIds += ids.size();

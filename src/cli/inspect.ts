@@ -37,7 +37,7 @@ export async function runInspect(args: string[]): Promise<number> {
   const lengths = Array.from(dataset.documentLengths).sort((a, b) => a - b);
   const percentile = (p: number) => (lengths.length === 0 ? 0 : lengths[Math.min(lengths.length - 1, Math.floor((p / 100) * lengths.length))]);
   console.log(`shards:    ${dataset.prefixes.length}`);
-  console.log(`documents: ${dataset.numDocuments.toLocaleString('en')}`);
+  console.log(`documents: ${dataset.numDocuments.toLocaleString('en')} non-empty (Megatron sequences)`);
   console.log(`tokens:    ${dataset.numTokens.toLocaleString('en')} (${formatCount(dataset.numTokens)})`);
   console.log(`dtype:     ${dataset.dtype}`);
   if (lengths.length > 0) {

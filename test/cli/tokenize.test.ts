@@ -276,7 +276,7 @@ describe('octomix inspect and verify', () => {
     const out = join(folder, 'all', 'corpus');
     const run = octomix(['inspect', '--tokenizer', llama, '--show', '1', out]);
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/documents: [\d,]+\ntokens: +[\d,]+ .*\ndtype: +int32\nlength: +min \d+, p10 \d+, p50 \d+, p90 \d+, p99 \d+, max \d+/);
+    expect(run.stdout).toMatch(/documents: [\d,]+ non-empty \(Megatron sequences\)\ntokens: +[\d,]+ .*\ndtype: +int32\nlength: +min \d+, p10 \d+, p50 \d+, p90 \d+, p99 \d+, max \d+/);
     expect(run.stdout).toMatch(/histogram \(tokens per document\):\n +\d+-\d+ #+/);
     expect(run.stdout).toContain(`--- document 0`);
   });
