@@ -60,7 +60,6 @@ export interface NativeShardWriter {
   addDocument(ids: Uint32Array): void;
   finish(): NativeShardStats & { digest: string };
   abort(): void;
-  stats(): NativeShardStats;
 }
 
 export interface NativeTokenDataset {

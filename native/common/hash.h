@@ -144,12 +144,6 @@ class BytesMap {
   size_t size() const { return size_; }
   size_t memoryBytes() const { return slots_.size() * sizeof(Slot) + arena_.capacity(); }
 
-  template <typename Visitor>
-  void forEach(Visitor&& visit) const {
-    for (const Slot& slot : slots_) {
-      if (slot.length != kEmpty) visit(std::string_view(arena_.data() + slot.offset, slot.length), slot.value);
-    }
-  }
 
  private:
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu;

@@ -21,8 +21,6 @@ struct EncodeScratch {
   BpeCache cache;
   std::vector<TextSplit> rawSplits;
   std::vector<TextSplit> normalizedSplits;
-  std::string normalized;
-  std::string sanitized;
 };
 
 struct LoadResult {
