@@ -144,7 +144,6 @@ class BytesMap {
   size_t size() const { return size_; }
   size_t memoryBytes() const { return slots_.size() * sizeof(Slot) + arena_.capacity(); }
 
-
  private:
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu;
   struct Slot {

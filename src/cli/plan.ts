@@ -1,10 +1,13 @@
 /** `octomix plan RECIPE [--branch B]`: per stage and source, what the recipe asks of the shards. */
+import { writeFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
+import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
 import { planRecipe } from '../mixture/plan.js';
 import { loadRecipe } from '../mixture/recipe.js';
 
-const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json]
+const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE]
 
 Prints, for each stage and source: tokens requested, tokens available in the shards, epochs (this stage and
 cumulative), share, and the composition of the first global steps. Fails, naming the key, when a recipe is
@@ -13,13 +16,14 @@ malformed or a stage needs more epochs of a source than its maxEpochs.
 options:
   --branch NAME   the branch to use for stages that have alternatives (e.g. long, short, hybrid)
   --steps N       how many first steps to show per stage (default 3)
-  --json          print the plan as JSON`;
+  --json          print the plan as JSON
+  --html FILE     also write a self-contained page with a chart of tokens per source over the steps`;
 
 export async function runPlan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: { branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
     console.log(help);
@@ -36,6 +40,11 @@ export async function runPlan(args: string[]): Promise<number> {
   }
   const recipe = loadRecipe(positionals[0]);
   const plan = planRecipe(recipe, values.branch, { firstSteps: steps });
+  if (values.html) {
+    const title = `octomix plan: ${basename(positionals[0])}${values.branch ? ` (branch ${values.branch})` : ''}`;
+    await writeFile(values.html, planReport(recipe, plan, title));
+    console.error(`octomix plan: wrote ${values.html}`);
+  }
   if (values.json) {
     console.log(JSON.stringify({ recipe: { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing }, stages: plan }, null, 2));
     return 0;

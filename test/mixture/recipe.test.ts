@@ -1,6 +1,6 @@
 // Recipes and `octomix plan`: validation naming the key, budgets, branch choice, maxEpochs, and the interleave rule.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -123,6 +123,14 @@ describe('octomix plan', () => {
     expect(result.stdout).toMatch(/stage stable: 20\.0K tokens, 200 sequences, 20 steps/);
     expect(result.stdout).toMatch(/ web +70\.0% +14\.0K +20\.0K +0\.70 +0\.70/);
     expect(result.stdout).toMatch(/stage decay \(branch short\)/);
+    const page = join(folder, 'plan.html');
+    expect(spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--html', page]).status).toBe(0);
+    const html = readFileSync(page, 'utf8');
+    expect(html).toMatch(/^<!doctype html>/);
+    expect(html).not.toMatch(/<script|https?:\/\//);  // self-contained
+    expect(html.match(/<polygon /g)).toHaveLength(2);  // one area per source the branch uses (web, qa)
+    expect(html).toMatch(/stroke-dasharray="4 3"\/><text [^>]*>decay<\/text>/);  // the stage boundary
+    expect(html).toContain('<td>web</td><td>70.0%</td><td>14.0K</td><td>20.0K</td><td>0.70</td>');
     writeFileSync(join(folder, 'greedy.yaml'), recipeText().replace('tokens: 2K', 'tokens: 4K'));
     const failing = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'greedy.yaml'), '--branch', 'long'], { encoding: 'utf8' });
     expect(failing.status).toBe(1);
