@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "common/thread_pool.h"
+#include "mixture/mixture_binding.h"
 #include "shards/shards_binding.h"
 #include "tokenizer/tokenizer_binding.h"
 
@@ -42,6 +43,7 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   octomix::registerTokenizer(env, exports);
   octomix::registerShards(env, exports);
+  octomix::registerMixture(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo, "buildInfo"));
   return exports;
 }

@@ -69,7 +69,17 @@ export interface NativeTokenDataset {
   documentIndices(): Float64Array;
 }
 
+export interface NativeGptIndices {
+  epochs: number;
+  separateFinalEpoch: boolean;
+  documentIndex: Int32Array;
+  /** (position in documentIndex, token offset) pairs, one more row than samples. */
+  sampleIndex: Float64Array;
+  shuffleIndex: Float64Array;
+}
+
 export interface NativeAddon {
+  buildGptIndices(lengths: Int32Array, seqLength: number, numSamples: number, seed: number): NativeGptIndices;
   ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
   TokenDataset: new (prefix: string) => NativeTokenDataset;
   Tokenizer: {
