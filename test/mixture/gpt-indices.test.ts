@@ -78,3 +78,47 @@ describe('buildGptIndices', () => {
     expect(flags.filter((flag, i) => !flag && loadAddon().buildGptIndices(Int32Array.from(cases[i][1]), cases[i][2], cases[i][3], cases[i][4]).epochs > 1)).not.toHaveLength(0);
   });
 });
+
+describe('concat windows', () => {
+  it("equal Megatron's reader over the same shards and indices (numpy on the .bin)", async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { ShardWriter, TokenDataset } = await import('../../src/index.js');
+    const { buildConcatIndex, concatWindow } = await import('../../src/mixture/concat.js');
+    const prefix = join(mkdtempSync(join(tmpdir(), 'octomix-concat-')), 'shard');
+    const writer = ShardWriter.create(prefix, { dtype: 'int32' });
+    const lengths = [17, 3, 40, 1, 25, 9, 0, 33];
+    let next = 1;
+    for (const length of lengths) writer.addDocument(Uint32Array.from({ length }, () => next++));
+    await writer.finish();
+    const dataset = TokenDataset.open(prefix);
+    const index = buildConcatIndex(dataset, 16, 12, 31337);
+    const reader = `
+import json, sys, numpy as np
+prefix, doc, sample, S = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
+idx = open(prefix + '.idx', 'rb').read()
+n = int(np.frombuffer(idx, '<u8', 1, 18)[0])
+lengths = np.frombuffer(idx, '<i4', n, 34); pointers = np.frombuffer(idx, '<i8', n, 34 + 4 * n)
+tokens = np.fromfile(prefix + '.bin', dtype=np.int32)
+get = lambda d, off=0, length=None: tokens[pointers[d] // 4 + off: pointers[d] // 4 + (lengths[d] if length is None else off + length)]
+out = []
+for j in range(len(sample) // 2 - 1):
+    b, bo, e, eo = sample[2*j], sample[2*j+1], sample[2*j+2], sample[2*j+3]
+    if b == e: parts = [get(doc[b], bo, eo - bo + 1)]
+    else: parts = [get(doc[b], bo)] + [get(doc[i]) for i in range(b + 1, e)] + [get(doc[e], 0, eo + 1)]
+    w = np.concatenate(parts).tolist(); out.append(w + [-1] * (S + 1 - len(w)))
+print(json.dumps(out))`;
+    const nonEmpty = lengths.filter((length) => length > 0).length;
+    expect(dataset.numDocuments).toBe(nonEmpty);
+    const result = spawnSync(python, ['-c', reader, prefix, JSON.stringify(Array.from(index.indices.documentIndex)), JSON.stringify(Array.from(index.indices.sampleIndex)), '16'], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    const expected = JSON.parse(result.stdout) as number[][];
+    expect(expected.length).toBe(index.samples);
+    for (let sample = 0; sample < index.samples; sample++) expect(Array.from(concatWindow(dataset, index, sample)), `window ${sample}`).toEqual(expected[sample]);
+    // Consecutive windows share one token, and the stream is the documents in document-index order.
+    const first = concatWindow(dataset, index, 0);
+    const second = concatWindow(dataset, index, 1);
+    expect(second[0]).toBe(first[16]);
+  });
+});
