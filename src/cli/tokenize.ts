@@ -60,7 +60,6 @@ interface PendingRecord {
 }
 
 interface ShardCounters {
-  documents: number;
   emptyDocuments: number;
   invalidUtf8Records: number;
   skipped: Record<SkipReason, number>;
@@ -69,7 +68,7 @@ interface ShardCounters {
 }
 
 function newCounters(position: Position): ShardCounters {
-  return { documents: 0, emptyDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
+  return { emptyDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
 }
 
 // Peak resident memory of this process. /proc/self/status VmHWM rather than getrusage's maxrss: after fork+exec
@@ -335,7 +334,6 @@ export async function runTokenize(args: string[]): Promise<number> {
         ids = framed;
       }
       writer!.addDocument(ids);
-      counters.documents++;
       totals.documents++;
       totals.tokens += ids.length;
       const stats = writer!.stats;
