@@ -23,5 +23,9 @@ export {
   TokenizerLoadError,
   UnsupportedTokenizerError,
 } from './errors.js';
+export { DataLoader, Batch, ResumeStateError, BatchReleasedError } from './mixture/data-loader.js';
+export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary } from './mixture/data-loader.js';
+export { loadRecipe, RecipeError } from './mixture/recipe.js';
+export type { Recipe, RecipeSource, RecipeStage, Mixture } from './mixture/recipe.js';
 export { buildInfo } from './doctor.js';
 export type { BuildInfo } from './doctor.js';

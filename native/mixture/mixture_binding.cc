@@ -1,12 +1,17 @@
-// N-API face of the mixture code. For now: Megatron's GPTDataset indices, used by the concat packer and checked
-// against numpy in test/mixture.
+// N-API face of the mixture code: Megatron's GPTDataset indices (checked against numpy in test/mixture), the
+// loader plan build (a promise, on octomix's pool), and the native DataLoader over a plan. Errors carry a code:
+// SHARD_FORMAT for a shard that fails to open, PLAN_INVALID for plan bytes that do not parse, INTERNAL otherwise.
 #include "mixture/mixture_binding.h"
 
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <optional>
 
 #include "common/napi_helpers.h"
+#include "mixture/data_loader.h"
 #include "mixture/gpt_indices.h"
+#include "mixture/loader_plan.h"
 
 namespace octomix {
 
@@ -45,10 +50,419 @@ Napi::Value buildGptIndicesBinding(const Napi::CallbackInfo& info) {
   }
 }
 
+// A source as JS describes it: { name, prefixes: string[] } or, for benchmarks of the plan alone,
+// { name, lengths: Int32Array }.
+struct SourceSpec {
+  std::string name;
+  std::vector<std::string> prefixes;
+  std::vector<int32_t> lengths;
+  bool fromLengths = false;
+};
+
+bool readSources(Napi::Env env, Napi::Value value, std::vector<SourceSpec>& specs) {
+  if (!value.IsArray()) {
+    Napi::TypeError::New(env, "sources must be an array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array array = value.As<Napi::Array>();
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Object object = array.Get(i).As<Napi::Object>();
+    SourceSpec spec;
+    spec.name = object.Get("name").ToString().Utf8Value();
+    Napi::Value lengths = object.Get("lengths");
+    if (lengths.IsTypedArray() && lengths.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+      Napi::Int32Array typed = lengths.As<Napi::Int32Array>();
+      spec.lengths.assign(typed.Data(), typed.Data() + typed.ElementLength());
+      spec.fromLengths = true;
+    } else {
+      Napi::Array prefixes = object.Get("prefixes").As<Napi::Array>();
+      for (uint32_t j = 0; j < prefixes.Length(); ++j) spec.prefixes.push_back(prefixes.Get(j).ToString().Utf8Value());
+    }
+    specs.push_back(std::move(spec));
+  }
+  return true;
+}
+
+// Opens every shard of every source; on failure returns false with "source NAME: PREFIX.idx: problem".
+bool openSources(std::vector<SourceSpec>& specs, std::vector<mixture::SourceDocuments>& sources, std::string& error) {
+  for (SourceSpec& spec : specs) {
+    if (spec.fromLengths) {
+      sources.push_back(mixture::SourceDocuments::fromLengths(spec.name, std::move(spec.lengths)));
+      continue;
+    }
+    std::vector<std::shared_ptr<shards::IndexedDataset>> shards;
+    for (const std::string& prefix : spec.prefixes) {
+      std::string problem;
+      auto dataset = shards::IndexedDataset::open(prefix, problem);
+      if (!dataset) {
+        error = "source " + spec.name + ": " + problem;
+        return false;
+      }
+      shards.push_back(std::move(dataset));
+    }
+    sources.push_back(mixture::SourceDocuments::fromShards(spec.name, std::move(shards)));
+  }
+  return true;
+}
+
+Napi::Object planSummary(Napi::Env env, const mixture::Plan& plan) {
+  Napi::Object summary = Napi::Object::New(env);
+  Napi::Array stages = Napi::Array::New(env, plan.stages.size());
+  for (size_t stage = 0; stage < plan.stages.size(); ++stage) {
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("steps", Napi::Number::New(env, static_cast<double>(plan.stages[stage].steps)));
+    Napi::Array sources = Napi::Array::New(env, plan.sourceCount);
+    for (uint32_t source = 0; source < plan.sourceCount; ++source) {
+      Napi::Object stats = Napi::Object::New(env);
+      stats.Set("samples", Napi::Number::New(env, static_cast<double>(plan.stats[stage][source].samples)));
+      stats.Set("tokens", Napi::Number::New(env, static_cast<double>(plan.stats[stage][source].tokens)));
+      sources.Set(source, stats);
+    }
+    entry.Set("sources", sources);
+    stages.Set(static_cast<uint32_t>(stage), entry);
+  }
+  summary.Set("stages", stages);
+  Napi::Array cursors = Napi::Array::New(env, plan.sourceCount);
+  const uint64_t* last = plan.checkpoints.data() + plan.totalSteps() * plan.sourceCount * 2;
+  for (uint32_t source = 0; source < plan.sourceCount; ++source) cursors.Set(source, Napi::Number::New(env, static_cast<double>(last[2 * source])));
+  summary.Set("samplesUsed", cursors);
+  Napi::Array windows = Napi::Array::New(env, plan.sourceCount);
+  for (uint32_t source = 0; source < plan.sourceCount; ++source) windows.Set(source, Napi::Number::New(env, static_cast<double>(plan.windowEnds[source].size())));
+  summary.Set("windowsPacked", windows);
+  // Samples (bestfit) or stream tokens (concat) at the end of each epoch the plan reached, per source.
+  Napi::Array epochEnds = Napi::Array::New(env, plan.sourceCount);
+  for (uint32_t source = 0; source < plan.sourceCount; ++source) {
+    const auto& ends = plan.windowEnds[source];
+    uint64_t perEpoch = plan.windowsPerEpoch.empty() ? 0 : plan.windowsPerEpoch[source];
+    Napi::Array list = Napi::Array::New(env);
+    for (uint64_t end = perEpoch; perEpoch > 0 && end <= ends.size(); end += perEpoch) list.Set(list.Length(), Napi::Number::New(env, static_cast<double>(ends[end - 1])));
+    epochEnds.Set(source, list);
+  }
+  summary.Set("epochEnds", epochEnds);
+  return summary;
+}
+
+class BuildPlanJob : public PoolJob<> {
+ public:
+  using PoolJob::PoolJob;
+  std::vector<SourceSpec> specs;
+  mixture::PlanParameters parameters;
+  std::vector<mixture::PlanStage> stages;
+  std::string failure;
+  mixture::Plan plan;
+  std::vector<uint8_t> bytes;
+
+  void runItem(size_t, NoWorkerState&) override {
+    std::vector<mixture::SourceDocuments> sources;
+    if (!openSources(specs, sources, failure)) return;
+    std::vector<const mixture::SourceDocuments*> pointers;
+    for (const auto& source : sources) pointers.push_back(&source);
+    try {
+      plan = mixture::buildPlan(pointers, parameters, stages);
+      bytes = plan.serialize();
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+  }
+  void settle(Napi::Env env) override {
+    if (rejectIfFailed(env, "buildLoaderPlan")) return;
+    if (!failure.empty()) {
+      Napi::Error error = Napi::Error::New(env, failure);
+      error.Set("code", Napi::String::New(env, "SHARD_FORMAT"));
+      deferred.Reject(error.Value());
+      return;
+    }
+    Napi::Object result = planSummary(env, plan);
+    result.Set("plan", Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
+    deferred.Resolve(result);
+  }
+};
+
+bool readParameters(Napi::Env env, Napi::Object object, mixture::PlanParameters& parameters) {
+  parameters.seed = static_cast<uint64_t>(object.Get("seed").ToNumber().Int64Value());
+  parameters.seqLength = object.Get("seqLength").ToNumber().Uint32Value();
+  parameters.globalBatchSize = static_cast<uint64_t>(object.Get("globalBatchSize").ToNumber().Int64Value());
+  parameters.packing = object.Get("packing").ToString().Utf8Value() == "concat" ? mixture::Packing::kConcat : mixture::Packing::kBestFit;
+  parameters.windowDocuments = object.Get("windowDocuments").ToNumber().Uint32Value();
+  if (parameters.seqLength == 0 || parameters.globalBatchSize == 0 || parameters.windowDocuments == 0) {
+    Napi::RangeError::New(env, "seqLength, globalBatchSize and windowDocuments must be positive").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// buildLoaderPlan(sources, parameters, stages: { steps, shares: number[] }[]) -> Promise<{ plan: Buffer, stages, ... }>
+Napi::Value buildLoaderPlanBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[1].IsObject() || !info[2].IsArray()) {
+    Napi::TypeError::New(env, "buildLoaderPlan(sources, parameters, stages)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto job = std::make_shared<BuildPlanJob>(env);
+  if (!readSources(env, info[0], job->specs) || !readParameters(env, info[1].As<Napi::Object>(), job->parameters)) return env.Undefined();
+  Napi::Array stages = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < stages.Length(); ++i) {
+    Napi::Object object = stages.Get(i).As<Napi::Object>();
+    mixture::PlanStage stage;
+    stage.steps = static_cast<uint64_t>(object.Get("steps").ToNumber().Int64Value());
+    Napi::Array shares = object.Get("shares").As<Napi::Array>();
+    for (uint32_t j = 0; j < shares.Length(); ++j) stage.shares.push_back(shares.Get(j).ToNumber().DoubleValue());
+    if (stage.shares.size() != job->specs.size()) {
+      Napi::RangeError::New(env, "each stage needs one share per source").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    job->stages.push_back(std::move(stage));
+  }
+  return job->start(env, 1, 1, "octomix.buildLoaderPlan");
+}
+
+bool parsePlan(Napi::Env env, Napi::Value value, mixture::Plan& plan) {
+  if (!value.IsBuffer() && !value.IsTypedArray()) {
+    Napi::TypeError::New(env, "plan must be a Uint8Array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+  std::string error;
+  if (!mixture::Plan::deserialize(bytes.Data(), bytes.ByteLength(), plan, error)) {
+    throwCoded(env, error, "PLAN_INVALID");
+    return false;
+  }
+  return true;
+}
+
+// readLoaderPlan(plan: Uint8Array) -> the summary buildLoaderPlan gives, for a cached plan.
+Napi::Value readLoaderPlanBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  mixture::Plan plan;
+  if (info.Length() < 1 || !parsePlan(env, info[0], plan)) return env.Undefined();
+  return planSummary(env, plan);
+}
+
+// new DataLoader(plan: Uint8Array, sources: { name, prefixes }[], options) — the ring of prefetched micro-batches.
+class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "DataLoader",
+                       {
+                           InstanceMethod<&DataLoaderWrap::next>("next"),
+                           InstanceMethod<&DataLoaderWrap::release>("release"),
+                           InstanceMethod<&DataLoaderWrap::close>("close"),
+                           InstanceMethod<&DataLoaderWrap::describe>("describe"),
+                           InstanceMethod<&DataLoaderWrap::documentOrder>("documentOrder"),
+                       });
+  }
+
+  explicit DataLoaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataLoaderWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[2].IsObject()) {
+      Napi::TypeError::New(env, "DataLoader(plan, sources, options)").ThrowAsJavaScriptException();
+      return;
+    }
+    mixture::Plan plan;
+    if (!parsePlan(env, info[0], plan)) return;
+    std::vector<SourceSpec> specs;
+    if (!readSources(env, info[1], specs)) return;
+    Napi::Object object = info[2].As<Napi::Object>();
+    mixture::LoaderOptions options;
+    options.rank = object.Get("rank").ToNumber().Uint32Value();
+    options.worldSize = object.Get("worldSize").ToNumber().Uint32Value();
+    options.microBatchSize = object.Get("microBatchSize").ToNumber().Uint32Value();
+    options.prefetch = object.Get("prefetch").ToNumber().Uint32Value();
+    options.threads = object.Get("threads").ToNumber().Uint32Value();
+    options.startMicroBatch = static_cast<uint64_t>(object.Get("startMicroBatch").ToNumber().Int64Value());
+    options.ignoreIndex = object.Get("ignoreIndex").ToNumber().Int32Value();
+    options.padTokenId = object.Get("padTokenId").ToNumber().Int32Value();
+    options.maskEosInput = object.Get("maskEosInput").ToBoolean().Value();
+    options.eosTokenId = object.Get("eosTokenId").ToNumber().Int64Value();
+    if (options.worldSize == 0 || options.microBatchSize == 0 || options.prefetch == 0 || options.rank >= options.worldSize ||
+        plan.parameters.globalBatchSize % (uint64_t{options.worldSize} * options.microBatchSize) != 0 || specs.size() != plan.sourceCount) {
+      Napi::RangeError::New(env, "DataLoader options do not fit the plan").ThrowAsJavaScriptException();
+      return;
+    }
+    try {
+      std::vector<mixture::SourceDocuments> sources;
+      std::string error;
+      if (!openSources(specs, sources, error)) {
+        throwCoded(env, error, "SHARD_FORMAT");
+        return;
+      }
+      loader_ = std::make_unique<mixture::StreamingLoader>(std::move(plan), std::move(sources), options);
+    } catch (const std::exception& error) {
+      throwCoded(env, std::string("octomix: DataLoader: ") + error.what(), "INTERNAL");
+      return;
+    }
+    held_.resize(options.prefetch);
+    ready_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.DataLoader", 0, 1);
+    ready_.Unref(env);
+    Napi::ThreadSafeFunction ready = ready_;
+    DataLoaderWrap* self = this;
+    loader_->start([ready, self]() mutable {
+      ready.NonBlockingCall([self](Napi::Env env, Napi::Function) {
+        if (env == nullptr) return;
+        Napi::HandleScope scope(env);
+        self->deliver(env);
+      });
+    });
+  }
+
+  ~DataLoaderWrap() override {
+    if (loader_) loader_->stop();
+    if (!closed_) ready_.Release();
+  }
+
+ private:
+  // Called on the main thread by a worker (through ready_) when the batch next() waits for is ready or a worker
+  // failed.
+  void deliver(Napi::Env env) {
+    if (!pending_ || !loader_) return;
+    settle(env, *pending_);
+  }
+
+  // Settles `deferred` with the next batch, the end (null) or an error; returns false, leaving it pending, while
+  // the batch is still being built (the loader then marks that JS waits, under its lock, so no wake-up is lost).
+  bool settle(Napi::Env env, Napi::Promise::Deferred deferred) {
+    mixture::BatchInfo info;
+    int slot = loader_->takeReady(info);
+    if (slot == -1) return false;
+    if (pending_) {
+      pending_.reset();
+      ready_.Unref(env);
+    }
+    if (slot == -2) {
+      deferred.Resolve(env.Null());
+    } else if (slot == -3) {
+      Napi::Error error = Napi::Error::New(env, "every prefetch buffer is held by a batch that was not released: call batch.release() when done with a batch, or raise prefetch");
+      error.Set("code", Napi::String::New(env, "LOADER_BUFFERS_HELD"));
+      deferred.Reject(error.Value());
+    } else if (slot == -4) {
+      Napi::Error error = Napi::Error::New(env, "octomix DataLoader: " + loader_->error());
+      error.Set("code", Napi::String::New(env, "LOADER_FAILED"));
+      deferred.Reject(error.Value());
+    } else {
+      const auto& memory = loader_->memory(slot);
+      auto* keepAlive = new std::shared_ptr<mixture::BatchMemory>(memory);
+      Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(
+          env, memory->data, memory->bytes,
+          [](Napi::Env, void*, std::shared_ptr<mixture::BatchMemory>* hint) { delete hint; }, keepAlive);
+      held_[slot] = Napi::Persistent(buffer);
+      Napi::Object result = Napi::Object::New(env);
+      result.Set("slot", Napi::Number::New(env, slot));
+      result.Set("buffer", buffer);
+      result.Set("index", Napi::Number::New(env, static_cast<double>(info.index)));
+      result.Set("step", Napi::Number::New(env, static_cast<double>(info.step)));
+      result.Set("microBatch", Napi::Number::New(env, info.microBatch));
+      result.Set("stage", Napi::Number::New(env, info.stage));
+      result.Set("segments", Napi::Number::New(env, info.segments));
+      result.Set("maxSeqlen", Napi::Number::New(env, info.maxSeqlen));
+      result.Set("lossTokens", Napi::Number::New(env, static_cast<double>(info.realTokens)));
+      deferred.Resolve(result);
+    }
+    return true;
+  }
+
+  // next() -> Promise<batch | null>
+  Napi::Value next(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Promise::Deferred deferred = Napi::Promise::Deferred::New(env);
+    if (closed_) {
+      deferred.Resolve(env.Null());
+    } else if (pending_) {
+      Napi::Error error = Napi::Error::New(env, "next() was called while a previous next() is still pending");
+      error.Set("code", Napi::String::New(env, "LOADER_BUSY"));
+      deferred.Reject(error.Value());
+    } else if (!settle(env, deferred)) {
+      pending_ = deferred;
+      ready_.Ref(env);  // keep the process alive while JS awaits a worker
+    }
+    return deferred.Promise();
+  }
+
+  // release(slot): detaches the batch's ArrayBuffer (every view of it reads as empty from now on) and hands the
+  // buffer back to the workers.
+  Napi::Value release(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int slot = info[0].ToNumber().Int32Value();
+    if (slot < 0 || static_cast<size_t>(slot) >= held_.size() || held_[slot].IsEmpty()) return env.Undefined();
+    held_[slot].Value().Detach();
+    held_[slot].Reset();
+    if (loader_) loader_->release(slot);
+    return env.Undefined();
+  }
+
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) return env.Undefined();
+    closed_ = true;
+    loader_->stop();
+    for (auto& buffer : held_) {
+      if (!buffer.IsEmpty()) {
+        buffer.Value().Detach();
+        buffer.Reset();
+      }
+    }
+    if (pending_) {
+      Napi::Promise::Deferred deferred = *pending_;
+      pending_.reset();
+      ready_.Unref(env);
+      deferred.Resolve(env.Null());
+    }
+    ready_.Release();
+    loader_.reset();
+    return env.Undefined();
+  }
+
+  Napi::Value describe(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
+    if (!loader_) return result;
+    const mixture::BatchLayout& layout = loader_->layout();
+    result.Set("totalMicroBatches", Napi::Number::New(env, static_cast<double>(loader_->totalMicroBatches())));
+    result.Set("microBatchesPerStep", Napi::Number::New(env, static_cast<double>(loader_->microBatchesPerStep())));
+    Napi::Object offsets = Napi::Object::New(env);
+    offsets.Set("inputIds", Napi::Number::New(env, static_cast<double>(layout.inputIds)));
+    offsets.Set("labels", Napi::Number::New(env, static_cast<double>(layout.labels)));
+    offsets.Set("positionIds", Napi::Number::New(env, static_cast<double>(layout.positionIds)));
+    offsets.Set("lossMask", Napi::Number::New(env, static_cast<double>(layout.lossMask)));
+    offsets.Set("cuSeqlens", Napi::Number::New(env, static_cast<double>(layout.cuSeqlens)));
+    offsets.Set("documentIds", Napi::Number::New(env, static_cast<double>(layout.documentIds)));
+    offsets.Set("sourceIds", Napi::Number::New(env, static_cast<double>(layout.sourceIds)));
+    offsets.Set("samples", Napi::Number::New(env, static_cast<double>(layout.samples)));
+    offsets.Set("total", Napi::Number::New(env, static_cast<double>(layout.total)));
+    result.Set("layout", offsets);
+    return result;
+  }
+
+  // documentOrder(source, epoch) -> Float64Array: the source's documents in that epoch's stream order (tests).
+  Napi::Value documentOrder(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!loader_) return env.Undefined();
+    uint32_t sourceIndex = info[0].ToNumber().Uint32Value();
+    uint64_t epoch = static_cast<uint64_t>(info[1].ToNumber().Int64Value());
+    if (sourceIndex >= loader_->plan().sourceCount) {
+      Napi::RangeError::New(env, "source index out of range").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const mixture::SourceDocuments& source = loader_->source(sourceIndex);
+    mixture::SourceStream stream(&source, loader_->plan().parameters, sourceIndex);
+    Napi::Float64Array order = Napi::Float64Array::New(env, source.lengths.size());
+    for (size_t i = 0; i < source.lengths.size(); ++i) order[i] = static_cast<double>(stream.documentAt(epoch, i));
+    return order;
+  }
+
+  std::unique_ptr<mixture::StreamingLoader> loader_;
+  Napi::ThreadSafeFunction ready_;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> held_;
+  std::optional<Napi::Promise::Deferred> pending_;
+  bool closed_ = false;
+};
+
 }  // namespace
 
 void registerMixture(Napi::Env env, Napi::Object exports) {
   exports.Set("buildGptIndices", Napi::Function::New(env, buildGptIndicesBinding, "buildGptIndices"));
+  exports.Set("buildLoaderPlan", Napi::Function::New(env, buildLoaderPlanBinding, "buildLoaderPlan"));
+  exports.Set("readLoaderPlan", Napi::Function::New(env, readLoaderPlanBinding, "readLoaderPlan"));
+  exports.Set("DataLoader", DataLoaderWrap::define(env));
 }
 
 }  // namespace octomix

@@ -1,0 +1,284 @@
+#include "mixture/data_loader.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace octomix::mixture {
+
+BatchMemory::BatchMemory(size_t size) : bytes(size) {
+  void* block = nullptr;
+  if (posix_memalign(&block, 4096, std::max<size_t>(size, 4096)) != 0) throw std::bad_alloc();
+  data = static_cast<uint8_t*>(block);
+  std::memset(data, 0, size);
+}
+
+BatchMemory::~BatchMemory() { std::free(data); }
+
+namespace {
+size_t alignUp(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+}  // namespace
+
+StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources, LoaderOptions options)
+    : plan_(std::move(plan)), sources_(std::move(sources)), options_(options) {
+  const uint64_t globalBatch = plan_.parameters.globalBatchSize;
+  const uint64_t perRank = globalBatch / options_.worldSize;
+  perStep_ = perRank / options_.microBatchSize;
+  total_ = plan_.totalSteps() * perStep_;
+  nextToBuild_ = nextToYield_ = options_.startMicroBatch;
+  for (uint32_t i = 0; i < sources_.size(); ++i) {
+    streams_.emplace_back(&sources_[i], plan_.parameters, i);
+    streams_.back().setWindowEnds(plan_.windowEnds[i]);
+  }
+  // Fields at 64-byte boundaries (a cache line; what DMA engines and SIMD loads like) in one page-aligned block.
+  const size_t tokens = size_t{options_.microBatchSize} * plan_.parameters.seqLength;
+  size_t offset = 0;
+  auto place = [&](size_t bytes) {
+    size_t at = offset;
+    offset = alignUp(offset + bytes, 64);
+    return at;
+  };
+  layout_.inputIds = place(tokens * 4);
+  layout_.labels = place(tokens * 4);
+  layout_.positionIds = place(tokens * 4);
+  layout_.lossMask = place(tokens);
+  layout_.cuSeqlens = place((tokens + 1) * 4);
+  layout_.documentIds = place(tokens * 4);
+  layout_.sourceIds = place(size_t{options_.microBatchSize} * 2);
+  layout_.samples = place(size_t{options_.microBatchSize} * 8);
+  layout_.total = alignUp(offset, 4096);
+  for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(layout_.total));
+  state_.assign(options_.prefetch, SlotState::kFree);
+  info_.resize(options_.prefetch);
+}
+
+StreamingLoader::~StreamingLoader() { stop(); }
+
+void StreamingLoader::start(std::function<void()> ready) {
+  ready_ = std::move(ready);
+  for (uint32_t i = 0; i < std::max<uint32_t>(1, options_.threads); ++i) workers_.emplace_back([this] { work(); });
+}
+
+void StreamingLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+  workers_.clear();
+}
+
+std::string StreamingLoader::error() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+void StreamingLoader::setWaiting(bool waiting) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  waiting_ = waiting;
+}
+
+int StreamingLoader::takeReady(BatchInfo& info) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!error_.empty()) return -4;
+  if (nextToYield_ >= total_) return -2;
+  bool allHeld = true;
+  for (size_t slot = 0; slot < state_.size(); ++slot) {
+    if (state_[slot] != SlotState::kHeld) allHeld = false;
+    if (state_[slot] == SlotState::kReady && info_[slot].index == nextToYield_) {
+      state_[slot] = SlotState::kHeld;
+      info = info_[slot];
+      ++nextToYield_;
+      waiting_ = false;
+      return static_cast<int>(slot);
+    }
+  }
+  if (allHeld) return -3;
+  waiting_ = true;  // set under the lock that workers take to finish a batch, so the wake-up cannot be missed
+  return -1;
+}
+
+void StreamingLoader::release(int slot) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (slot < 0 || static_cast<size_t>(slot) >= state_.size() || state_[slot] != SlotState::kHeld) return;
+    state_[slot] = SlotState::kFree;
+  }
+  wake_.notify_one();
+}
+
+void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows) {
+  const uint64_t step = index / perStep_;
+  const uint64_t microBatch = index % perStep_;
+  if (step != cachedStep_) {
+    replayStep(plan_, streams_, step, stepSources_, stepSamples_);
+    cachedStep_ = step;
+  }
+  const uint64_t perRank = plan_.parameters.globalBatchSize / options_.worldSize;
+  const uint64_t first = options_.rank * perRank + microBatch * options_.microBatchSize;
+  info.index = index;
+  info.step = step;
+  info.microBatch = static_cast<uint32_t>(microBatch);
+  info.stage = static_cast<uint32_t>(plan_.stageOfStep(step));
+  rows.resize(options_.microBatchSize);
+  for (uint32_t row = 0; row < options_.microBatchSize; ++row) {
+    rows[row].source = stepSources_[first + row];
+    rows[row].sample = stepSamples_[first + row];
+    streams_[rows[row].source].chunks(rows[row].sample, rows[row].chunks);
+  }
+}
+
+void StreamingLoader::work() {
+  std::vector<RowPlan> rows;
+  std::vector<int32_t> scratch;
+  while (true) {
+    int slot = -1;
+    BatchInfo info;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [&] {
+        if (stopping_ || !error_.empty()) return true;
+        if (nextToBuild_ >= total_) return false;
+        return std::find(state_.begin(), state_.end(), SlotState::kFree) != state_.end();
+      });
+      if (stopping_ || !error_.empty()) return;
+      slot = static_cast<int>(std::find(state_.begin(), state_.end(), SlotState::kFree) - state_.begin());
+      state_[slot] = SlotState::kBuilding;
+      uint64_t index = nextToBuild_++;
+      try {
+        resolve(index, info, rows);
+      } catch (const std::exception& failure) {
+        error_ = std::string("planning micro-batch ") + std::to_string(index) + ": " + failure.what();
+      }
+      if (!error_.empty()) {
+        lock.unlock();
+        wake_.notify_all();
+        if (ready_) ready_();
+        return;
+      }
+    }
+    std::string failure;
+    try {
+      build(slot, rows, info, scratch);
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+    bool notify = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure.empty() && error_.empty()) error_ = "building micro-batch " + std::to_string(info.index) + ": " + failure;
+      info_[slot] = info;
+      state_[slot] = SlotState::kReady;
+      notify = waiting_ && (info.index == nextToYield_ || !error_.empty());
+    }
+    if (notify && ready_) ready_();
+  }
+}
+
+void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch) {
+  uint8_t* base = memory_[slot]->data;
+  const uint32_t seqLength = plan_.parameters.seqLength;
+  int32_t* inputIds = reinterpret_cast<int32_t*>(base + layout_.inputIds);
+  int32_t* labels = reinterpret_cast<int32_t*>(base + layout_.labels);
+  int32_t* positions = reinterpret_cast<int32_t*>(base + layout_.positionIds);
+  uint8_t* lossMask = base + layout_.lossMask;
+  int32_t* cuSeqlens = reinterpret_cast<int32_t*>(base + layout_.cuSeqlens);
+  int32_t* documentIds = reinterpret_cast<int32_t*>(base + layout_.documentIds);
+  uint16_t* sourceIds = reinterpret_cast<uint16_t*>(base + layout_.sourceIds);
+  double* samples = reinterpret_cast<double*>(base + layout_.samples);
+  const bool concat = plan_.parameters.packing == Packing::kConcat;
+  const int32_t ignore = options_.ignoreIndex;
+  uint32_t segments = 0;
+  uint32_t maxSeqlen = 0;
+  uint64_t realTokens = 0;
+  cuSeqlens[0] = 0;
+  for (size_t row = 0; row < rows.size(); ++row) {
+    const RowPlan& plan = rows[row];
+    const SourceDocuments& source = sources_[plan.source];
+    sourceIds[row] = static_cast<uint16_t>(plan.source);
+    samples[row] = static_cast<double>(plan.sample);
+    const size_t rowStart = row * seqLength;
+    int32_t* ids = inputIds + rowStart;
+    int32_t* rowLabels = labels + rowStart;
+    int32_t* rowPositions = positions + rowStart;
+    uint8_t* rowMask = lossMask + rowStart;
+    uint32_t written = 0;
+    if (concat) {
+      // seqLength + 1 window tokens: inputs are the first seqLength, labels the last seqLength (Megatron).
+      scratch.resize(size_t{seqLength} + 1);
+      uint32_t at = 0;
+      for (const Chunk& chunk : plan.chunks) {
+        source.read(chunk.document, chunk.offset, chunk.length, scratch.data() + at);
+        if (at < seqLength) {
+          uint32_t length = std::min(chunk.length, seqLength - at);
+          for (uint32_t i = 0; i < length; ++i) rowPositions[at + i] = static_cast<int32_t>(i);
+          documentIds[segments] = static_cast<int32_t>(chunk.document);
+          cuSeqlens[segments + 1] = static_cast<int32_t>(rowStart + at + length);
+          maxSeqlen = std::max(maxSeqlen, length);
+          ++segments;
+        }
+        at += chunk.length;
+      }
+      std::memcpy(ids, scratch.data(), size_t{seqLength} * 4);
+      std::memcpy(rowLabels, scratch.data() + 1, size_t{seqLength} * 4);
+      std::memset(rowMask, 1, seqLength);
+      written = seqLength;
+    } else {
+      for (const Chunk& chunk : plan.chunks) {
+        int32_t* out = ids + written;
+        source.read(chunk.document, chunk.offset, chunk.length, out);
+        // Labels are the next token of the same document: inside the chunk, then the token after the chunk when the
+        // document goes on (a chunk cut from a long document keeps its last label), else nothing to predict.
+        if (chunk.length > 1) std::memcpy(rowLabels + written, out + 1, size_t{chunk.length - 1} * 4);
+        int32_t last = ignore;
+        if (static_cast<uint64_t>(chunk.offset) + chunk.length < static_cast<uint64_t>(source.lengths[chunk.document])) {
+          source.read(chunk.document, chunk.offset + chunk.length, 1, &last);
+        }
+        rowLabels[written + chunk.length - 1] = last;
+        for (uint32_t i = 0; i < chunk.length; ++i) rowPositions[written + i] = static_cast<int32_t>(i);
+        std::memset(rowMask + written, 1, chunk.length);
+        if (last == ignore) rowMask[written + chunk.length - 1] = 0;
+        documentIds[segments] = static_cast<int32_t>(chunk.document);
+        cuSeqlens[segments + 1] = static_cast<int32_t>(rowStart + written + chunk.length);
+        maxSeqlen = std::max(maxSeqlen, chunk.length);
+        ++segments;
+        written += chunk.length;
+      }
+      if (written < seqLength) {
+        // Padding is one segment of its own (document id -1) so cuSeqlens always ends at microBatchSize x seqLength.
+        uint32_t padding = seqLength - written;
+        for (uint32_t i = 0; i < padding; ++i) {
+          ids[written + i] = options_.padTokenId;
+          rowLabels[written + i] = ignore;
+          rowPositions[written + i] = static_cast<int32_t>(i);
+        }
+        std::memset(rowMask + written, 0, padding);
+        documentIds[segments] = -1;
+        cuSeqlens[segments + 1] = static_cast<int32_t>(rowStart + seqLength);
+        maxSeqlen = std::max(maxSeqlen, padding);
+        ++segments;
+      }
+    }
+    if (options_.maskEosInput && options_.eosTokenId >= 0) {
+      const int32_t eos = static_cast<int32_t>(options_.eosTokenId);
+      for (uint32_t i = 0; i < seqLength; ++i) {
+        if (ids[i] == eos) rowMask[i] = 0;
+      }
+    }
+    for (uint32_t i = 0; i < seqLength; ++i) {
+      if (!rowMask[i]) rowLabels[i] = ignore;
+      realTokens += rowMask[i];
+    }
+    (void)written;
+  }
+  info.segments = segments;
+  info.maxSeqlen = maxSeqlen;
+  info.realTokens = realTokens;
+}
+
+}  // namespace octomix::mixture

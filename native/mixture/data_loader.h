@@ -1,0 +1,124 @@
+// The streaming loader behind DataLoader: native prefetch threads build this rank's micro-batches, in order, into a
+// ring of reusable page-aligned buffers. JS threads never run here; a worker that finishes the batch JS is waiting
+// for wakes it through a thread-safe function owned by the binding.
+//
+// Which rows a micro-batch holds is decided by one planner (under the ring's mutex, a few microseconds per batch:
+// a step replay from its plan checkpoint and, now and then, packing a window of lengths); copying the tokens, the
+// expensive part, runs outside the lock, so `threads` workers copy in parallel.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mixture/loader_plan.h"
+
+namespace octomix::mixture {
+
+struct LoaderOptions {
+  uint32_t rank = 0;
+  uint32_t worldSize = 1;
+  uint32_t microBatchSize = 1;
+  uint32_t prefetch = 4;
+  uint32_t threads = 1;
+  uint64_t startMicroBatch = 0;
+  int32_t ignoreIndex = -100;
+  int32_t padTokenId = 0;
+  bool maskEosInput = false;
+  int64_t eosTokenId = -1;
+};
+
+// One ring buffer: a page-aligned block holding every field of one micro-batch. Shared with the ArrayBuffers handed
+// to JS, so memory outlives a loader that is collected while a batch view is still referenced.
+struct BatchMemory {
+  explicit BatchMemory(size_t bytes);
+  ~BatchMemory();
+  BatchMemory(const BatchMemory&) = delete;
+  BatchMemory& operator=(const BatchMemory&) = delete;
+  uint8_t* data = nullptr;
+  size_t bytes = 0;
+};
+
+struct BatchLayout {
+  size_t inputIds, labels, positionIds, lossMask, cuSeqlens, documentIds, sourceIds, samples, total;
+};
+
+struct BatchInfo {
+  uint64_t index = 0;     // this rank's micro-batch number
+  uint64_t step = 0;      // global step
+  uint32_t microBatch = 0;  // within the step
+  uint32_t stage = 0;
+  uint32_t segments = 0;  // cuSeqlens has segments + 1 entries
+  uint32_t maxSeqlen = 0;
+  uint64_t realTokens = 0;
+};
+
+class StreamingLoader {
+ public:
+  enum class SlotState { kFree, kBuilding, kReady, kHeld };
+
+  StreamingLoader(Plan plan, std::vector<SourceDocuments> sources, LoaderOptions options);
+  ~StreamingLoader();
+
+  // Starts the workers; `ready` is called from a worker thread when the batch JS waits for becomes ready or a
+  // worker fails.
+  void start(std::function<void()> ready);
+  void stop();
+
+  // Main thread. Returns the slot of the next batch if it is ready (-1 if not yet, -2 at the end, -3 when every
+  // slot is held by JS, -4 after a worker failed: see error()).
+  int takeReady(BatchInfo& info);
+  void release(int slot);
+  bool waiting() const { return waiting_; }
+  void setWaiting(bool waiting);
+
+  const BatchLayout& layout() const { return layout_; }
+  const std::shared_ptr<BatchMemory>& memory(int slot) const { return memory_[static_cast<size_t>(slot)]; }
+  uint64_t totalMicroBatches() const { return total_; }
+  uint64_t microBatchesPerStep() const { return perStep_; }
+  uint64_t nextIndex() const { return nextToYield_; }
+  std::string error();
+  const Plan& plan() const { return plan_; }
+  const SourceDocuments& source(size_t index) const { return sources_[index]; }
+
+ private:
+  struct RowPlan {
+    uint32_t source;
+    uint64_t sample;
+    std::vector<Chunk> chunks;
+  };
+  void work();
+  void resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows);  // under mutex_
+  void build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch);
+
+  Plan plan_;
+  std::vector<SourceDocuments> sources_;
+  std::vector<SourceStream> streams_;
+  LoaderOptions options_;
+  BatchLayout layout_{};
+  uint64_t perStep_ = 0;
+  uint64_t total_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::shared_ptr<BatchMemory>> memory_;
+  std::vector<SlotState> state_;
+  std::vector<BatchInfo> info_;
+  uint64_t nextToBuild_ = 0;
+  uint64_t nextToYield_ = 0;
+  bool stopping_ = false;
+  bool waiting_ = false;
+  std::string error_;
+  std::function<void()> ready_;
+  std::vector<std::thread> workers_;
+
+  uint64_t cachedStep_ = UINT64_MAX;
+  std::vector<uint32_t> stepSources_;
+  std::vector<uint64_t> stepSamples_;
+};
+
+}  // namespace octomix::mixture

@@ -1,0 +1,570 @@
+#include "mixture/loader_plan.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace octomix::mixture {
+
+uint64_t splitMix64(uint64_t value) {
+  value += 0x9E3779B97F4A7C15ull;
+  value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9ull;
+  value = (value ^ (value >> 27)) * 0x94D049BB133111EBull;
+  return value ^ (value >> 31);
+}
+
+DocumentPermutation::DocumentPermutation(uint64_t size, uint64_t key) : size_(size) {
+  uint32_t bits = 2;
+  while (bits < 64 && (uint64_t{1} << bits) < size) ++bits;
+  if (bits & 1) ++bits;
+  halfBits_ = bits / 2;
+  halfMask_ = (uint64_t{1} << halfBits_) - 1;
+  for (int round = 0; round < 6; ++round) roundKeys_[round] = splitMix64(key + 0x632BE59BD9B4E019ull * (round + 1));
+}
+
+uint64_t DocumentPermutation::operator()(uint64_t position) const {
+  if (size_ <= 1) return position;
+  uint64_t value = position;
+  do {
+    uint64_t left = value >> halfBits_;
+    uint64_t right = value & halfMask_;
+    for (uint64_t roundKey : roundKeys_) {
+      uint64_t next = left ^ (splitMix64(right ^ roundKey) & halfMask_);
+      left = right;
+      right = next;
+    }
+    value = (left << halfBits_) | right;
+  } while (value >= size_);  // cycle walking keeps the bijection inside [0, size)
+  return value;
+}
+
+SourceDocuments SourceDocuments::fromShards(std::string name, std::vector<std::shared_ptr<shards::IndexedDataset>> shards) {
+  SourceDocuments source;
+  source.name = std::move(name);
+  uint64_t total = 0;
+  for (const auto& shard : shards) {
+    source.shardStarts.push_back(total);
+    total += shard->sequences();
+  }
+  source.shardStarts.push_back(total);
+  source.lengths.reserve(total);
+  for (const auto& shard : shards) {
+    for (uint64_t i = 0; i < shard->sequences(); ++i) source.lengths.push_back(shard->length(i));
+    source.tokens += shard->tokens();
+  }
+  source.shards = std::move(shards);
+  return source;
+}
+
+SourceDocuments SourceDocuments::fromLengths(std::string name, std::vector<int32_t> lengths) {
+  SourceDocuments source;
+  source.name = std::move(name);
+  for (int32_t length : lengths) source.tokens += static_cast<uint64_t>(length);
+  source.shardStarts = {0, lengths.size()};
+  source.lengths = std::move(lengths);
+  return source;
+}
+
+void SourceDocuments::read(uint64_t document, uint64_t offset, uint64_t count, int32_t* out) const {
+  size_t shard = static_cast<size_t>(std::upper_bound(shardStarts.begin(), shardStarts.end(), document) - shardStarts.begin()) - 1;
+  const shards::IndexedDataset& dataset = *shards[shard];
+  uint64_t sequence = document - shardStarts[shard];
+  const uint8_t* data = dataset.sequenceData(sequence) + offset * dataset.itemBytes();
+  switch (dataset.dtype()) {
+    case shards::kUint16: {
+      uint16_t value;
+      for (uint64_t i = 0; i < count; ++i) {
+        std::memcpy(&value, data + 2 * i, 2);
+        out[i] = value;
+      }
+      break;
+    }
+    case shards::kInt32: std::memcpy(out, data, count * 4); break;
+    case shards::kUint8: for (uint64_t i = 0; i < count; ++i) out[i] = data[i]; break;
+    case shards::kInt8: for (uint64_t i = 0; i < count; ++i) out[i] = static_cast<int8_t>(data[i]); break;
+    case shards::kInt16: {
+      int16_t value;
+      for (uint64_t i = 0; i < count; ++i) {
+        std::memcpy(&value, data + 2 * i, 2);
+        out[i] = value;
+      }
+      break;
+    }
+    case shards::kInt64: {
+      int64_t value;
+      for (uint64_t i = 0; i < count; ++i) {
+        std::memcpy(&value, data + 8 * i, 8);
+        out[i] = static_cast<int32_t>(value);
+      }
+      break;
+    }
+    default: std::memset(out, 0, count * 4);
+  }
+}
+
+namespace {
+
+// Smallest remaining capacity >= a request among open bins, in O(1) word scans: a bitmap of capacities that have
+// open bins, with a summary bitmap of non-empty words, and a LIFO list of bins per capacity.
+class CapacityIndex {
+ public:
+  void reset(uint32_t capacity, size_t maxBins) {
+    capacity_ = capacity;
+    words_.assign(capacity / 64 + 1, 0);
+    summary_.assign(words_.size() / 64 + 1, 0);
+    head_.resize(capacity + 1);
+    next_.resize(maxBins);
+  }
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  uint32_t successor(uint32_t request) const {
+    size_t word = request >> 6;
+    uint64_t bits = words_[word] & (~uint64_t{0} << (request & 63));
+    if (bits) return static_cast<uint32_t>(word * 64 + __builtin_ctzll(bits));
+    size_t nextWord = word + 1;
+    for (size_t summaryWord = nextWord >> 6; summaryWord < summary_.size(); ++summaryWord) {
+      uint64_t summaryBits = summary_[summaryWord];
+      if (summaryWord == (nextWord >> 6)) summaryBits &= (nextWord & 63) ? (~uint64_t{0} << (nextWord & 63)) : ~uint64_t{0};
+      if (summaryBits) {
+        size_t found = summaryWord * 64 + __builtin_ctzll(summaryBits);
+        return static_cast<uint32_t>(found * 64 + __builtin_ctzll(words_[found]));
+      }
+    }
+    return kNone;
+  }
+  uint32_t pop(uint32_t remaining) {
+    uint32_t bin = head_[remaining];
+    head_[remaining] = next_[bin];
+    if (head_[remaining] == kNone) {
+      words_[remaining >> 6] &= ~(uint64_t{1} << (remaining & 63));
+      if (words_[remaining >> 6] == 0) summary_[remaining >> 12] &= ~(uint64_t{1} << ((remaining >> 6) & 63));
+    }
+    return bin;
+  }
+  void push(uint32_t remaining, uint32_t bin) {
+    bool present = (words_[remaining >> 6] >> (remaining & 63)) & 1;
+    next_[bin] = present ? head_[remaining] : kNone;
+    head_[remaining] = bin;
+    words_[remaining >> 6] |= uint64_t{1} << (remaining & 63);
+    summary_[remaining >> 12] |= uint64_t{1} << ((remaining >> 6) & 63);
+  }
+
+ private:
+  uint32_t capacity_ = 0;
+  std::vector<uint64_t> words_;
+  std::vector<uint64_t> summary_;
+  std::vector<uint32_t> head_;
+  std::vector<uint32_t> next_;
+};
+
+struct PackScratch {
+  std::vector<Chunk> items;
+  std::vector<uint64_t> order;
+  std::vector<uint32_t> itemBin;
+  std::vector<uint32_t> binFill;
+  CapacityIndex capacities;
+};
+
+uint64_t epochKey(uint64_t seed, uint32_t source, uint64_t epoch) {
+  return splitMix64(seed ^ splitMix64(0xA0761D6478BD642Full + source) ^ splitMix64(0xE7037ED1A0B428DBull * (epoch + 1)));
+}
+
+}  // namespace
+
+SourceStream::SourceStream(const SourceDocuments* documents, const PlanParameters& parameters, uint32_t sourceIndex)
+    : documents_(documents), parameters_(parameters), sourceIndex_(sourceIndex) {
+  uint64_t count = documents->lengths.size();
+  if (documents->tokens == 0) throw std::runtime_error("source " + documents->name + " holds no tokens");
+  windowsPerEpoch_ = (count + parameters.windowDocuments - 1) / parameters.windowDocuments;
+}
+
+uint64_t SourceStream::documentAt(uint64_t epoch, uint64_t position) const {
+  DocumentPermutation permutation(documents_->lengths.size(), epochKey(parameters_.seed, sourceIndex_, epoch));
+  return permutation(position);
+}
+
+void SourceStream::pack(uint64_t window, PackedWindow& out) const {
+  uint64_t epoch = window / windowsPerEpoch_;
+  uint64_t first = (window % windowsPerEpoch_) * parameters_.windowDocuments;
+  uint64_t last = std::min<uint64_t>(first + parameters_.windowDocuments, documents_->lengths.size());
+  DocumentPermutation permutation(documents_->lengths.size(), epochKey(parameters_.seed, sourceIndex_, epoch));
+  const uint32_t seqLength = parameters_.seqLength;
+  out.chunks.clear();
+  out.binStart.clear();
+  out.fill.clear();
+  if (parameters_.packing == Packing::kConcat) {
+    // The window's non-empty documents in stream order, with each one's first token offset in the window.
+    out.starts.clear();
+    uint64_t offset = 0;
+    for (uint64_t position = first; position < last; ++position) {
+      uint64_t document = permutation(position);
+      uint32_t length = static_cast<uint32_t>(documents_->lengths[document]);
+      if (length == 0) continue;
+      out.chunks.push_back({document, 0, length});
+      out.starts.push_back(offset);
+      offset += length;
+    }
+    return;
+  }
+  static thread_local PackScratch scratch;
+  scratch.items.clear();
+  scratch.order.clear();
+  // Whole seqLength chunks fill a row each; they come first, in stream order.
+  for (uint64_t position = first; position < last; ++position) {
+    uint64_t document = permutation(position);
+    uint32_t length = static_cast<uint32_t>(documents_->lengths[document]);
+    uint32_t offset = 0;
+    for (; length - offset >= seqLength; offset += seqLength) {
+      out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
+      out.chunks.push_back({document, offset, seqLength});
+      out.fill.push_back(seqLength);
+    }
+    if (offset < length) {
+      scratch.order.push_back((static_cast<uint64_t>(seqLength - (length - offset)) << 32) | scratch.items.size());
+      scratch.items.push_back({document, offset, length - offset});
+    }
+  }
+  // Best fit decreasing: longest first (ties in stream order), each into the open row with the least room that
+  // holds it.
+  std::sort(scratch.order.begin(), scratch.order.end());
+  scratch.binFill.clear();
+  scratch.itemBin.assign(scratch.items.size(), 0);
+  scratch.capacities.reset(seqLength, scratch.items.size() + 1);
+  for (uint64_t key : scratch.order) {
+    uint32_t item = static_cast<uint32_t>(key);
+    uint32_t length = scratch.items[item].length;
+    uint32_t remaining = scratch.capacities.successor(length);
+    uint32_t bin;
+    if (remaining == CapacityIndex::kNone) {
+      bin = static_cast<uint32_t>(scratch.binFill.size());
+      scratch.binFill.push_back(0);
+      remaining = seqLength;
+    } else {
+      bin = scratch.capacities.pop(remaining);
+    }
+    scratch.binFill[bin] += length;
+    scratch.itemBin[item] = bin;
+    if (remaining - length > 0) scratch.capacities.push(remaining - length, bin);
+  }
+  // Rows in creation order; within a row, chunks in placement order.
+  size_t bins = scratch.binFill.size();
+  std::vector<uint32_t> cursor(bins + 1, 0);
+  for (uint64_t key : scratch.order) cursor[scratch.itemBin[static_cast<uint32_t>(key)] + 1]++;
+  for (size_t bin = 0; bin < bins; ++bin) cursor[bin + 1] += cursor[bin];
+  size_t base = out.chunks.size();
+  out.chunks.resize(base + scratch.items.size());
+  for (size_t bin = 0; bin < bins; ++bin) {
+    out.binStart.push_back(static_cast<uint32_t>(base + cursor[bin]));
+    out.fill.push_back(scratch.binFill[bin]);
+  }
+  for (uint64_t key : scratch.order) {
+    uint32_t item = static_cast<uint32_t>(key);
+    out.chunks[base + cursor[scratch.itemBin[item]]++] = scratch.items[item];
+  }
+  out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
+}
+
+const PackedWindow& SourceStream::packed(uint64_t window) {
+  for (int i = 0; i < 2; ++i) {
+    if (cachedWindow_[i] == window) return cached_[i];
+  }
+  int slot = cacheNext_;
+  cacheNext_ ^= 1;
+  pack(window, cached_[slot]);
+  cachedWindow_[slot] = window;
+  return cached_[slot];
+}
+
+void SourceStream::extendTo(uint64_t unit) {
+  while (windowEnds_.empty() || windowEnds_.back() <= unit) {
+    uint64_t window = windowEnds_.size();
+    uint64_t previous = windowEnds_.empty() ? 0 : windowEnds_.back();
+    const PackedWindow& windowPacking = packed(window);
+    uint64_t size = 0;
+    if (parameters_.packing == Packing::kConcat) {
+      for (const Chunk& chunk : windowPacking.chunks) size += chunk.length;
+    } else {
+      size = windowPacking.bins();
+    }
+    windowEnds_.push_back(previous + size);
+  }
+}
+
+uint64_t SourceStream::windowOfSample(uint64_t unit) {
+  extendTo(unit);
+  return static_cast<uint64_t>(std::upper_bound(windowEnds_.begin(), windowEnds_.end(), unit) - windowEnds_.begin());
+}
+
+uint32_t SourceStream::fill(uint64_t sample) {
+  if (parameters_.packing == Packing::kConcat) return parameters_.seqLength;
+  uint64_t window = windowOfSample(sample);
+  uint64_t start = window == 0 ? 0 : windowEnds_[window - 1];
+  return packed(window).fill[sample - start];
+}
+
+void SourceStream::chunks(uint64_t sample, std::vector<Chunk>& out) {
+  out.clear();
+  if (parameters_.packing == Packing::kBestFit) {
+    uint64_t window = windowOfSample(sample);
+    uint64_t start = window == 0 ? 0 : windowEnds_[window - 1];
+    const PackedWindow& windowPacking = packed(window);
+    size_t bin = static_cast<size_t>(sample - start);
+    out.assign(windowPacking.chunks.begin() + windowPacking.binStart[bin], windowPacking.chunks.begin() + windowPacking.binStart[bin + 1]);
+    return;
+  }
+  // concat: seqLength + 1 tokens of the stream from sample x seqLength (windows cross documents and epochs).
+  uint64_t position = sample * parameters_.seqLength;
+  uint64_t needed = uint64_t{parameters_.seqLength} + 1;
+  extendTo(position + needed - 1);
+  uint64_t window = static_cast<uint64_t>(std::upper_bound(windowEnds_.begin(), windowEnds_.end(), position) - windowEnds_.begin());
+  for (; needed > 0; ++window) {
+    const PackedWindow& documents = packed(window);
+    if (documents.chunks.empty()) continue;
+    uint64_t offset = position - (window == 0 ? 0 : windowEnds_[window - 1]);
+    size_t index = static_cast<size_t>(std::upper_bound(documents.starts.begin(), documents.starts.end(), offset) - documents.starts.begin()) - 1;
+    for (; index < documents.chunks.size() && needed > 0; ++index) {
+      const Chunk& document = documents.chunks[index];
+      uint32_t from = static_cast<uint32_t>(offset - documents.starts[index]);
+      uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(document.length - from, needed));
+      out.push_back({document.document, from, take});
+      needed -= take;
+      position += take;
+      offset += take;
+    }
+  }
+}
+
+uint64_t Plan::totalSteps() const {
+  uint64_t total = 0;
+  for (const PlanStage& stage : stages) total += stage.steps;
+  return total;
+}
+
+uint64_t Plan::stageOfStep(uint64_t step) const {
+  uint64_t end = 0;
+  for (size_t stage = 0; stage < stages.size(); ++stage) {
+    end += stages[stage].steps;
+    if (step < end) return stage;
+  }
+  return stages.size();
+}
+
+uint64_t Plan::firstStepOfStage(uint64_t stage) const {
+  uint64_t first = 0;
+  for (size_t i = 0; i < stage && i < stages.size(); ++i) first += stages[i].steps;
+  return first;
+}
+
+namespace {
+
+// The source furthest below its token share; ties to the first. Used by the plan build and by every replay, so the
+// decisions are the same bit for bit.
+inline uint32_t chooseSource(const std::vector<double>& shares, const uint64_t* taken, uint64_t total) {
+  uint32_t best = UINT32_MAX;
+  double bestDeficit = 0;
+  for (uint32_t source = 0; source < shares.size(); ++source) {
+    if (shares[source] <= 0) continue;
+    double deficit = shares[source] * static_cast<double>(total) - static_cast<double>(taken[source]);
+    if (best == UINT32_MAX || deficit > bestDeficit) {
+      best = source;
+      bestDeficit = deficit;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanParameters& parameters,
+               const std::vector<PlanStage>& stages) {
+  Plan plan;
+  plan.parameters = parameters;
+  plan.stages = stages;
+  plan.sourceCount = static_cast<uint32_t>(sources.size());
+  std::vector<SourceStream> streams;
+  for (uint32_t i = 0; i < sources.size(); ++i) streams.emplace_back(sources[i], parameters, i);
+  const size_t count = sources.size();
+  std::vector<uint64_t> cursor(count, 0);
+  std::vector<uint64_t> taken(count, 0);
+  plan.checkpoints.reserve((plan.totalSteps() + 1) * count * 2);
+  for (const PlanStage& stage : stages) {
+    std::fill(taken.begin(), taken.end(), 0);
+    uint64_t total = 0;
+    std::vector<SourceStageStats> stats(count);
+    for (uint64_t step = 0; step < stage.steps; ++step) {
+      for (size_t source = 0; source < count; ++source) {
+        plan.checkpoints.push_back(cursor[source]);
+        plan.checkpoints.push_back(taken[source]);
+      }
+      for (uint64_t i = 0; i < parameters.globalBatchSize; ++i) {
+        uint32_t source = chooseSource(stage.shares, taken.data(), total);
+        uint32_t fill = streams[source].fill(cursor[source]++);
+        taken[source] += fill;
+        total += fill;
+        stats[source].samples++;
+        stats[source].tokens += fill;
+      }
+    }
+    plan.stats.push_back(std::move(stats));
+  }
+  for (size_t source = 0; source < count; ++source) {
+    plan.checkpoints.push_back(cursor[source]);
+    plan.checkpoints.push_back(0);
+  }
+  for (SourceStream& stream : streams) {
+    plan.windowEnds.push_back(stream.windowEnds());
+    plan.windowsPerEpoch.push_back(stream.windowsPerEpoch());
+  }
+  return plan;
+}
+
+void replayStep(const Plan& plan, std::vector<SourceStream>& streams, uint64_t step, std::vector<uint32_t>& sources,
+                std::vector<uint64_t>& samples) {
+  const size_t count = plan.sourceCount;
+  const PlanStage& stage = plan.stages[plan.stageOfStep(step)];
+  std::vector<uint64_t> cursor(count), taken(count);
+  uint64_t total = 0;
+  const uint64_t* row = plan.checkpoints.data() + step * count * 2;
+  for (size_t source = 0; source < count; ++source) {
+    cursor[source] = row[2 * source];
+    taken[source] = row[2 * source + 1];
+    total += taken[source];
+  }
+  sources.resize(plan.parameters.globalBatchSize);
+  samples.resize(plan.parameters.globalBatchSize);
+  for (uint64_t i = 0; i < plan.parameters.globalBatchSize; ++i) {
+    uint32_t source = chooseSource(stage.shares, taken.data(), total);
+    sources[i] = source;
+    samples[i] = cursor[source];
+    uint32_t fill = streams[source].fill(cursor[source]++);
+    taken[source] += fill;
+    total += fill;
+  }
+}
+
+// Plan bytes: "OCTOPLAN", version, parameters, stages, checkpoints, window tables, stats; little-endian, as written
+// by the machine that built it (a cache file, never exchanged).
+namespace {
+constexpr char kPlanMagic[8] = {'O', 'C', 'T', 'O', 'P', 'L', 'A', 'N'};
+constexpr uint32_t kPlanVersion = 1;
+
+struct Writer {
+  std::vector<uint8_t> bytes;
+  template <typename T>
+  void put(T value) {
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(&value);
+    bytes.insert(bytes.end(), data, data + sizeof(T));
+  }
+  template <typename T>
+  void putVector(const std::vector<T>& values) {
+    put<uint64_t>(values.size());
+    const uint8_t* data = reinterpret_cast<const uint8_t*>(values.data());
+    bytes.insert(bytes.end(), data, data + values.size() * sizeof(T));
+  }
+};
+
+struct Reader {
+  const uint8_t* data;
+  size_t size;
+  size_t offset = 0;
+  bool ok = true;
+  template <typename T>
+  T get() {
+    T value{};
+    if (offset + sizeof(T) > size) {
+      ok = false;
+      return value;
+    }
+    std::memcpy(&value, data + offset, sizeof(T));
+    offset += sizeof(T);
+    return value;
+  }
+  template <typename T>
+  std::vector<T> getVector() {
+    uint64_t count = get<uint64_t>();
+    if (!ok || count > (size - offset) / sizeof(T)) {
+      ok = false;
+      return {};
+    }
+    std::vector<T> values(count);
+    if (count) std::memcpy(values.data(), data + offset, count * sizeof(T));
+    offset += count * sizeof(T);
+    return values;
+  }
+};
+}  // namespace
+
+std::vector<uint8_t> Plan::serialize() const {
+  Writer writer;
+  writer.bytes.insert(writer.bytes.end(), kPlanMagic, kPlanMagic + 8);
+  writer.put<uint32_t>(kPlanVersion);
+  writer.put<uint64_t>(parameters.seed);
+  writer.put<uint32_t>(parameters.seqLength);
+  writer.put<uint64_t>(parameters.globalBatchSize);
+  writer.put<uint8_t>(static_cast<uint8_t>(parameters.packing));
+  writer.put<uint32_t>(parameters.windowDocuments);
+  writer.put<uint32_t>(sourceCount);
+  writer.put<uint64_t>(stages.size());
+  for (const PlanStage& stage : stages) {
+    writer.put<uint64_t>(stage.steps);
+    writer.putVector(stage.shares);
+  }
+  writer.putVector(checkpoints);
+  for (const auto& ends : windowEnds) writer.putVector(ends);
+  writer.putVector(windowsPerEpoch);
+  for (const auto& stageStats : stats) {
+    for (const SourceStageStats& entry : stageStats) {
+      writer.put<uint64_t>(entry.samples);
+      writer.put<uint64_t>(entry.tokens);
+    }
+  }
+  return std::move(writer.bytes);
+}
+
+bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string& error) {
+  if (size < 12 || std::memcmp(data, kPlanMagic, 8) != 0) {
+    error = "not an octomix plan (bad magic)";
+    return false;
+  }
+  Reader reader{data, size, 8};
+  if (reader.get<uint32_t>() != kPlanVersion) {
+    error = "plan version differs";
+    return false;
+  }
+  plan.parameters.seed = reader.get<uint64_t>();
+  plan.parameters.seqLength = reader.get<uint32_t>();
+  plan.parameters.globalBatchSize = reader.get<uint64_t>();
+  plan.parameters.packing = static_cast<Packing>(reader.get<uint8_t>());
+  plan.parameters.windowDocuments = reader.get<uint32_t>();
+  plan.sourceCount = reader.get<uint32_t>();
+  uint64_t stageCount = reader.get<uint64_t>();
+  if (!reader.ok || stageCount > 1 << 16 || plan.sourceCount > 1 << 16) {
+    error = "plan header is truncated or corrupt";
+    return false;
+  }
+  plan.stages.resize(stageCount);
+  for (PlanStage& stage : plan.stages) {
+    stage.steps = reader.get<uint64_t>();
+    stage.shares = reader.getVector<double>();
+    if (stage.shares.size() != plan.sourceCount) reader.ok = false;
+  }
+  plan.checkpoints = reader.getVector<uint64_t>();
+  plan.windowEnds.resize(plan.sourceCount);
+  for (auto& ends : plan.windowEnds) ends = reader.getVector<uint64_t>();
+  plan.windowsPerEpoch = reader.getVector<uint64_t>();
+  if (plan.windowsPerEpoch.size() != plan.sourceCount) reader.ok = false;
+  plan.stats.assign(stageCount, std::vector<SourceStageStats>(plan.sourceCount));
+  for (auto& stageStats : plan.stats) {
+    for (SourceStageStats& entry : stageStats) {
+      entry.samples = reader.get<uint64_t>();
+      entry.tokens = reader.get<uint64_t>();
+    }
+  }
+  if (!reader.ok || reader.offset != size || plan.checkpoints.size() != (plan.totalSteps() + 1) * plan.sourceCount * 2) {
+    error = "plan is truncated or corrupt";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace octomix::mixture

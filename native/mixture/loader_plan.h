@@ -1,0 +1,156 @@
+// The global sample plan of a staged mixture: a pure function of (recipe, shard contents, seed, branch).
+//
+// Per source, documents form an endless stream: epoch e visits every document once in the order of a keyed Feistel
+// permutation of (seed, source, e), so any position is computed in O(1) without storing a permutation of millions
+// of ids. The stream is cut into packing windows of `windowDocuments` positions (never across an epoch end) and
+// turned into samples:
+//   - bestfit: documents longer than seqLength are cut into seqLength chunks; the window's chunks are packed
+//     best-fit-decreasing into rows of seqLength slots; rows are the window's samples in creation order.
+//   - concat: Megatron's windows of seqLength + 1 tokens over the concatenated stream, one token shared with the
+//     next window (the stream never ends, so no window is short).
+// Stages take whole global batches; within a stage each next sample goes to the source furthest below its token
+// share (deficit = share x stage tokens - source tokens; ties to the first source), counting real tokens, not
+// padding, so every prefix of a stage stays within one sample of the target token shares.
+//
+// Building the plan simulates every sample once and records, per global step, each source's cursor (next sample)
+// and tokens taken in the stage; a loader then replays one step at a time from its checkpoint. Windows are packed
+// from document lengths only, so the plan never touches token data.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "shards/indexed_dataset.h"
+
+namespace octomix::mixture {
+
+enum class Packing : uint8_t { kConcat = 0, kBestFit = 1 };
+
+// A bijection of [0, size) keyed by a 64-bit key: a 6-round Feistel network on the next even bit width, with cycle
+// walking (fewer than 4 steps on average, since the domain is under 4 x size).
+class DocumentPermutation {
+ public:
+  DocumentPermutation(uint64_t size, uint64_t key);
+  uint64_t operator()(uint64_t position) const;
+
+ private:
+  uint64_t size_;
+  uint32_t halfBits_ = 1;
+  uint64_t halfMask_ = 1;
+  uint64_t roundKeys_[6] = {};
+};
+
+uint64_t splitMix64(uint64_t value);
+
+// One source: its shards as one numbered sequence of documents (Megatron sequences), lengths in memory.
+struct SourceDocuments {
+  std::string name;
+  std::vector<std::shared_ptr<shards::IndexedDataset>> shards;  // empty when built from lengths alone (benchmarks)
+  std::vector<uint64_t> shardStarts;                            // first document of each shard, then the total
+  std::vector<int32_t> lengths;
+  uint64_t tokens = 0;
+
+  static SourceDocuments fromShards(std::string name, std::vector<std::shared_ptr<shards::IndexedDataset>> shards);
+  static SourceDocuments fromLengths(std::string name, std::vector<int32_t> lengths);
+  // Copies `count` tokens of `document` from `offset` into `out` as int32.
+  void read(uint64_t document, uint64_t offset, uint64_t count, int32_t* out) const;
+};
+
+// A piece of one document placed in a sample.
+struct Chunk {
+  uint64_t document;
+  uint32_t offset;
+  uint32_t length;
+};
+
+struct PackedWindow {
+  std::vector<Chunk> chunks;      // bin after bin
+  std::vector<uint32_t> binStart; // bins + 1 entries into chunks
+  std::vector<uint32_t> fill;     // real tokens per bin
+  std::vector<uint64_t> starts;   // concat: token offset of each document (chunk) in the window
+  size_t bins() const { return fill.size(); }
+};
+
+struct PlanParameters {
+  uint64_t seed = 1234;
+  uint32_t seqLength = 0;
+  uint64_t globalBatchSize = 0;
+  Packing packing = Packing::kBestFit;
+  uint32_t windowDocuments = 4096;
+};
+
+struct PlanStage {
+  uint64_t steps = 0;
+  std::vector<double> shares;  // per source; 0 when the stage does not use the source
+};
+
+// The samples of one source, in stream order. Tables grow as samples are asked for; a loader starts from the
+// plan's tables and only packs the windows it reads.
+class SourceStream {
+ public:
+  SourceStream(const SourceDocuments* documents, const PlanParameters& parameters, uint32_t sourceIndex);
+
+  // Real (non-padding) tokens of sample k.
+  uint32_t fill(uint64_t sample);
+  // The chunks of sample k (bestfit) or of window k (concat: seqLength + 1 tokens from the stream).
+  void chunks(uint64_t sample, std::vector<Chunk>& out);
+  // Windows built so far and each one's end in samples (bestfit) or stream tokens (concat).
+  const std::vector<uint64_t>& windowEnds() const { return windowEnds_; }
+  void setWindowEnds(std::vector<uint64_t> ends) { windowEnds_ = std::move(ends); }
+  uint64_t windowsPerEpoch() const { return windowsPerEpoch_; }
+  // Document at stream position (epoch-major).
+  uint64_t documentAt(uint64_t epoch, uint64_t position) const;
+  // Sample k's window, built into the table if needed; returns the window index.
+  uint64_t windowOfSample(uint64_t sample);
+  const PackedWindow& packed(uint64_t window);
+
+ private:
+  void extendTo(uint64_t sample);
+  void pack(uint64_t window, PackedWindow& out) const;
+
+  const SourceDocuments* documents_;
+  PlanParameters parameters_;
+  uint32_t sourceIndex_;
+  uint64_t windowsPerEpoch_;
+  std::vector<uint64_t> windowEnds_;
+  // Small cache of packed windows (the loader reads windows in order; a step can span two).
+  uint64_t cachedWindow_[2] = {UINT64_MAX, UINT64_MAX};
+  PackedWindow cached_[2];
+  int cacheNext_ = 0;
+};
+
+struct SourceStageStats {
+  uint64_t samples = 0;
+  uint64_t tokens = 0;  // real tokens
+};
+
+struct Plan {
+  PlanParameters parameters;
+  std::vector<PlanStage> stages;
+  uint32_t sourceCount = 0;
+  // (steps + 1) rows of sourceCount (cursor, tokens taken in the row's stage) pairs; row s is the state before
+  // global step s.
+  std::vector<uint64_t> checkpoints;
+  std::vector<std::vector<uint64_t>> windowEnds;      // per source
+  std::vector<uint64_t> windowsPerEpoch;              // per source
+  std::vector<std::vector<SourceStageStats>> stats;   // per stage, per source
+
+  uint64_t totalSteps() const;
+  uint64_t stageOfStep(uint64_t step) const;
+  uint64_t firstStepOfStage(uint64_t stage) const;
+  std::vector<uint8_t> serialize() const;
+  // Returns false with `error` for bytes that are not a plan of this version.
+  static bool deserialize(const uint8_t* data, size_t size, Plan& plan, std::string& error);
+};
+
+// Simulates every sample of every stage. `sources` order is the recipe's source order.
+Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanParameters& parameters,
+               const std::vector<PlanStage>& stages);
+
+// The samples of one global step: for each global sample of the step, its source and source sample index.
+void replayStep(const Plan& plan, std::vector<SourceStream>& streams, uint64_t step, std::vector<uint32_t>& sources,
+                std::vector<uint64_t>& samples);
+
+}  // namespace octomix::mixture

@@ -1,0 +1,573 @@
+/**
+ * The streaming DataLoader: a recipe's global sample stream (native/mixture/loader_plan.cc) delivered to one rank as
+ * packed micro-batches, built on native prefetch threads into a ring of reusable page-aligned buffers.
+ *
+ * The plan (per-step checkpoints of every source's cursor) is built once from shard lengths and cached on disk under
+ * a key of everything it depends on: the recipe's seed, sequence length, batch, packing, stages and chosen branch,
+ * and a sha256 of every shard's document lengths. A loader's state is a few numbers (the step and micro-batch),
+ * valid for any worldSize or micro-batch split at a step boundary, because the global stream does not depend on
+ * them: rank r always reads the r-th contiguous slice of each global batch.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir } from 'node:os';
+import { join } from 'node:path';
+import { describeValue, OctomixError, ShardFormatError } from '../errors.js';
+import { loadAddon } from '../native.js';
+import { TokenDataset } from '../shards/token-dataset.js';
+import { loadRecipe, RecipeError, stageMixture, type Recipe } from './recipe.js';
+import { planRecipe, type StagePlan } from './plan.js';
+
+/** A resume state that does not fit this loader (other recipe, branch or shards, or a mid-step split change). */
+export class ResumeStateError extends OctomixError {
+  constructor(message: string) {
+    super('RESUME_STATE_INVALID', message);
+  }
+}
+
+/** Reading a batch after `release()`. */
+export class BatchReleasedError extends OctomixError {
+  constructor(field: string) {
+    super('BATCH_RELEASED', `batch.${field} was read after batch.release(); copy what you need before releasing`);
+  }
+}
+
+/** What `loader.state()` returns and `resume` takes: plain numbers and strings (JSON- and msgpackr-serializable). */
+export interface LoaderState {
+  version: 1;
+  /** The plan this state belongs to (recipe, branch and shard lengths). */
+  planKey: string;
+  branch: string | null;
+  /** Global steps this rank has fully consumed. */
+  step: number;
+  /** Micro-batches consumed within `step` (0 at a step boundary). */
+  microBatch: number;
+  worldSize: number;
+  microBatchSize: number;
+  /** sha256 prefix of each source's shard lengths, to name the source that changed. */
+  sources: Record<string, string>;
+}
+
+export interface DataLoaderOptions {
+  /** A recipe file (YAML or JSON), its text, or the parsed object (relative paths resolve against the file or cwd). */
+  recipe: string | object;
+  /** The branch of stages that have branches. Required when any stage has them. */
+  branch?: string;
+  /** This process's rank. Default 0. */
+  rank?: number;
+  /** Ranks sharing the global batch. Default 1. globalBatchSize must divide by worldSize x microBatchSize. */
+  worldSize?: number;
+  /** Sequences per micro-batch. Default: the recipe's microBatchSize, else 1. */
+  microBatchSize?: number;
+  /** Micro-batches built ahead (ring buffers). Default 4. */
+  prefetch?: number;
+  /** Native prefetch threads. Default min(prefetch, available cores). */
+  threads?: number;
+  /** A state from `loader.state()` to continue from. */
+  resume?: LoaderState;
+  /** Folder of cached plans. Default `$OCTOMIX_CACHE_DIR`, else `$XDG_CACHE_HOME/octomix/plans`, else `~/.cache/octomix/plans`. */
+  cacheDir?: string;
+  /** Read and write the plan cache. Default true. */
+  cache?: boolean;
+  /** Label value where the loss is masked. Default -100 (PyTorch's cross-entropy ignore_index). */
+  ignoreIndex?: number;
+  /** Input id of padding slots (bestfit). Default 0; padding is masked from the loss either way. */
+  padTokenId?: number;
+  /** Mask the loss where the input token is EOS (Megatron's eod_mask_loss). Default false. */
+  maskEosInput?: boolean;
+  /** EOS id for maskEosInput. Default: the `eos` recorded in the shards' manifests. */
+  eosTokenId?: number;
+}
+
+/** Where the run is. */
+export interface LoaderProgress {
+  /** Global step of the next batch (steps completed so far). */
+  step: number;
+  totalSteps: number;
+  /** Micro-batch within the step, for this rank. */
+  microBatch: number;
+  stage: string;
+  stageIndex: number;
+  stageStep: number;
+  stageSteps: number;
+  /** Tokens of the global stream consumed (sequence slots, padding included), through the last full step. */
+  tokens: number;
+  /** step / totalSteps. */
+  fraction: number;
+}
+
+/** What the loader will deliver, per stage and source (from the plan). */
+export interface LoaderPlanSummary {
+  key: string;
+  /** Whether the plan came from the cache. */
+  cached: boolean;
+  /** Milliseconds to build (or read) the plan. */
+  milliseconds: number;
+  stages: {
+    name: string;
+    branch?: string;
+    steps: number;
+    sources: { source: string; share: number; samples: number; tokens: number; realisedShare: number; paddingRate: number; epochs: number }[];
+  }[];
+  /**
+   * Per source, where each epoch that the plan reaches ends in the source's own stream: in samples (bestfit) or in
+   * stream tokens (concat).
+   */
+  epochEnds: Record<string, number[]>;
+}
+
+interface NativeLoaderBatch {
+  slot: number;
+  buffer: ArrayBuffer;
+  index: number;
+  step: number;
+  microBatch: number;
+  stage: number;
+  segments: number;
+  maxSeqlen: number;
+  lossTokens: number;
+}
+
+interface NativeLoaderLayout {
+  inputIds: number;
+  labels: number;
+  positionIds: number;
+  lossMask: number;
+  cuSeqlens: number;
+  documentIds: number;
+  sourceIds: number;
+  samples: number;
+  total: number;
+}
+
+interface NativeDataLoader {
+  next(): Promise<NativeLoaderBatch | null>;
+  release(slot: number): void;
+  close(): void;
+  describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout };
+  documentOrder(source: number, epoch: number): Float64Array;
+}
+
+interface NativePlanSummary {
+  stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
+  samplesUsed: number[];
+  windowsPacked: number[];
+  epochEnds: number[][];
+}
+
+/** Documents per packing window (bestfit) and per stream table entry. */
+export const DEFAULT_PACKING_WINDOW = 4096;
+
+function defaultCacheDir(): string {
+  if (process.env.OCTOMIX_CACHE_DIR) return process.env.OCTOMIX_CACHE_DIR;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'octomix', 'plans');
+}
+
+function integerOption(name: string, value: unknown, fallback: number, minimum: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`${name} must be an integer, received ${describeValue(value)}`);
+  if (value < minimum) throw new RangeError(`${name} must be >= ${minimum}, received ${describeValue(value)}`);
+  return value;
+}
+
+interface BatchFields {
+  inputIds: Int32Array; labels: Int32Array; positionIds: Int32Array; lossMask: Uint8Array; cuSeqlens: Int32Array;
+  documentIds: Int32Array; sourceIds: Uint16Array; samples: Float64Array;
+}
+
+/** One micro-batch: row-major `microBatchSize x seqLength` views of a ring buffer, valid until `release()`. */
+export class Batch {
+  /** This rank's micro-batch number (0-based over the run). */
+  readonly index: number;
+  /** Global step this micro-batch belongs to. */
+  readonly step: number;
+  /** Micro-batch within the step, for this rank. */
+  readonly microBatch: number;
+  /** Name of the stage. */
+  readonly stage: string;
+  readonly stageIndex: number;
+  /** Longest segment (document chunk or padding run) in cuSeqlens, for FlashAttention varlen. */
+  readonly maxSeqlen: number;
+  /** Tokens that count in the loss (lossMask ones). */
+  readonly lossTokens: number;
+  readonly microBatchSize: number;
+  readonly seqLength: number;
+  /** Source name of each row. */
+  readonly sources: readonly string[];
+  #fields: BatchFields | undefined;
+  #release: (() => void) | undefined;
+
+  /** @internal */
+  constructor(native: NativeLoaderBatch, layout: NativeLoaderLayout, shape: { microBatchSize: number; seqLength: number },
+    stages: readonly string[], sourceNames: readonly string[], release: () => void) {
+    const { buffer } = native;
+    const tokens = shape.microBatchSize * shape.seqLength;
+    this.index = native.index;
+    this.step = native.step;
+    this.microBatch = native.microBatch;
+    this.stageIndex = native.stage;
+    this.stage = stages[native.stage];
+    this.maxSeqlen = native.maxSeqlen;
+    this.lossTokens = native.lossTokens;
+    this.microBatchSize = shape.microBatchSize;
+    this.seqLength = shape.seqLength;
+    const sourceIds = new Uint16Array(buffer, layout.sourceIds, shape.microBatchSize);
+    this.sources = Object.freeze(Array.from(sourceIds, (id) => sourceNames[id]));
+    this.#fields = {
+      inputIds: new Int32Array(buffer, layout.inputIds, tokens),
+      labels: new Int32Array(buffer, layout.labels, tokens),
+      positionIds: new Int32Array(buffer, layout.positionIds, tokens),
+      lossMask: new Uint8Array(buffer, layout.lossMask, tokens),
+      cuSeqlens: new Int32Array(buffer, layout.cuSeqlens, native.segments + 1),
+      documentIds: new Int32Array(buffer, layout.documentIds, native.segments),
+      sourceIds,
+      samples: new Float64Array(buffer, layout.samples, shape.microBatchSize),
+    };
+    this.#release = release;
+  }
+
+  #field<K extends keyof BatchFields>(name: K): BatchFields[K] {
+    if (!this.#fields) throw new BatchReleasedError(name);
+    return this.#fields[name];
+  }
+
+  /** Token ids, Int32Array of microBatchSize x seqLength. */
+  get inputIds(): Int32Array { return this.#field('inputIds'); }
+  /** Next-token targets; `ignoreIndex` where the loss is masked. */
+  get labels(): Int32Array { return this.#field('labels'); }
+  /** Positions, restarting at 0 at each segment (document chunk, or padding). */
+  get positionIds(): Int32Array { return this.#field('positionIds'); }
+  /** 1 where the token counts in the loss; 0 for padding, document ends (bestfit) and EOS inputs (maskEosInput). */
+  get lossMask(): Uint8Array { return this.#field('lossMask'); }
+  /** Segment boundaries over the flattened micro-batch (Int32, first 0, last microBatchSize x seqLength). */
+  get cuSeqlens(): Int32Array { return this.#field('cuSeqlens'); }
+  /** Document id (within its source) of each segment; -1 for a padding segment. */
+  get documentIds(): Int32Array { return this.#field('documentIds'); }
+  /** Source index (into `loader.sources`) of each row. */
+  get sourceIds(): Uint16Array { return this.#field('sourceIds'); }
+  /** Each row's sample number in its source's sample stream. */
+  get samples(): Float64Array { return this.#field('samples'); }
+  /** Whether release() was called. */
+  get released(): boolean { return this.#fields === undefined; }
+
+  /**
+   * Hands the buffer back to the prefetch threads. Afterwards every field getter throws BatchReleasedError, and any
+   * typed array taken from this batch reads as empty (its ArrayBuffer is detached): it never shows another batch.
+   */
+  release(): void {
+    if (!this.#fields) return;
+    this.#fields = undefined;
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+}
+
+function fingerprint(dataset: TokenDataset): string {
+  return createHash('sha256').update(new Uint8Array(dataset.documentLengths.buffer)).digest('hex');
+}
+
+function readManifest(prefix: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(`${prefix}.json`, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+function manifestId(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'number') return (value as { id: number }).id;
+  return undefined;
+}
+
+export class DataLoader implements AsyncIterable<Batch> {
+  /** The recipe as parsed. */
+  readonly recipe: Recipe;
+  readonly branch: string | undefined;
+  /** Source names, in recipe order (batch.sourceIds index this). */
+  readonly sources: readonly string[];
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly microBatchSize: number;
+  readonly seqLength: number;
+  /** Micro-batches this rank reads per global step. */
+  readonly microBatchesPerStep: number;
+  /** Global steps over all stages. */
+  readonly totalSteps: number;
+  /** Per stage and source, what the plan delivers, and how long the plan took. */
+  readonly plan: LoaderPlanSummary;
+  readonly #native: NativeDataLoader;
+  readonly #layout: NativeLoaderLayout;
+  readonly #stageNames: string[];
+  readonly #stageFirstSteps: number[];
+  readonly #sourceFingerprints: Record<string, string>;
+  #consumed: number;  // micro-batches of this rank handed out
+  #closed = false;
+  #pending: Promise<IteratorResult<Batch>> | undefined;
+
+  private constructor(init: {
+    recipe: Recipe; branch: string | undefined; rank: number; worldSize: number; microBatchSize: number; native: NativeDataLoader;
+    plan: LoaderPlanSummary; start: number; sourceFingerprints: Record<string, string>;
+  }) {
+    this.recipe = init.recipe;
+    this.branch = init.branch;
+    this.sources = Object.freeze(Object.keys(init.recipe.sources));
+    this.rank = init.rank;
+    this.worldSize = init.worldSize;
+    this.microBatchSize = init.microBatchSize;
+    this.seqLength = init.recipe.seqLength;
+    this.#native = init.native;
+    const description = init.native.describe();
+    this.#layout = description.layout;
+    this.microBatchesPerStep = description.microBatchesPerStep;
+    this.plan = init.plan;
+    this.totalSteps = init.plan.stages.reduce((sum, stage) => sum + stage.steps, 0);
+    this.#stageNames = init.plan.stages.map((stage) => stage.name);
+    let first = 0;
+    this.#stageFirstSteps = init.plan.stages.map((stage) => {
+      const at = first;
+      first += stage.steps;
+      return at;
+    });
+    this.#sourceFingerprints = init.sourceFingerprints;
+    this.#consumed = init.start;
+  }
+
+  /**
+   * Validates the recipe and every shard, builds (or reads from the cache) the global plan, and starts the prefetch
+   * threads.
+   * @throws {RecipeError} a recipe problem, naming the key (a missing or corrupt shard names its source and path)
+   * @throws {ShardFormatError} a shard that no longer matches its manifest
+   * @throws {ResumeStateError} a `resume` state from another plan, or a split change in the middle of a step
+   * @throws {TypeError|RangeError} an option of the wrong type or range, naming it and the value received
+   */
+  static async open(options: DataLoaderOptions): Promise<DataLoader> {
+    if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, received ${describeValue(options)}`);
+    if (typeof options.recipe !== 'string' && (options.recipe === null || typeof options.recipe !== 'object')) {
+      throw new TypeError(`recipe must be a path, recipe text, or a recipe object, received ${describeValue(options.recipe)}`);
+    }
+    if (options.branch !== undefined && typeof options.branch !== 'string') throw new TypeError(`branch must be a string, received ${describeValue(options.branch)}`);
+    const recipe = loadRecipe(options.recipe);
+    const worldSize = integerOption('worldSize', options.worldSize, 1, 1);
+    const rank = integerOption('rank', options.rank, 0, 0);
+    if (rank >= worldSize) throw new RangeError(`rank must be < worldSize (${worldSize}), received ${rank}`);
+    const microBatchSize = integerOption('microBatchSize', options.microBatchSize, recipe.microBatchSize ?? 1, 1);
+    if (recipe.globalBatchSize % (worldSize * microBatchSize) !== 0) {
+      throw new RangeError(`microBatchSize: the global batch of ${recipe.globalBatchSize} sequences does not split into worldSize ${worldSize} x microBatchSize ${microBatchSize} (received microBatchSize ${microBatchSize})`);
+    }
+    const prefetch = integerOption('prefetch', options.prefetch, 4, 1);
+    const threads = integerOption('threads', options.threads, Math.min(prefetch, availableParallelism()), 1);
+    const ignoreIndex = integerOption('ignoreIndex', options.ignoreIndex, -100, -(2 ** 31));
+    const padTokenId = integerOption('padTokenId', options.padTokenId, 0, 0);
+    if (options.maskEosInput !== undefined && typeof options.maskEosInput !== 'boolean') throw new TypeError(`maskEosInput must be a boolean, received ${describeValue(options.maskEosInput)}`);
+    if (options.cache !== undefined && typeof options.cache !== 'boolean') throw new TypeError(`cache must be a boolean, received ${describeValue(options.cache)}`);
+    if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError(`cacheDir must be a string, received ${describeValue(options.cacheDir)}`);
+
+    // Epoch limits and branch choice (RecipeError naming the key), and every shard opened and validated here, at
+    // open, with its source's name: never mid-training.
+    const stagePlans: StagePlan[] = planRecipe(recipe, options.branch);
+    const names = Object.keys(recipe.sources);
+    const fingerprints: Record<string, string> = {};
+    const shardFingerprints: string[][] = [];
+    let eosFromManifest: number | undefined;
+    for (const name of names) {
+      const perShard: string[] = [];
+      for (const prefix of recipe.sources[name].prefixes) {
+        const dataset = TokenDataset.open(prefix);
+        const manifest = readManifest(prefix);
+        if (manifest && (manifest.tokens !== dataset.numTokens || manifest.sequences !== dataset.numDocuments)) {
+          throw new ShardFormatError(prefix, `source ${name}: ${prefix} changed since it was written: its manifest records ${manifest.sequences} sequences and ${manifest.tokens} tokens, the shard holds ${dataset.numDocuments} and ${dataset.numTokens}`);
+        }
+        eosFromManifest ??= manifestId(manifest?.eos);
+        perShard.push(fingerprint(dataset));
+      }
+      shardFingerprints.push(perShard);
+      fingerprints[name] = createHash('sha256').update(perShard.join(',')).digest('hex').slice(0, 16);
+    }
+    let eosTokenId = -1;
+    if (options.maskEosInput) {
+      eosTokenId = integerOption('eosTokenId', options.eosTokenId, eosFromManifest ?? -1, 0);
+      if (eosTokenId < 0) throw new RangeError('eosTokenId: maskEosInput needs an EOS id, and the shards\' manifests record none (received undefined)');
+    }
+
+    const windowDocuments = DEFAULT_PACKING_WINDOW;
+    const tokensPerStep = recipe.globalBatchSize * recipe.seqLength;
+    const stages = recipe.stages.map((stage, index) => {
+      const mix = stageMixture(stage, index, options.branch);
+      return { name: stage.name, steps: Math.ceil(stage.tokens / tokensPerStep), shares: names.map((name) => mix[name] ?? 0) };
+    });
+    const parameters = { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing, windowDocuments };
+    const key = createHash('sha256').update(JSON.stringify({
+      version: 1, parameters, stages: stages.map(({ steps, shares }) => ({ steps, shares })),
+      sources: names.map((name, i) => ({ name, shards: shardFingerprints[i] })),
+    })).digest('hex').slice(0, 32);
+
+    const addon = loadAddon() as unknown as {
+      buildLoaderPlan(sources: unknown, parameters: unknown, stages: unknown): Promise<NativePlanSummary & { plan: Uint8Array }>;
+      readLoaderPlan(plan: Uint8Array): NativePlanSummary;
+      DataLoader: new (plan: Uint8Array, sources: unknown, options: unknown) => NativeDataLoader;
+    };
+    const nativeSources = names.map((name) => ({ name, prefixes: recipe.sources[name].prefixes }));
+    const useCache = options.cache ?? true;
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const cachePath = join(cacheDir, `${key}.plan`);
+    const started = performance.now();
+    let planBytes: Uint8Array | undefined;
+    let summary: NativePlanSummary | undefined;
+    let cached = false;
+    if (useCache && existsSync(cachePath)) {
+      try {
+        planBytes = readFileSync(cachePath);
+        summary = addon.readLoaderPlan(planBytes);
+        cached = true;
+      } catch {
+        planBytes = undefined;  // a corrupt or older cache file is rebuilt and replaced
+      }
+    }
+    if (!planBytes || !summary) {
+      const built = await addon.buildLoaderPlan(nativeSources, parameters, stages);
+      planBytes = built.plan;
+      summary = built;
+      if (useCache) {
+        try {
+          mkdirSync(cacheDir, { recursive: true });
+          const temporary = `${cachePath}.tmp-${process.pid}`;
+          writeFileSync(temporary, planBytes);
+          renameSync(temporary, cachePath);
+        } catch (error) {
+          try { unlinkSync(`${cachePath}.tmp-${process.pid}`); } catch { /* not written */ }
+          process.emitWarning(`octomix: cannot cache the loader plan in ${cacheDir}: ${(error as Error).message}`);
+        }
+      }
+    }
+    const milliseconds = performance.now() - started;
+
+    const perStep = recipe.globalBatchSize / (worldSize * microBatchSize);
+    let start = 0;
+    if (options.resume !== undefined) start = DataLoader.#resumePoint(options.resume, { key, branch: options.branch, worldSize, microBatchSize, perStep, fingerprints });
+
+    const plan: LoaderPlanSummary = {
+      key, cached, milliseconds,
+      epochEnds: Object.fromEntries(names.map((name, i) => [name, summary!.epochEnds[i]])),
+      stages: stages.map((stage, index) => {
+        const stageSummary = summary!.stages[index];
+        const realTotal = stageSummary.sources.reduce((sum, source) => sum + source.tokens, 0);
+        return {
+          name: stage.name, ...(stagePlans[index].branch ? { branch: stagePlans[index].branch } : {}), steps: stage.steps,
+          sources: names.flatMap((name, i) => stage.shares[i] > 0 ? [{
+            source: name,
+            share: stage.shares[i],
+            samples: stageSummary.sources[i].samples,
+            tokens: stageSummary.sources[i].tokens,
+            realisedShare: realTotal > 0 ? stageSummary.sources[i].tokens / realTotal : 0,
+            paddingRate: stageSummary.sources[i].samples > 0 ? 1 - stageSummary.sources[i].tokens / (stageSummary.sources[i].samples * recipe.seqLength) : 0,
+            epochs: stagePlans[index].sources.find((source) => source.source === name)?.epochs ?? 0,
+          }] : []),
+        };
+      }),
+    };
+    let native: NativeDataLoader;
+    try {
+      native = new addon.DataLoader(planBytes, nativeSources, {
+        rank, worldSize, microBatchSize, prefetch, threads, startMicroBatch: start, ignoreIndex, padTokenId,
+        maskEosInput: options.maskEosInput ?? false, eosTokenId,
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === 'SHARD_FORMAT') throw new ShardFormatError('', (error as Error).message, { cause: error });
+      throw error;
+    }
+    return new DataLoader({ recipe, branch: options.branch, rank, worldSize, microBatchSize, native, plan, start, sourceFingerprints: fingerprints });
+  }
+
+  static #resumePoint(state: LoaderState, current: { key: string; branch: string | undefined; worldSize: number; microBatchSize: number; perStep: number; fingerprints: Record<string, string> }): number {
+    if (state === null || typeof state !== 'object' || state.version !== 1 || typeof state.planKey !== 'string' ||
+        !Number.isInteger(state.step) || state.step < 0 || !Number.isInteger(state.microBatch) || state.microBatch < 0 ||
+        !Number.isInteger(state.worldSize) || !Number.isInteger(state.microBatchSize)) {
+      throw new TypeError(`resume must be a state returned by loader.state(), received ${describeValue(state)}`);
+    }
+    if (state.planKey !== current.key) {
+      const changed = Object.entries(state.sources ?? {}).filter(([name, value]) => current.fingerprints[name] !== value).map(([name]) => name);
+      if ((state.branch ?? undefined) !== current.branch) throw new ResumeStateError(`resume: the state is for branch ${JSON.stringify(state.branch)}, this loader reads branch ${JSON.stringify(current.branch ?? null)}`);
+      if (changed.length > 0) throw new ResumeStateError(`resume: the shards of source ${changed.join(', ')} changed since the state was saved (their document lengths differ), so the saved position means other data`);
+      throw new ResumeStateError('resume: the state belongs to another plan (the recipe\'s seed, sequence length, batch, packing, stages or sources changed)');
+    }
+    const sameSplit = state.worldSize === current.worldSize && state.microBatchSize === current.microBatchSize;
+    if (sameSplit) {
+      if (state.microBatch >= current.perStep) throw new ResumeStateError(`resume: microBatch ${state.microBatch} is past the ${current.perStep} micro-batches of a step`);
+      return state.step * current.perStep + state.microBatch;
+    }
+    if (state.microBatch !== 0) {
+      throw new ResumeStateError(`resume: the state was saved in the middle of step ${state.step} (micro-batch ${state.microBatch}) with worldSize ${state.worldSize} x microBatchSize ${state.microBatchSize}; ` +
+        `a different split (worldSize ${current.worldSize} x microBatchSize ${current.microBatchSize}) can only resume at a step boundary`);
+    }
+    return state.step * current.perStep;
+  }
+
+  /** Where the run is: the step of the next batch, its stage, and the tokens consumed. */
+  get progress(): LoaderProgress {
+    const step = Math.floor(this.#consumed / this.microBatchesPerStep);
+    const microBatch = this.#consumed % this.microBatchesPerStep;
+    let stageIndex = 0;
+    while (stageIndex + 1 < this.#stageFirstSteps.length && this.#stageFirstSteps[stageIndex + 1] <= step) stageIndex++;
+    const stageSteps = this.plan.stages[stageIndex].steps;
+    return {
+      step, totalSteps: this.totalSteps, microBatch, stage: this.#stageNames[stageIndex], stageIndex,
+      stageStep: Math.min(step - this.#stageFirstSteps[stageIndex], stageSteps), stageSteps,
+      tokens: step * this.recipe.globalBatchSize * this.seqLength, fraction: this.totalSteps > 0 ? Math.min(1, step / this.totalSteps) : 1,
+    };
+  }
+
+  /** A few numbers that resume the exact stream: pass as `resume` (also with another worldSize, at a step boundary). */
+  state(): LoaderState {
+    return {
+      version: 1, planKey: this.plan.key, branch: this.branch ?? null,
+      step: Math.floor(this.#consumed / this.microBatchesPerStep), microBatch: this.#consumed % this.microBatchesPerStep,
+      worldSize: this.worldSize, microBatchSize: this.microBatchSize, sources: { ...this.#sourceFingerprints },
+    };
+  }
+
+  /** The next micro-batch, or null after the last stage. Call `release()` on each batch when done with it. */
+  async nextBatch(): Promise<Batch | null> {
+    if (this.#closed) return null;
+    const native = await this.#native.next();
+    if (!native) return null;
+    this.#consumed = native.index + 1;
+    const slot = native.slot;
+    return new Batch(native, this.#layout, { microBatchSize: this.microBatchSize, seqLength: this.seqLength }, this.#stageNames, this.sources,
+      () => { if (!this.#closed) this.#native.release(slot); });
+  }
+
+  async next(): Promise<IteratorResult<Batch>> {
+    const batch = await this.nextBatch();
+    return batch ? { value: batch, done: false } : { value: undefined, done: true };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Batch> {
+    return {
+      next: () => {
+        this.#pending = this.next();
+        return this.#pending;
+      },
+      return: async () => ({ value: undefined, done: true }),
+    };
+  }
+
+  /** The documents of source `source` in the order epoch `epoch` streams them (for audits and tests). */
+  documentOrder(source: string, epoch: number): Float64Array {
+    const index = this.sources.indexOf(source);
+    if (index < 0) throw new RangeError(`source must be one of ${this.sources.join(', ')}, received ${describeValue(source)}`);
+    integerOption('epoch', epoch, 0, 0);
+    return this.#native.documentOrder(index, epoch);
+  }
+
+  /** Stops the prefetch threads and frees the ring; batches not yet released read as empty afterwards. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#native.close();
+  }
+}
+
+export { RecipeError };
