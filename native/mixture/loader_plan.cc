@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
+#include <atomic>
+
+#include "common/hash.h"
 
 namespace octomix::mixture {
 
@@ -14,26 +18,28 @@ uint64_t splitMix64(uint64_t value) {
 }
 
 DocumentPermutation::DocumentPermutation(uint64_t size, uint64_t key) : size_(size) {
-  uint32_t bits = 2;
-  while (bits < 64 && (uint64_t{1} << bits) < size) ++bits;
-  if (bits & 1) ++bits;
-  halfBits_ = bits / 2;
-  halfMask_ = (uint64_t{1} << halfBits_) - 1;
-  for (int round = 0; round < 6; ++round) roundKeys_[round] = splitMix64(key + 0x632BE59BD9B4E019ull * (round + 1));
+  uint32_t bits = 1;
+  while (bits < 63 && (uint64_t{1} << bits) < size) ++bits;
+  // Unbalanced halves on exactly ceil(log2 size) bits keep the domain under 2 x size (under 2 walks on average).
+  lowBits_ = bits / 2;
+  highBits_ = bits - lowBits_;
+  lowMask_ = (uint64_t{1} << lowBits_) - 1;
+  highMask_ = (uint64_t{1} << highBits_) - 1;
+  for (int round = 0; round < 4; ++round) roundKeys_[round] = splitMix64(key + 0x632BE59BD9B4E019ull * (round + 1));
 }
 
 uint64_t DocumentPermutation::operator()(uint64_t position) const {
   if (size_ <= 1) return position;
   uint64_t value = position;
   do {
-    uint64_t left = value >> halfBits_;
-    uint64_t right = value & halfMask_;
-    for (uint64_t roundKey : roundKeys_) {
-      uint64_t next = left ^ (splitMix64(right ^ roundKey) & halfMask_);
-      left = right;
-      right = next;
-    }
-    value = (left << halfBits_) | right;
+    uint64_t high = value >> lowBits_;
+    uint64_t low = value & lowMask_;
+    // Each half-round changes one half by a keyed function of the other, so each is invertible on its own.
+    high = (high ^ mix64(low ^ roundKeys_[0], 0x9E3779B97F4A7C15ull)) & highMask_;
+    low = (low ^ mix64(high ^ roundKeys_[1], 0xC2B2AE3D27D4EB4Full)) & lowMask_;
+    high = (high ^ mix64(low ^ roundKeys_[2], 0x165667B19E3779F9ull)) & highMask_;
+    low = (low ^ mix64(high ^ roundKeys_[3], 0xD6E8FEB86659FD93ull)) & lowMask_;
+    value = (high << lowBits_) | low;
   } while (value >= size_);  // cycle walking keeps the bijection inside [0, size)
   return value;
 }
@@ -158,6 +164,8 @@ class CapacityIndex {
 };
 
 struct PackScratch {
+  std::vector<uint64_t> documents;
+  std::vector<uint32_t> lengths;
   std::vector<Chunk> items;
   std::vector<uint64_t> order;
   std::vector<uint32_t> itemBin;
@@ -209,10 +217,16 @@ void SourceStream::pack(uint64_t window, PackedWindow& out) const {
   static thread_local PackScratch scratch;
   scratch.items.clear();
   scratch.order.clear();
+  // Ids first, then lengths: the length loads (random over an array of millions) are then independent of each
+  // other and overlap, instead of each waiting behind a permutation computation.
+  scratch.documents.resize(last - first);
+  for (uint64_t position = first; position < last; ++position) scratch.documents[position - first] = permutation(position);
+  scratch.lengths.resize(last - first);
+  for (size_t i = 0; i < scratch.documents.size(); ++i) scratch.lengths[i] = static_cast<uint32_t>(documents_->lengths[scratch.documents[i]]);
   // Whole seqLength chunks fill a row each; they come first, in stream order.
   for (uint64_t position = first; position < last; ++position) {
-    uint64_t document = permutation(position);
-    uint32_t length = static_cast<uint32_t>(documents_->lengths[document]);
+    uint64_t document = scratch.documents[position - first];
+    uint32_t length = scratch.lengths[position - first];
     uint32_t offset = 0;
     for (; length - offset >= seqLength; offset += seqLength) {
       out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
@@ -299,7 +313,41 @@ uint32_t SourceStream::fill(uint64_t sample) {
   if (parameters_.packing == Packing::kConcat) return parameters_.seqLength;
   uint64_t window = windowOfSample(sample);
   uint64_t start = window == 0 ? 0 : windowEnds_[window - 1];
+  if (window >= prepackedFirst_ && window - prepackedFirst_ < prepackedFills_.size()) return prepackedFills_[window - prepackedFirst_][sample - start];
   return packed(window).fill[sample - start];
+}
+
+void SourceStream::prepack(uint64_t windows, unsigned threads) {
+  uint64_t first = windowEnds_.size();
+  if (windows <= first) return;
+  uint64_t count = windows - first;
+  std::vector<uint64_t> sizes(count);
+  std::vector<std::vector<uint32_t>> fills(parameters_.packing == Packing::kBestFit ? count : 0);
+  std::atomic<uint64_t> next{0};
+  auto work = [&] {
+    PackedWindow window;
+    for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+      pack(first + i, window);
+      if (parameters_.packing == Packing::kBestFit) {
+        sizes[i] = window.bins();
+        fills[i] = window.fill;
+      } else {
+        uint64_t tokens = 0;
+        for (const Chunk& chunk : window.chunks) tokens += chunk.length;
+        sizes[i] = tokens;
+      }
+    }
+  };
+  threads = static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(threads, count)));
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (std::thread& thread : pool) thread.join();
+  for (uint64_t size : sizes) windowEnds_.push_back((windowEnds_.empty() ? 0 : windowEnds_.back()) + size);
+  if (parameters_.packing == Packing::kBestFit) {
+    prepackedFirst_ = first;
+    prepackedFills_ = std::move(fills);
+  }
 }
 
 void SourceStream::chunks(uint64_t sample, std::vector<Chunk>& out) {
@@ -384,6 +432,16 @@ Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanPar
   std::vector<SourceStream> streams;
   for (uint32_t i = 0; i < sources.size(); ++i) streams.emplace_back(sources[i], parameters, i);
   const size_t count = sources.size();
+  // Pack, on every core, the windows each source will need (its share of every stage's slots, in windows of its
+  // average size, plus a margin); the simulation below packs any it still lacks one by one.
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  for (size_t source = 0; source < count; ++source) {
+    double slots = 0;
+    for (const PlanStage& stage : stages) slots += stage.shares[source] * static_cast<double>(stage.steps * parameters.globalBatchSize) * parameters.seqLength;
+    if (slots <= 0) continue;
+    double tokensPerWindow = static_cast<double>(sources[source]->tokens) / static_cast<double>(streams[source].windowsPerEpoch());
+    streams[source].prepack(static_cast<uint64_t>(slots / tokensPerWindow * 1.02) + 2, threads);
+  }
   std::vector<uint64_t> cursor(count, 0);
   std::vector<uint64_t> taken(count, 0);
   plan.checkpoints.reserve((plan.totalSteps() + 1) * count * 2);
@@ -410,6 +468,8 @@ Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanPar
   for (size_t source = 0; source < count; ++source) {
     plan.checkpoints.push_back(cursor[source]);
     plan.checkpoints.push_back(0);
+    // concat: the table must reach the last token the last window reads, for a loader to start anywhere.
+    if (parameters.packing == Packing::kConcat && cursor[source] > 0) streams[source].windowOfSample(cursor[source] * parameters.seqLength + parameters.seqLength);
   }
   for (SourceStream& stream : streams) {
     plan.windowEnds.push_back(stream.windowEnds());

@@ -28,8 +28,8 @@ namespace octomix::mixture {
 
 enum class Packing : uint8_t { kConcat = 0, kBestFit = 1 };
 
-// A bijection of [0, size) keyed by a 64-bit key: a 6-round Feistel network on the next even bit width, with cycle
-// walking (fewer than 4 steps on average, since the domain is under 4 x size).
+// A bijection of [0, size) keyed by a 64-bit key: a 4-round unbalanced Feistel network on ceil(log2 size) bits with
+// cycle walking (fewer than 2 steps on average, since the domain is under 2 x size).
 class DocumentPermutation {
  public:
   DocumentPermutation(uint64_t size, uint64_t key);
@@ -37,9 +37,11 @@ class DocumentPermutation {
 
  private:
   uint64_t size_;
-  uint32_t halfBits_ = 1;
-  uint64_t halfMask_ = 1;
-  uint64_t roundKeys_[6] = {};
+  uint32_t lowBits_ = 0;
+  uint32_t highBits_ = 1;
+  uint64_t lowMask_ = 0;
+  uint64_t highMask_ = 1;
+  uint64_t roundKeys_[4] = {};
 };
 
 uint64_t splitMix64(uint64_t value);
@@ -102,6 +104,9 @@ class SourceStream {
   uint64_t windowsPerEpoch() const { return windowsPerEpoch_; }
   // Document at stream position (epoch-major).
   uint64_t documentAt(uint64_t epoch, uint64_t position) const;
+  // Packs the windows from the end of the table up to `windows` on `threads` threads and appends them to the table
+  // (bestfit keeps each window's fills, so the plan build never packs them again).
+  void prepack(uint64_t windows, unsigned threads);
   // Sample k's window, built into the table if needed; returns the window index.
   uint64_t windowOfSample(uint64_t sample);
   const PackedWindow& packed(uint64_t window);
@@ -115,6 +120,8 @@ class SourceStream {
   uint32_t sourceIndex_;
   uint64_t windowsPerEpoch_;
   std::vector<uint64_t> windowEnds_;
+  uint64_t prepackedFirst_ = 0;
+  std::vector<std::vector<uint32_t>> prepackedFills_;
   // Small cache of packed windows (the loader reads windows in order; a step can span two).
   uint64_t cachedWindow_[2] = {UINT64_MAX, UINT64_MAX};
   PackedWindow cached_[2];
