@@ -139,6 +139,10 @@ Napi::Object planSummary(Napi::Env env, const mixture::Plan& plan) {
     epochEnds.Set(source, list);
   }
   summary.Set("epochEnds", epochEnds);
+  // Before each global step and after the last: (cursor, tokens taken in the stage) per source.
+  Napi::Float64Array checkpoints = Napi::Float64Array::New(env, plan.checkpoints.size());
+  for (size_t i = 0; i < plan.checkpoints.size(); ++i) checkpoints[i] = static_cast<double>(plan.checkpoints[i]);
+  summary.Set("checkpoints", checkpoints);
   return summary;
 }
 

@@ -8,15 +8,11 @@
  * valid for any worldSize or micro-batch split at a step boundary, because the global stream does not depend on
  * them: rank r always reads the r-th contiguous slice of each global batch.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { describeValue, OctomixError, ShardFormatError } from '../errors.js';
 import { loadAddon } from '../native.js';
-import { TokenDataset } from '../shards/token-dataset.js';
-import { loadRecipe, RecipeError, stageMixture, type Recipe } from './recipe.js';
-import { planRecipe, type StagePlan } from './plan.js';
+import { describeStages, prepareLoaderPlan, type StageDelivery } from './loader-plan.js';
+import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
 
 /** A resume state that does not fit this loader (other recipe, branch or shards, or a mid-step split change). */
 export class ResumeStateError extends OctomixError {
@@ -103,12 +99,7 @@ export interface LoaderPlanSummary {
   cached: boolean;
   /** Milliseconds to build (or read) the plan. */
   milliseconds: number;
-  stages: {
-    name: string;
-    branch?: string;
-    steps: number;
-    sources: { source: string; share: number; samples: number; tokens: number; realisedShare: number; paddingRate: number; epochs: number }[];
-  }[];
+  stages: StageDelivery[];
   /**
    * Per source, where each epoch that the plan reaches ends in the source's own stream: in samples (bestfit) or in
    * stream tokens (concat).
@@ -148,21 +139,6 @@ interface NativeDataLoader {
   documentOrder(source: number, epoch: number): Float64Array;
 }
 
-interface NativePlanSummary {
-  stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
-  samplesUsed: number[];
-  windowsPacked: number[];
-  epochEnds: number[][];
-}
-
-/** Documents per packing window (bestfit) and per stream table entry. */
-export const DEFAULT_PACKING_WINDOW = 4096;
-
-function defaultCacheDir(): string {
-  if (process.env.OCTOMIX_CACHE_DIR) return process.env.OCTOMIX_CACHE_DIR;
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'octomix', 'plans');
-}
 
 function integerOption(name: string, value: unknown, fallback: number, minimum: number): number {
   if (value === undefined) return fallback;
@@ -264,23 +240,8 @@ export class Batch {
   }
 }
 
-function fingerprint(dataset: TokenDataset): string {
-  return createHash('sha256').update(new Uint8Array(dataset.documentLengths.buffer)).digest('hex');
-}
 
-function readManifest(prefix: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(readFileSync(`${prefix}.json`, 'utf8')) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
 
-function manifestId(value: unknown): number | undefined {
-  if (typeof value === 'number') return value;
-  if (value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'number') return (value as { id: number }).id;
-  return undefined;
-}
 
 export class DataLoader implements AsyncIterable<Batch> {
   /** The recipe as parsed. */
@@ -365,84 +326,18 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (options.cache !== undefined && typeof options.cache !== 'boolean') throw new TypeError(`cache must be a boolean, received ${describeValue(options.cache)}`);
     if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError(`cacheDir must be a string, received ${describeValue(options.cacheDir)}`);
 
-    // Epoch limits and branch choice (RecipeError naming the key), and every shard opened and validated here, at
-    // open, with its source's name: never mid-training.
-    const stagePlans: StagePlan[] = planRecipe(recipe, options.branch);
-    const names = Object.keys(recipe.sources);
-    const fingerprints: Record<string, string> = {};
-    const shardFingerprints: string[][] = [];
-    let eosFromManifest: number | undefined;
-    for (const name of names) {
-      const perShard: string[] = [];
-      for (const prefix of recipe.sources[name].prefixes) {
-        const dataset = TokenDataset.open(prefix);
-        const manifest = readManifest(prefix);
-        if (manifest && (manifest.tokens !== dataset.numTokens || manifest.sequences !== dataset.numDocuments)) {
-          throw new ShardFormatError(prefix, `source ${name}: ${prefix} changed since it was written: its manifest records ${manifest.sequences} sequences and ${manifest.tokens} tokens, the shard holds ${dataset.numDocuments} and ${dataset.numTokens}`);
-        }
-        eosFromManifest ??= manifestId(manifest?.eos);
-        perShard.push(fingerprint(dataset));
-      }
-      shardFingerprints.push(perShard);
-      fingerprints[name] = createHash('sha256').update(perShard.join(',')).digest('hex').slice(0, 16);
-    }
+    if (options.eosTokenId !== undefined) integerOption('eosTokenId', options.eosTokenId, 0, 0);
+    // Epoch limits, branch choice, and every shard opened and validated here, at open, with its source's name.
+    const prepared = await prepareLoaderPlan(recipe, options.branch, { cache: options.cache, cacheDir: options.cacheDir });
+    const { key, names, stages, fingerprints, summary, cached, milliseconds } = prepared;
+    const planBytes = prepared.bytes;
     let eosTokenId = -1;
     if (options.maskEosInput) {
-      eosTokenId = integerOption('eosTokenId', options.eosTokenId, eosFromManifest ?? -1, 0);
+      eosTokenId = integerOption('eosTokenId', options.eosTokenId, prepared.eosFromManifest ?? -1, 0);
       if (eosTokenId < 0) throw new RangeError('eosTokenId: maskEosInput needs an EOS id, and the shards\' manifests record none (received undefined)');
     }
-
-    const windowDocuments = DEFAULT_PACKING_WINDOW;
-    const tokensPerStep = recipe.globalBatchSize * recipe.seqLength;
-    const stages = recipe.stages.map((stage, index) => {
-      const mix = stageMixture(stage, index, options.branch);
-      return { name: stage.name, steps: Math.ceil(stage.tokens / tokensPerStep), shares: names.map((name) => mix[name] ?? 0) };
-    });
-    const parameters = { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing, windowDocuments };
-    const key = createHash('sha256').update(JSON.stringify({
-      version: 1, parameters, stages: stages.map(({ steps, shares }) => ({ steps, shares })),
-      sources: names.map((name, i) => ({ name, shards: shardFingerprints[i] })),
-    })).digest('hex').slice(0, 32);
-
-    const addon = loadAddon() as unknown as {
-      buildLoaderPlan(sources: unknown, parameters: unknown, stages: unknown): Promise<NativePlanSummary & { plan: Uint8Array }>;
-      readLoaderPlan(plan: Uint8Array): NativePlanSummary;
-      DataLoader: new (plan: Uint8Array, sources: unknown, options: unknown) => NativeDataLoader;
-    };
     const nativeSources = names.map((name) => ({ name, prefixes: recipe.sources[name].prefixes }));
-    const useCache = options.cache ?? true;
-    const cacheDir = options.cacheDir ?? defaultCacheDir();
-    const cachePath = join(cacheDir, `${key}.plan`);
-    const started = performance.now();
-    let planBytes: Uint8Array | undefined;
-    let summary: NativePlanSummary | undefined;
-    let cached = false;
-    if (useCache && existsSync(cachePath)) {
-      try {
-        planBytes = readFileSync(cachePath);
-        summary = addon.readLoaderPlan(planBytes);
-        cached = true;
-      } catch {
-        planBytes = undefined;  // a corrupt or older cache file is rebuilt and replaced
-      }
-    }
-    if (!planBytes || !summary) {
-      const built = await addon.buildLoaderPlan(nativeSources, parameters, stages);
-      planBytes = built.plan;
-      summary = built;
-      if (useCache) {
-        try {
-          mkdirSync(cacheDir, { recursive: true });
-          const temporary = `${cachePath}.tmp-${process.pid}`;
-          writeFileSync(temporary, planBytes);
-          renameSync(temporary, cachePath);
-        } catch (error) {
-          try { unlinkSync(`${cachePath}.tmp-${process.pid}`); } catch { /* not written */ }
-          process.emitWarning(`octomix: cannot cache the loader plan in ${cacheDir}: ${(error as Error).message}`);
-        }
-      }
-    }
-    const milliseconds = performance.now() - started;
+    const addon = loadAddon() as unknown as { DataLoader: new (plan: Uint8Array, sources: unknown, options: unknown) => NativeDataLoader };
 
     const perStep = recipe.globalBatchSize / (worldSize * microBatchSize);
     let start = 0;
@@ -451,22 +346,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const plan: LoaderPlanSummary = {
       key, cached, milliseconds,
       epochEnds: Object.fromEntries(names.map((name, i) => [name, summary!.epochEnds[i]])),
-      stages: stages.map((stage, index) => {
-        const stageSummary = summary!.stages[index];
-        const realTotal = stageSummary.sources.reduce((sum, source) => sum + source.tokens, 0);
-        return {
-          name: stage.name, ...(stagePlans[index].branch ? { branch: stagePlans[index].branch } : {}), steps: stage.steps,
-          sources: names.flatMap((name, i) => stage.shares[i] > 0 ? [{
-            source: name,
-            share: stage.shares[i],
-            samples: stageSummary.sources[i].samples,
-            tokens: stageSummary.sources[i].tokens,
-            realisedShare: realTotal > 0 ? stageSummary.sources[i].tokens / realTotal : 0,
-            paddingRate: stageSummary.sources[i].samples > 0 ? 1 - stageSummary.sources[i].tokens / (stageSummary.sources[i].samples * recipe.seqLength) : 0,
-            epochs: stagePlans[index].sources.find((source) => source.source === name)?.epochs ?? 0,
-          }] : []),
-        };
-      }),
+      stages: describeStages(recipe, prepared),
     };
     let native: NativeDataLoader;
     try {

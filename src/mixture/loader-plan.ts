@@ -1,0 +1,182 @@
+/**
+ * The loader plan of a recipe and branch: built natively from shard lengths (native/mixture/loader_plan.cc) or read
+ * from the on-disk cache, whose file name is a key of everything the plan depends on (seed, seqLength, batch,
+ * packing, window, each stage's steps and shares, and a sha256 of every shard's document lengths). Shared by
+ * DataLoader.open and `octomix plan`. Every shard is opened and checked here, so a missing, corrupt or changed
+ * shard fails before training, naming its source.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ShardFormatError } from '../errors.js';
+import { loadAddon } from '../native.js';
+import { TokenDataset } from '../shards/token-dataset.js';
+import { planRecipe, type StagePlan } from './plan.js';
+import { stageMixture, type Recipe } from './recipe.js';
+
+/** Documents per packing window (bestfit) and per stream-table entry. */
+export const DEFAULT_PACKING_WINDOW = 4096;
+
+export interface NativePlanSummary {
+  stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
+  samplesUsed: number[];
+  windowsPacked: number[];
+  epochEnds: number[][];
+  /**
+   * Before each global step and after the last ((steps + 1) rows), per source: the samples taken so far and the real
+   * tokens taken in the row's stage.
+   */
+  checkpoints: Float64Array;
+}
+
+export interface PreparedPlan {
+  key: string;
+  bytes: Uint8Array;
+  summary: NativePlanSummary;
+  cached: boolean;
+  milliseconds: number;
+  /** Source names in recipe order. */
+  names: string[];
+  stages: { name: string; steps: number; shares: number[] }[];
+  stagePlans: StagePlan[];
+  /** sha256 prefix of each source's shard lengths. */
+  fingerprints: Record<string, string>;
+  eosFromManifest: number | undefined;
+}
+
+export function defaultCacheDir(): string {
+  if (process.env.OCTOMIX_CACHE_DIR) return process.env.OCTOMIX_CACHE_DIR;
+  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(base, 'octomix', 'plans');
+}
+
+function readManifest(prefix: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(`${prefix}.json`, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+function manifestId(value: unknown): number | undefined {
+  if (typeof value === 'number') return value;
+  if (value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'number') return (value as { id: number }).id;
+  return undefined;
+}
+
+/** What the loader will deliver, per stage and source. */
+export interface StageDelivery {
+  name: string;
+  branch?: string;
+  steps: number;
+  sources: { source: string; share: number; samples: number; tokens: number; realisedShare: number; paddingRate: number; epochs: number }[];
+}
+
+/** Per stage and source: samples, real tokens, realised share, padding rate and epochs, from the plan. */
+export function describeStages(recipe: Recipe, prepared: PreparedPlan): StageDelivery[] {
+  return prepared.stages.map((stage, index) => {
+    const stageSummary = prepared.summary.stages[index];
+    const realTotal = stageSummary.sources.reduce((sum, source) => sum + source.tokens, 0);
+    const branch = prepared.stagePlans[index].branch;
+    return {
+      name: stage.name, ...(branch ? { branch } : {}), steps: stage.steps,
+      sources: prepared.names.flatMap((name, i) => stage.shares[i] > 0 ? [{
+        source: name,
+        share: stage.shares[i],
+        samples: stageSummary.sources[i].samples,
+        tokens: stageSummary.sources[i].tokens,
+        realisedShare: realTotal > 0 ? stageSummary.sources[i].tokens / realTotal : 0,
+        paddingRate: stageSummary.sources[i].samples > 0 ? 1 - stageSummary.sources[i].tokens / (stageSummary.sources[i].samples * recipe.seqLength) : 0,
+        epochs: prepared.stagePlans[index].sources.find((source) => source.source === name)?.epochs ?? 0,
+      }] : []),
+    };
+  });
+}
+
+/** Samples per source in global step `step` (from the plan's checkpoints). */
+export function stepComposition(prepared: PreparedPlan, step: number): Record<string, number> {
+  const count = prepared.names.length;
+  const { checkpoints } = prepared.summary;
+  return Object.fromEntries(prepared.names.map((name, i) => [name, checkpoints[((step + 1) * count + i) * 2] - checkpoints[(step * count + i) * 2]]));
+}
+
+/** Global steps of a stage: whole global batches covering its token budget. */
+export function stageSteps(recipe: Recipe, tokens: number): number {
+  return Math.ceil(tokens / (recipe.globalBatchSize * recipe.seqLength));
+}
+
+/**
+ * Checks the recipe against its shards and returns the plan, from the cache when it holds this key.
+ * @throws {RecipeError} recipe problems and unreadable shards (the key names the source: `sources.web.path`)
+ * @throws {ShardFormatError} a shard whose counts differ from its manifest
+ */
+export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefined, options: { cache?: boolean; cacheDir?: string } = {}): Promise<PreparedPlan> {
+  // Epoch limits and branch choice (RecipeError naming the key), and every shard opened and validated.
+  const stagePlans = planRecipe(recipe, branch);
+  const names = Object.keys(recipe.sources);
+  const fingerprints: Record<string, string> = {};
+  const shardFingerprints: string[][] = [];
+  let eosFromManifest: number | undefined;
+  for (const name of names) {
+    const perShard: string[] = [];
+    for (const prefix of recipe.sources[name].prefixes) {
+      const dataset = TokenDataset.open(prefix);
+      const manifest = readManifest(prefix);
+      if (manifest && (manifest.tokens !== dataset.numTokens || manifest.sequences !== dataset.numDocuments)) {
+        throw new ShardFormatError(prefix, `source ${name}: ${prefix} changed since it was written: its manifest records ${manifest.sequences} sequences and ${manifest.tokens} tokens, the shard holds ${dataset.numDocuments} and ${dataset.numTokens}`);
+      }
+      eosFromManifest ??= manifestId(manifest?.eos);
+      perShard.push(createHash('sha256').update(new Uint8Array(dataset.documentLengths.buffer)).digest('hex'));
+    }
+    shardFingerprints.push(perShard);
+    fingerprints[name] = createHash('sha256').update(perShard.join(',')).digest('hex').slice(0, 16);
+  }
+  const stages = recipe.stages.map((stage, index) => {
+    const mix = stageMixture(stage, index, branch);
+    return { name: stage.name, steps: stageSteps(recipe, stage.tokens), shares: names.map((name) => mix[name] ?? 0) };
+  });
+  const parameters = { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing, windowDocuments: DEFAULT_PACKING_WINDOW };
+  const key = createHash('sha256').update(JSON.stringify({
+    version: 1, parameters, stages: stages.map(({ steps, shares }) => ({ steps, shares })),
+    sources: names.map((name, i) => ({ name, shards: shardFingerprints[i] })),
+  })).digest('hex').slice(0, 32);
+
+  const addon = loadAddon() as unknown as {
+    buildLoaderPlan(sources: unknown, parameters: unknown, stages: unknown): Promise<NativePlanSummary & { plan: Uint8Array }>;
+    readLoaderPlan(plan: Uint8Array): NativePlanSummary;
+  };
+  const useCache = options.cache ?? true;
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  const cachePath = join(cacheDir, `${key}.plan`);
+  const started = performance.now();
+  let bytes: Uint8Array | undefined;
+  let summary: NativePlanSummary | undefined;
+  let cached = false;
+  if (useCache && existsSync(cachePath)) {
+    try {
+      bytes = readFileSync(cachePath);
+      summary = addon.readLoaderPlan(bytes);
+      cached = true;
+    } catch {
+      bytes = undefined;  // a corrupt or older cache file is rebuilt and replaced
+    }
+  }
+  if (!bytes || !summary) {
+    const built = await addon.buildLoaderPlan(names.map((name) => ({ name, prefixes: recipe.sources[name].prefixes })), parameters, stages);
+    bytes = built.plan;
+    summary = built;
+    if (useCache) {
+      const temporary = `${cachePath}.tmp-${process.pid}`;
+      try {
+        mkdirSync(cacheDir, { recursive: true });
+        writeFileSync(temporary, bytes);
+        renameSync(temporary, cachePath);  // whole or absent: ranks racing to write the same key are harmless
+      } catch (error) {
+        try { unlinkSync(temporary); } catch { /* never written */ }
+        process.emitWarning(`octomix: cannot cache the loader plan in ${cacheDir}: ${(error as Error).message}`);
+      }
+    }
+  }
+  return { key, bytes, summary, cached, milliseconds: performance.now() - started, names, stages, stagePlans, fingerprints, eosFromManifest };
+}
