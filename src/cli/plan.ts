@@ -5,25 +5,33 @@ import { parseArgs } from 'node:util';
 import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
 import { planRecipe } from '../mixture/plan.js';
+import { describeStages, prepareLoaderPlan, stepComposition } from '../mixture/loader-plan.js';
 import { loadRecipe } from '../mixture/recipe.js';
 
-const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE]
+const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE] [--cache-dir DIR] [--no-cache]
 
 Prints, for each stage and source: tokens requested, tokens available in the shards, epochs (this stage and
-cumulative), share, and the composition of the first global steps. Fails, naming the key, when a recipe is
-malformed or a stage needs more epochs of a source than its maxEpochs.
+cumulative), share, then what the DataLoader will deliver (real tokens, realised share, padding rate) and the
+composition of the first global steps, from the loader's own plan (built, or read from the plan cache that
+DataLoader.open shares). Fails, naming the key, when a recipe is malformed, a shard is missing or corrupt, or a
+stage needs more epochs of a source than its maxEpochs.
 
 options:
-  --branch NAME   the branch to use for stages that have alternatives (e.g. long, short, hybrid)
-  --steps N       how many first steps to show per stage (default 3)
-  --json          print the plan as JSON
-  --html FILE     also write a self-contained page with a chart of tokens per source over the steps`;
+  --branch NAME     the branch to use for stages that have alternatives (e.g. long, short, hybrid)
+  --steps N         how many first steps to show per stage (default 3)
+  --json            print the plan as JSON
+  --html FILE       also write a self-contained page with a chart of tokens per source over the steps
+  --cache-dir DIR   where loader plans are cached (default $OCTOMIX_CACHE_DIR, else ~/.cache/octomix/plans)
+  --no-cache        build the loader plan without reading or writing the cache`;
 
 export async function runPlan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' },
+      'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     console.log(help);
@@ -40,21 +48,37 @@ export async function runPlan(args: string[]): Promise<number> {
   }
   const recipe = loadRecipe(positionals[0]);
   const plan = planRecipe(recipe, values.branch, { firstSteps: steps });
+  const prepared = await prepareLoaderPlan(recipe, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
+  console.error(`octomix plan: loader plan ${prepared.key} ${prepared.cached ? 'read from the cache' : 'built'} in ${(prepared.milliseconds / 1000).toFixed(2)} s`);
+  const delivery = describeStages(recipe, prepared);
+  // The first steps as the loader will deliver them (token-share interleave over packed sequences).
+  let firstStep = 0;
+  plan.forEach((stage, index) => {
+    const names = stage.sources.map((source) => source.source);
+    stage.firstSteps = Array.from({ length: Math.min(steps, stage.steps) }, (_, k) => {
+      const counts = stepComposition(prepared, firstStep + k);
+      return Object.fromEntries(names.map((name) => [name, counts[name]]));
+    });
+    firstStep += prepared.stages[index].steps;
+  });
   if (values.html) {
     const title = `octomix plan: ${basename(positionals[0])}${values.branch ? ` (branch ${values.branch})` : ''}`;
-    await writeFile(values.html, planReport(recipe, plan, title));
+    await writeFile(values.html, planReport(recipe, plan, title, delivery));
     console.error(`octomix plan: wrote ${values.html}`);
   }
   if (values.json) {
-    console.log(JSON.stringify({ recipe: { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing }, stages: plan }, null, 2));
+    console.log(JSON.stringify({ recipe: { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing }, stages: plan, delivery, planKey: prepared.key }, null, 2));
     return 0;
   }
   console.log(`seed ${recipe.seed}, seqLength ${recipe.seqLength}, global batch ${recipe.globalBatchSize} sequences (${formatCount(recipe.globalBatchSize * recipe.seqLength)} tokens), packing ${recipe.packing}`);
   for (const stage of plan) {
     console.log(`\nstage ${stage.name}${stage.branch ? ` (branch ${stage.branch})` : ''}: ${formatCount(stage.tokens)} tokens, ${stage.samples.toLocaleString('en')} sequences, ${stage.steps.toLocaleString('en')} steps`);
-    console.log(`  ${'source'.padEnd(16)} ${'share'.padStart(7)} ${'requested'.padStart(10)} ${'available'.padStart(10)} ${'epochs'.padStart(7)} ${'cumulative'.padStart(10)}`);
+    console.log(`  ${'source'.padEnd(16)} ${'share'.padStart(7)} ${'requested'.padStart(10)} ${'available'.padStart(10)} ${'epochs'.padStart(7)} ${'cumulative'.padStart(10)} ${'delivered'.padStart(10)} ${'realised'.padStart(9)} ${'padding'.padStart(8)}`);
+    const delivered = delivery.find((entry) => entry.name === stage.name)!;
     for (const source of stage.sources) {
-      console.log(`  ${source.source.padEnd(16)} ${(source.share * 100).toFixed(1).padStart(6)}% ${formatCount(source.requestedTokens).padStart(10)} ${formatCount(source.availableTokens).padStart(10)} ${source.epochs.toFixed(2).padStart(7)} ${source.cumulativeEpochs.toFixed(2).padStart(10)}`);
+      const real = delivered.sources.find((entry) => entry.source === source.source)!;
+      console.log(`  ${source.source.padEnd(16)} ${(source.share * 100).toFixed(1).padStart(6)}% ${formatCount(source.requestedTokens).padStart(10)} ${formatCount(source.availableTokens).padStart(10)} ${source.epochs.toFixed(2).padStart(7)} ${source.cumulativeEpochs.toFixed(2).padStart(10)} ` +
+        `${formatCount(real.tokens).padStart(10)} ${(real.realisedShare * 100).toFixed(2).padStart(8)}% ${(real.paddingRate * 100).toFixed(2).padStart(7)}%`);
     }
     stage.firstSteps.forEach((counts, step) => {
       console.log(`  step ${step}: ${Object.entries(counts).map(([name, count]) => `${name} ${count}`).join(', ')}`);

@@ -4,6 +4,7 @@
  */
 import type { Recipe } from './recipe.js';
 import type { StagePlan } from './plan.js';
+import type { StageDelivery } from './loader-plan.js';
 import { formatCount } from '../io/progress.js';
 
 const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
@@ -12,7 +13,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[char]!);
 }
 
-export function planReport(recipe: Recipe, plan: StagePlan[], title: string): string {
+export function planReport(recipe: Recipe, plan: StagePlan[], title: string, delivery?: StageDelivery[]): string {
   const sources = [...new Set(plan.flatMap((stage) => stage.sources.map((source) => source.source)))];
   // Cumulative tokens per source at each stage boundary (mixtures are constant inside a stage, so lines are straight).
   const boundaries: { step: number; cumulative: number[] }[] = [{ step: 0, cumulative: sources.map(() => 0) }];
@@ -40,9 +41,14 @@ export function planReport(recipe: Recipe, plan: StagePlan[], title: string): st
   const tables = plan.map((stage) => `
 <h2>${escapeHtml(stage.name)}${stage.branch ? ` <small>(branch ${escapeHtml(stage.branch)})</small>` : ''}</h2>
 <p>${formatCount(stage.tokens)} tokens, ${stage.samples.toLocaleString('en')} sequences, ${stage.steps.toLocaleString('en')} steps</p>
-<table><tr><th>source</th><th>share</th><th>requested</th><th>available</th><th>epochs</th><th>cumulative epochs</th></tr>
-${stage.sources.map((s) => `<tr><td>${escapeHtml(s.source)}</td><td>${(s.share * 100).toFixed(1)}%</td><td>${formatCount(s.requestedTokens)}</td><td>${formatCount(s.availableTokens)}</td><td>${s.epochs.toFixed(2)}</td><td>${s.cumulativeEpochs.toFixed(2)}</td></tr>`).join('\n')}
-</table>`).join('\n');
+<table><tr><th>source</th><th>share</th><th>requested</th><th>available</th><th>epochs</th><th>cumulative epochs</th>${delivery ? '<th>delivered</th><th>realised share</th><th>padding</th>' : ''}</tr>
+${stage.sources.map((s) => {
+    const real = delivery?.find((entry) => entry.name === stage.name)?.sources.find((entry) => entry.source === s.source);
+    const extra = real ? `<td>${formatCount(real.tokens)}</td><td>${(real.realisedShare * 100).toFixed(2)}%</td><td>${(real.paddingRate * 100).toFixed(2)}%</td>` : '';
+    return `<tr><td>${escapeHtml(s.source)}</td><td>${(s.share * 100).toFixed(1)}%</td><td>${formatCount(s.requestedTokens)}</td><td>${formatCount(s.availableTokens)}</td><td>${s.epochs.toFixed(2)}</td><td>${s.cumulativeEpochs.toFixed(2)}</td>${extra}</tr>`;
+  }).join('\n')}
+</table>
+${stage.firstSteps.length ? `<p>First steps: ${stage.firstSteps.map((counts, step) => `step ${step}: ${Object.entries(counts).map(([name, count]) => `${escapeHtml(name)} ${count}`).join(', ')}`).join('; ')}</p>` : ''}`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}</style>

@@ -81,8 +81,9 @@ export function planRecipe(recipe: Recipe, branch?: string, options: { firstStep
       used.set(name, (used.get(name) ?? 0) + requestedTokens);
       return { source: name, share: mix[name], requestedTokens, availableTokens, epochs, cumulativeEpochs: used.get(name)! / availableTokens };
     });
-    const samples = Math.floor(stage.tokens / recipe.seqLength);
+    // Whole global steps cover the budget (the loader's rule); samples are the sequences of those steps.
     const steps = Math.ceil(stage.tokens / tokensPerStep);
+    const samples = steps * recipe.globalBatchSize;
     const shown = Math.min(options.firstSteps ?? 3, steps);
     const order = interleave(names.map((name) => mix[name]), Math.min(samples, shown * recipe.globalBatchSize));
     const firstSteps = Array.from({ length: shown }, (_, step) => {

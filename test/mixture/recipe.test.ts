@@ -118,13 +118,23 @@ describe('planRecipe', () => {
 
 describe('octomix plan', () => {
   it('prints each stage and source', () => {
-    const result = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short'], { encoding: 'utf8' });
+    const cacheDir = join(folder, 'plan-cache');
+    const result = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--cache-dir', cacheDir], { encoding: 'utf8' });
     expect(result.status).toBe(0);
+    expect(result.stderr).toMatch(/loader plan [0-9a-f]{32} built in/);
+    // Delivered tokens, realised share and padding from the loader's plan; each first step holds one global batch.
+    expect(result.stdout).toMatch(/ web +70\.0% +14\.0K +20\.0K +0\.70 +0\.70 +[\d.]+K +\d+\.\d\d% +\d+\.\d\d%/);
+    const steps = [...result.stdout.matchAll(/step \d+: (.+)/g)].map((match) => match[1].split(', ').reduce((sum, part) => sum + Number(part.split(' ')[1]), 0));
+    expect(steps.length).toBe(5);  // 3 of stable, both steps of decay
+    expect(steps.every((count) => count === 10)).toBe(true);
+    const again = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--cache-dir', cacheDir], { encoding: 'utf8' });
+    expect(again.stderr).toMatch(/read from the cache/);
+    expect(again.stdout).toBe(result.stdout);
     expect(result.stdout).toMatch(/stage stable: 20\.0K tokens, 200 sequences, 20 steps/);
     expect(result.stdout).toMatch(/ web +70\.0% +14\.0K +20\.0K +0\.70 +0\.70/);
     expect(result.stdout).toMatch(/stage decay \(branch short\)/);
     const page = join(folder, 'plan.html');
-    expect(spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--html', page]).status).toBe(0);
+    expect(spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--html', page, '--no-cache']).status).toBe(0);
     const html = readFileSync(page, 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).not.toMatch(/<script|https?:\/\//);  // self-contained
