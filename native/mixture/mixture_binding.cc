@@ -101,6 +101,11 @@ bool openSources(std::vector<SourceSpec>& specs, std::vector<mixture::SourceDocu
       shards.push_back(std::move(dataset));
     }
     sources.push_back(mixture::SourceDocuments::fromShards(spec.name, std::move(shards)));
+    // Batches carry document ids as int32 (documentIds), so a source may hold at most 2^31 - 1 documents.
+    if (sources.back().lengths.size() > 0x7FFFFFFFull) {
+      error = "source " + spec.name + ": " + std::to_string(sources.back().lengths.size()) + " documents is more than the 2^31 - 1 a batch's documentIds can number";
+      return false;
+    }
   }
   return true;
 }

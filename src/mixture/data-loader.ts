@@ -318,6 +318,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (recipe.globalBatchSize % (worldSize * microBatchSize) !== 0) {
       throw new RangeError(`microBatchSize: the global batch of ${recipe.globalBatchSize} sequences does not split into worldSize ${worldSize} x microBatchSize ${microBatchSize} (received microBatchSize ${microBatchSize})`);
     }
+    if (microBatchSize * recipe.seqLength > 2 ** 31 - 1) throw new RangeError(`microBatchSize: ${microBatchSize} x seqLength ${recipe.seqLength} tokens do not fit the int32 cuSeqlens of a micro-batch (received microBatchSize ${microBatchSize})`);
     const prefetch = integerOption('prefetch', options.prefetch, 4, 1);
     const threads = integerOption('threads', options.threads, Math.min(prefetch, availableParallelism()), 1);
     const ignoreIndex = integerOption('ignoreIndex', options.ignoreIndex, -100, -(2 ** 31));
