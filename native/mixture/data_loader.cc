@@ -1,6 +1,11 @@
 #include "mixture/data_loader.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -15,7 +20,36 @@ BatchMemory::BatchMemory(size_t size) : bytes(size) {
   std::memset(data, 0, size);
 }
 
-BatchMemory::~BatchMemory() { std::free(data); }
+BatchMemory::BatchMemory(std::shared_ptr<SharedRing> sharedRing, size_t offset, size_t size)
+    : data(sharedRing->base + offset), bytes(size), ring(std::move(sharedRing)) {}
+
+BatchMemory::~BatchMemory() {
+  if (!ring) std::free(data);
+}
+
+SharedRing::SharedRing(const std::string& file, size_t size) : path(file), bytes(size) {
+  int descriptor = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (descriptor < 0) throw std::runtime_error("cannot create " + file + ": " + std::strerror(errno));
+  // posix_fallocate, not ftruncate: a full /dev/shm fails here, at open, instead of a SIGBUS on first write.
+  int failure = posix_fallocate(descriptor, 0, static_cast<off_t>(size));
+  if (failure != 0) {
+    ::close(descriptor);
+    ::unlink(file.c_str());
+    throw std::runtime_error("cannot reserve " + std::to_string(size) + " bytes in " + file + ": " + std::strerror(failure));
+  }
+  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0);
+  ::close(descriptor);
+  if (mapping == MAP_FAILED) {
+    int error = errno;
+    ::unlink(file.c_str());
+    throw std::runtime_error("cannot map " + file + ": " + std::strerror(error));
+  }
+  base = static_cast<uint8_t*>(mapping);
+}
+
+SharedRing::~SharedRing() {
+  if (base != nullptr) munmap(base, bytes);
+}
 
 namespace {
 size_t alignUp(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
@@ -49,7 +83,12 @@ StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources
   layout_.sourceIds = place(size_t{options_.microBatchSize} * 2);
   layout_.samples = place(size_t{options_.microBatchSize} * 8);
   layout_.total = alignUp(offset, 4096);
-  for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(layout_.total));
+  if (!options_.sharedMemoryPath.empty()) {
+    ring_ = std::make_shared<SharedRing>(options_.sharedMemoryPath, layout_.total * options_.prefetch);
+    for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(ring_, slot * layout_.total, layout_.total));
+  } else {
+    for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(layout_.total));
+  }
   state_.assign(options_.prefetch, SlotState::kFree);
   info_.resize(options_.prefetch);
 }

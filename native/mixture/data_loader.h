@@ -30,17 +30,33 @@ struct LoaderOptions {
   int32_t padTokenId = 0;
   bool maskEosInput = false;
   int64_t eosTokenId = -1;
+  // When set, the ring lives in this new file (e.g. under /dev/shm), mapped shared, so another process can map the
+  // batches (octomix serve). Created exclusively; the caller removes it.
+  std::string sharedMemoryPath;
+};
+
+// A file mapped MAP_SHARED that holds the whole ring.
+struct SharedRing {
+  SharedRing(const std::string& path, size_t bytes);
+  ~SharedRing();
+  SharedRing(const SharedRing&) = delete;
+  SharedRing& operator=(const SharedRing&) = delete;
+  std::string path;
+  uint8_t* base = nullptr;
+  size_t bytes = 0;
 };
 
 // One ring buffer: a page-aligned block holding every field of one micro-batch. Shared with the ArrayBuffers handed
 // to JS, so memory outlives a loader that is collected while a batch view is still referenced.
 struct BatchMemory {
-  explicit BatchMemory(size_t bytes);
+  explicit BatchMemory(size_t bytes);                                             // owned, page-aligned
+  BatchMemory(std::shared_ptr<SharedRing> ring, size_t offset, size_t bytes);  // a slot of a shared ring
   ~BatchMemory();
   BatchMemory(const BatchMemory&) = delete;
   BatchMemory& operator=(const BatchMemory&) = delete;
   uint8_t* data = nullptr;
   size_t bytes = 0;
+  std::shared_ptr<SharedRing> ring;
 };
 
 struct BatchLayout {
@@ -77,6 +93,7 @@ class StreamingLoader {
   void setWaiting(bool waiting);
 
   const BatchLayout& layout() const { return layout_; }
+  const std::shared_ptr<SharedRing>& sharedRing() const { return ring_; }
   const std::shared_ptr<BatchMemory>& memory(int slot) const { return memory_[static_cast<size_t>(slot)]; }
   uint64_t totalMicroBatches() const { return total_; }
   uint64_t microBatchesPerStep() const { return perStep_; }
@@ -105,6 +122,7 @@ class StreamingLoader {
 
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::shared_ptr<SharedRing> ring_;
   std::vector<std::shared_ptr<BatchMemory>> memory_;
   std::vector<SlotState> state_;
   std::vector<BatchInfo> info_;

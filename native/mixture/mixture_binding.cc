@@ -283,6 +283,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     options.padTokenId = object.Get("padTokenId").ToNumber().Int32Value();
     options.maskEosInput = object.Get("maskEosInput").ToBoolean().Value();
     options.eosTokenId = object.Get("eosTokenId").ToNumber().Int64Value();
+    if (object.Get("sharedMemoryPath").IsString()) options.sharedMemoryPath = object.Get("sharedMemoryPath").ToString().Utf8Value();
     if (options.worldSize == 0 || options.microBatchSize == 0 || options.prefetch == 0 || options.rank >= options.worldSize ||
         plan.parameters.globalBatchSize % (uint64_t{options.worldSize} * options.microBatchSize) != 0 || specs.size() != plan.sourceCount) {
       Napi::RangeError::New(env, "DataLoader options do not fit the plan").ThrowAsJavaScriptException();
@@ -297,26 +298,47 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       }
       loader_ = std::make_unique<mixture::StreamingLoader>(std::move(plan), std::move(sources), options);
     } catch (const std::exception& error) {
-      throwCoded(env, std::string("octomix: DataLoader: ") + error.what(), "INTERNAL");
+      throwCoded(env, std::string("octomix: DataLoader: ") + error.what(), options.sharedMemoryPath.empty() ? "INTERNAL" : "LOADER_SHARED_MEMORY");
       return;
     }
     held_.resize(options.prefetch);
     ready_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "octomix.DataLoader", 0, 1);
     ready_.Unref(env);
+    // Runs before the thread-safe function's own teardown (hooks run in reverse order of registration), so no
+    // worker calls into a finalized function when the environment exits with the loader still open.
+    napi_add_env_cleanup_hook(env, &DataLoaderWrap::environmentTeardown, this);
+    hookEnv_ = env;
+    started_ = true;
     Napi::ThreadSafeFunction ready = ready_;
-    DataLoaderWrap* self = this;
-    loader_->start([ready, self]() mutable {
-      ready.NonBlockingCall([self](Napi::Env env, Napi::Function) {
-        if (env == nullptr) return;
+    // Calls queued by a worker may run after this object is collected; they hold only a weak token.
+    std::weak_ptr<DataLoaderWrap*> token = alive_;
+    loader_->start([ready, token]() mutable {
+      ready.NonBlockingCall([token](Napi::Env env, Napi::Function) {
+        auto self = token.lock();
+        if (env == nullptr || !self) return;
         Napi::HandleScope scope(env);
-        self->deliver(env);
+        (*self)->deliver(env);
       });
     });
   }
 
   ~DataLoaderWrap() override {
+    if (hookEnv_ != nullptr) napi_remove_env_cleanup_hook(hookEnv_, &DataLoaderWrap::environmentTeardown, this);
+    alive_.reset();
+    shutDown();
+  }
+
+  static void environmentTeardown(void* data) {
+    auto* self = static_cast<DataLoaderWrap*>(data);
+    self->hookEnv_ = nullptr;
+    self->shutDown();
+  }
+
+  // Joins the workers and releases the thread-safe function; no JS is touched (safe in finalizers and teardown).
+  void shutDown() {
     if (loader_) loader_->stop();
-    if (!closed_) ready_.Release();
+    if (!closed_ && started_) ready_.Release();
+    closed_ = true;
   }
 
  private:
@@ -400,8 +422,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
 
   Napi::Value close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (closed_) return env.Undefined();
-    closed_ = true;
+    if (closed_ || !loader_) return env.Undefined();
     loader_->stop();
     for (auto& buffer : held_) {
       if (!buffer.IsEmpty()) {
@@ -416,6 +437,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       deferred.Resolve(env.Null());
     }
     ready_.Release();
+    closed_ = true;
     loader_.reset();
     return env.Undefined();
   }
@@ -438,6 +460,12 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     offsets.Set("samples", Napi::Number::New(env, static_cast<double>(layout.samples)));
     offsets.Set("total", Napi::Number::New(env, static_cast<double>(layout.total)));
     result.Set("layout", offsets);
+    if (loader_->sharedRing()) {
+      Napi::Object shared = Napi::Object::New(env);
+      shared.Set("path", loader_->sharedRing()->path);
+      shared.Set("bytes", Napi::Number::New(env, static_cast<double>(loader_->sharedRing()->bytes)));
+      result.Set("sharedMemory", shared);
+    }
     return result;
   }
 
@@ -463,6 +491,9 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
   std::vector<Napi::Reference<Napi::ArrayBuffer>> held_;
   std::optional<Napi::Promise::Deferred> pending_;
   bool closed_ = false;
+  bool started_ = false;
+  napi_env hookEnv_ = nullptr;
+  std::shared_ptr<DataLoaderWrap*> alive_ = std::make_shared<DataLoaderWrap*>(this);
 };
 
 }  // namespace

@@ -4,6 +4,7 @@ import { runDoctor } from './doctor.js';
 import { runEncode } from './encode.js';
 import { runInspect } from './inspect.js';
 import { runPlan } from './plan.js';
+import { runServe } from './serve.js';
 import { runTokenize } from './tokenize.js';
 import { runVerify } from './verify.js';
 
@@ -19,6 +20,8 @@ commands:
   inspect PREFIX...              counts, dtype, length percentiles and histogram; --tokenizer decodes documents
   verify PREFIX...               sizes, header and digest against the manifest; exit 1 on a mismatch
   plan RECIPE [--branch NAME]    tokens requested / available, epochs and first steps of a staged mixture recipe
+  serve --recipe R (--socket PATH | --stdio)
+                                 a DataLoader in its own process; batches in shared memory for another process
 
 run "octomix <command> --help" for a command's options`;
 
@@ -29,6 +32,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   inspect: runInspect,
   verify: runVerify,
   plan: runPlan,
+  serve: runServe,
 };
 
 async function main(argv: string[]): Promise<number> {

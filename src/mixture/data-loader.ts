@@ -73,6 +73,19 @@ export interface DataLoaderOptions {
   maskEosInput?: boolean;
   /** EOS id for maskEosInput. Default: the `eos` recorded in the shards' manifests. */
   eosTokenId?: number;
+  /**
+   * @internal Put the ring in this new file (under /dev/shm) so another process can map the batches; the caller
+   * removes it. Used by `octomix serve`.
+   */
+  sharedMemoryPath?: string;
+}
+
+/** Where each field of a micro-batch lives inside its ring slot (bytes from the slot's start). */
+export interface BatchLayout {
+  inputIds: number; labels: number; positionIds: number; lossMask: number; cuSeqlens: number; documentIds: number;
+  sourceIds: number; samples: number;
+  /** Bytes per slot (page-aligned). */
+  total: number;
 }
 
 /** Where the run is. */
@@ -119,23 +132,13 @@ interface NativeLoaderBatch {
   lossTokens: number;
 }
 
-interface NativeLoaderLayout {
-  inputIds: number;
-  labels: number;
-  positionIds: number;
-  lossMask: number;
-  cuSeqlens: number;
-  documentIds: number;
-  sourceIds: number;
-  samples: number;
-  total: number;
-}
+type NativeLoaderLayout = BatchLayout;
 
 interface NativeDataLoader {
   next(): Promise<NativeLoaderBatch | null>;
   release(slot: number): void;
   close(): void;
-  describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout };
+  describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout; sharedMemory?: { path: string; bytes: number } };
   documentOrder(source: number, epoch: number): Float64Array;
 }
 
@@ -171,6 +174,10 @@ export class Batch {
   readonly seqLength: number;
   /** Source name of each row. */
   readonly sources: readonly string[];
+  /** @internal The ring slot holding this batch (its place in a shared ring is slot x layout.total). */
+  readonly slot: number;
+  /** Segments in cuSeqlens (documentIds has one per segment). */
+  readonly segments: number;
   #fields: BatchFields | undefined;
   #release: (() => void) | undefined;
 
@@ -188,6 +195,8 @@ export class Batch {
     this.lossTokens = native.lossTokens;
     this.microBatchSize = shape.microBatchSize;
     this.seqLength = shape.seqLength;
+    this.slot = native.slot;
+    this.segments = native.segments;
     const sourceIds = new Uint16Array(buffer, layout.sourceIds, shape.microBatchSize);
     this.sources = Object.freeze(Array.from(sourceIds, (id) => sourceNames[id]));
     this.#fields = {
@@ -259,6 +268,12 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly totalSteps: number;
   /** Per stage and source, what the plan delivers, and how long the plan took. */
   readonly plan: LoaderPlanSummary;
+  /** @internal Field offsets within a ring slot. */
+  readonly batchLayout: BatchLayout;
+  /** @internal The shared-memory ring file, when `sharedMemoryPath` was given. */
+  readonly sharedMemory: { path: string; bytes: number } | undefined;
+  /** Micro-batches this rank reads over the whole run. */
+  readonly totalMicroBatches: number;
   readonly #native: NativeDataLoader;
   readonly #layout: NativeLoaderLayout;
   readonly #stageNames: string[];
@@ -282,6 +297,9 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.#native = init.native;
     const description = init.native.describe();
     this.#layout = description.layout;
+    this.batchLayout = Object.freeze({ ...description.layout });
+    this.sharedMemory = description.sharedMemory;
+    this.totalMicroBatches = description.totalMicroBatches;
     this.microBatchesPerStep = description.microBatchesPerStep;
     this.plan = init.plan;
     this.totalSteps = init.plan.stages.reduce((sum, stage) => sum + stage.steps, 0);
@@ -354,6 +372,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       native = new addon.DataLoader(planBytes, nativeSources, {
         rank, worldSize, microBatchSize, prefetch, threads, startMicroBatch: start, ignoreIndex, padTokenId,
         maskEosInput: options.maskEosInput ?? false, eosTokenId,
+        ...(options.sharedMemoryPath !== undefined ? { sharedMemoryPath: options.sharedMemoryPath } : {}),
       });
     } catch (error) {
       if ((error as { code?: string }).code === 'SHARD_FORMAT') throw new ShardFormatError('', (error as Error).message, { cause: error });

@@ -57,6 +57,7 @@ function batchHash(batch: Batch): string {
   return hash.digest('hex');
 }
 
+/** Hashes of the loader's next `limit` batches; a loader read to its end is closed. */
 async function collect(loader: DataLoader, limit = Infinity, each?: (batch: Batch) => void): Promise<string[]> {
   const hashes: string[] = [];
   if (limit <= 0) return hashes;
@@ -64,8 +65,9 @@ async function collect(loader: DataLoader, limit = Infinity, each?: (batch: Batc
     each?.(batch);
     hashes.push(batchHash(batch));
     batch.release();
-    if (hashes.length >= limit) break;
+    if (hashes.length >= limit) return hashes;
   }
+  await loader.close();
   return hashes;
 }
 
@@ -256,13 +258,15 @@ describe('DataLoader determinism and resume', () => {
   it('resuming from state() at any micro-batch (also across the stage switch, also via msgpackr) gives the rest of the run', async () => {
     const options = { recipe: recipeFor('bestfit'), branch: 'long', microBatchSize: 2, cacheDir: cacheDir() };
     const full = await collect(await DataLoader.open(options));
-    const stageSwitch = (await DataLoader.open(options)).plan.stages[0].steps * 4;
+    const probe = await DataLoader.open(options);
+    const stageSwitch = probe.plan.stages[0].steps * 4;
+    await probe.close();
     const points = [0, 1, 7, stageSwitch - 1, stageSwitch, stageSwitch + 3, full.length - 1];
     await fc.assert(fc.asyncProperty(fc.oneof(fc.constantFrom(...points), fc.integer({ min: 0, max: full.length - 1 })), async (point) => {
       const loader = await DataLoader.open(options);
       await collect(loader, point);
       const state = unpack(pack(loader.state())) as LoaderState;
-      await loader.close();
+      await loader.close();  // also when the loader was read to its end
       const resumed = await DataLoader.open({ ...options, resume: state });
       expect(await collect(resumed)).toEqual(full.slice(point));
     }), { numRuns: 12 });
@@ -281,6 +285,7 @@ describe('DataLoader determinism and resume', () => {
     const first = await DataLoader.open({ ...options, microBatchSize: 2 });
     await rows(first, 4 * 9);  // 9 whole steps
     const state = first.state();
+    await first.close();
     expect(state).toMatchObject({ step: 9, microBatch: 0 });
     const merged: string[][] = [];
     for (let rank = 0; rank < 2; rank++) merged.push(await rows(await DataLoader.open({ ...options, microBatchSize: 4, worldSize: 2, rank, resume: state })));
@@ -289,6 +294,7 @@ describe('DataLoader determinism and resume', () => {
     expect(union).toEqual(full.slice(9 * 8));
     const midStep = await DataLoader.open({ ...options, microBatchSize: 2 });
     await rows(midStep, 3);
+    await midStep.close();
     await expect(DataLoader.open({ ...options, microBatchSize: 4, resume: midStep.state() })).rejects.toThrow(ResumeStateError);
     await expect(DataLoader.open({ ...options, branch: 'short', microBatchSize: 2, resume: state })).rejects.toThrow(/branch "long"/);
   });
@@ -368,6 +374,32 @@ describe('DataLoader buffers', () => {
     batch.release();  // harmless after close
   });
 
+  it('a loader never closed, or collected while its threads run, lets the process exit cleanly', async () => {
+    const recipePath = join(folder, 'teardown-recipe.json');
+    writeFileSync(recipePath, JSON.stringify(recipeFor('bestfit')));
+    const script = `
+      import { DataLoader } from ${JSON.stringify(join(packageRoot, 'src/index.ts'))};
+      const options = ${JSON.stringify({ recipe: recipePath, branch: 'long', cacheDir: cacheDir(), prefetch: 8, threads: 2 })};
+      const kept = await DataLoader.open(options);
+      (await kept.nextBatch()).release();
+      for (let i = 0; i < 20; i++) {
+        const dropped = await DataLoader.open(options);
+        (await dropped.nextBatch()).release();
+        dropped.nextBatch();  // pending when the loader becomes garbage
+      }
+      globalThis.gc();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      globalThis.gc();
+      console.log('done');`;
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk; });
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk; });
+    const code = await new Promise((resolve) => child.on('close', (exitCode, signal) => resolve(signal ?? exitCode)));
+    expect(output.trim()).toBe('done');
+    expect(code).toBe(0);
+  }, 60_000);
+
   it('masks EOS inputs when asked (Megatron eod_mask_loss)', async () => {
     const loader = await DataLoader.open({ recipe: recipeFor('concat'), branch: 'short', cacheDir: cacheDir(), maskEosInput: true, eosTokenId: 2 * 1e8 + 5 * 4096 });
     let masked = 0;
@@ -394,13 +426,16 @@ describe('DataLoader plan cache and errors at open', () => {
     expect(warm.plan.cached).toBe(true);
     expect(warm.plan.key).toBe(cold.plan.key);
     expect(await collect(warm, 6)).toEqual(await collect(cold, 6));
+    await Promise.all([warm.close(), cold.close()]);
     const other = await DataLoader.open({ ...options, recipe: recipeFor('bestfit', { seed: 12 }) });
     expect(other.plan.key).not.toBe(cold.plan.key);
     const file = join(dir, `${cold.plan.key}.plan`);
     truncateSync(file, 100);
     const rebuilt = await DataLoader.open(options);
     expect(rebuilt.plan.cached).toBe(false);
-    expect(await collect(rebuilt, 6)).toEqual(await collect(await DataLoader.open({ ...options, cache: false }), 6));
+    const uncached = await DataLoader.open({ ...options, cache: false });
+    expect(await collect(rebuilt, 6)).toEqual(await collect(uncached, 6));
+    await Promise.all([rebuilt.close(), uncached.close(), other.close()]);
     expect(readdirSync(dir).filter((name) => name.includes('.tmp'))).toEqual([]);
   });
 
@@ -428,6 +463,7 @@ describe('DataLoader plan cache and errors at open', () => {
     const loader = await DataLoader.open({ recipe, cacheDir: cacheDir() });
     await collect(loader, 2);
     const state = loader.state();
+    await loader.close();  // shards must not change under a loader that maps them (reads past a shrunk file fault)
     for (const suffix of ['.bin', '.idx']) copyFileSync(join(folder, `cot${suffix}`), join(changed, `qa${suffix}`));
     await expect(DataLoader.open({ recipe, cacheDir: cacheDir(), resume: state })).rejects.toThrow(/source qa changed/);
   });
