@@ -1,0 +1,408 @@
+"""Trainer-side client of `octomix serve`: batches from an octomix DataLoader running in its own process.
+
+Needs only the standard library and numpy (torch is optional: `batch.to_torch()`). The server puts every batch in a
+shared-memory ring; this client maps the ring once and hands out numpy arrays that are views of it, so no batch is
+copied. A view is valid until `batch.release()`: after that the server reuses the slot for a later batch, so copy
+what must outlive the step (`batch.copy()` or `np.array(view)`).
+
+    from octomix_client import OctomixClient
+
+    with OctomixClient(recipe="recipe.yaml", branch="long", rank=rank, world_size=world_size,
+                       micro_batch_size=2, resume=saved_state) as client:
+        for batch in client:
+            loss = model(batch["input_ids"], batch["labels"], batch["position_ids"], batch["cu_seqlens"])
+            batch.release()
+            if batch.micro_batch == client.micro_batches_per_step - 1:
+                save(client.state())      # a small dict; pass as resume= to continue exactly here
+
+Messages are msgpack maps in frames of a 4-byte little-endian length (see src/cli/serve.ts for the protocol); the
+small msgpack codec below covers the types the protocol uses, so msgpack need not be installed.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+
+__all__ = ["OctomixClient", "Batch", "OctomixServerError", "pack", "unpack"]
+
+FIELD_NAMES = {
+    "inputIds": "input_ids",
+    "labels": "labels",
+    "positionIds": "position_ids",
+    "lossMask": "loss_mask",
+    "cuSeqlens": "cu_seqlens",
+    "documentIds": "document_ids",
+    "sourceIds": "source_ids",
+}
+
+
+class OctomixServerError(RuntimeError):
+    """An error reported by the server (`code` is octomix's stable error code) or a server that went away."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{message} [{code}]")
+        self.code = code
+
+
+# --- msgpack (the subset the protocol uses: nil, bool, int, float, str, bin, array, map) -----------------------
+
+def pack(value: Any) -> bytes:
+    out = bytearray()
+    _pack_into(value, out)
+    return bytes(out)
+
+
+def _pack_into(value: Any, out: bytearray) -> None:
+    if value is None:
+        out.append(0xC0)
+    elif value is True:
+        out.append(0xC3)
+    elif value is False:
+        out.append(0xC2)
+    elif isinstance(value, int):
+        if 0 <= value < 0x80:
+            out.append(value)
+        elif -32 <= value < 0:
+            out.append(value & 0xFF)
+        elif 0 <= value < 1 << 64:
+            out += b"\xcf" + struct.pack(">Q", value)
+        else:
+            out += b"\xd3" + struct.pack(">q", value)
+    elif isinstance(value, float):
+        out += b"\xcb" + struct.pack(">d", value)
+    elif isinstance(value, str):
+        data = value.encode("utf-8")
+        if len(data) < 32:
+            out.append(0xA0 | len(data))
+        else:
+            out += b"\xdb" + struct.pack(">I", len(data))
+        out += data
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        data = bytes(value)
+        out += b"\xc6" + struct.pack(">I", len(data)) + data
+    elif isinstance(value, (list, tuple)):
+        out += b"\xdd" + struct.pack(">I", len(value))
+        for item in value:
+            _pack_into(item, out)
+    elif isinstance(value, dict):
+        out += b"\xdf" + struct.pack(">I", len(value))
+        for key, item in value.items():
+            _pack_into(key, out)
+            _pack_into(item, out)
+    else:
+        raise TypeError(f"cannot msgpack a {type(value).__name__}")
+
+
+def unpack(data: bytes) -> Any:
+    value, offset = _unpack_at(memoryview(data), 0)
+    if offset != len(data):
+        raise ValueError(f"msgpack: {len(data) - offset} bytes left over")
+    return value
+
+
+def _unpack_at(data: memoryview, offset: int):
+    tag = data[offset]
+    offset += 1
+    if tag < 0x80:
+        return tag, offset
+    if tag >= 0xE0:
+        return tag - 0x100, offset
+    if 0x80 <= tag <= 0x8F:
+        return _unpack_map(data, offset, tag & 0x0F)
+    if 0x90 <= tag <= 0x9F:
+        return _unpack_array(data, offset, tag & 0x0F)
+    if 0xA0 <= tag <= 0xBF:
+        length = tag & 0x1F
+        return str(data[offset:offset + length], "utf-8"), offset + length
+    fixed = {
+        0xC0: (None, 0), 0xC2: (False, 0), 0xC3: (True, 0),
+    }
+    if tag in fixed:
+        return fixed[tag][0], offset
+    numbers = {
+        0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+        0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+    }
+    if tag in numbers:
+        layout = numbers[tag]
+        size = struct.calcsize(layout)
+        return struct.unpack_from(layout, data, offset)[0], offset + size
+    if tag in (0xD9, 0xDA, 0xDB):
+        size = {0xD9: 1, 0xDA: 2, 0xDB: 4}[tag]
+        length = int.from_bytes(data[offset:offset + size], "big")
+        offset += size
+        return str(data[offset:offset + length], "utf-8"), offset + length
+    if tag in (0xC4, 0xC5, 0xC6):
+        size = {0xC4: 1, 0xC5: 2, 0xC6: 4}[tag]
+        length = int.from_bytes(data[offset:offset + size], "big")
+        offset += size
+        return bytes(data[offset:offset + length]), offset + length
+    if tag in (0xDC, 0xDD):
+        size = 2 if tag == 0xDC else 4
+        return _unpack_array(data, offset + size, int.from_bytes(data[offset:offset + size], "big"))
+    if tag in (0xDE, 0xDF):
+        size = 2 if tag == 0xDE else 4
+        return _unpack_map(data, offset + size, int.from_bytes(data[offset:offset + size], "big"))
+    raise ValueError(f"msgpack: unsupported type byte 0x{tag:02x}")
+
+
+def _unpack_array(data: memoryview, offset: int, count: int):
+    items = []
+    for _ in range(count):
+        item, offset = _unpack_at(data, offset)
+        items.append(item)
+    return items, offset
+
+
+def _unpack_map(data: memoryview, offset: int, count: int):
+    result = {}
+    for _ in range(count):
+        key, offset = _unpack_at(data, offset)
+        value, offset = _unpack_at(data, offset)
+        result[key] = value
+    return result, offset
+
+
+# --- client ----------------------------------------------------------------------------------------------------
+
+class Batch:
+    """One micro-batch: numpy views of the shared ring (row-major microBatchSize x seqLength), valid until release().
+
+    Fields (also as attributes): input_ids, labels, position_ids (int32), loss_mask (uint8), cu_seqlens (int32, one
+    per segment boundary over the flattened micro-batch), document_ids (int32 per segment, -1 for padding),
+    source_ids (uint16 per row). Metadata: index, step, micro_batch, stage, stage_index, max_seqlen, loss_tokens,
+    sources (names per row).
+    """
+
+    def __init__(self, client: "OctomixClient", message: Dict[str, Any]):
+        self._client = client
+        self.slot: int = message["slot"]
+        self.index: int = message["index"]
+        self.step: int = message["step"]
+        self.micro_batch: int = message["microBatch"]
+        self.stage: str = message["stage"]
+        self.stage_index: int = message["stageIndex"]
+        self.max_seqlen: int = message["maxSeqlen"]
+        self.loss_tokens: int = message["lossTokens"]
+        self.sources: List[str] = message["sources"]
+        self.released = False
+        self._fields: Dict[str, np.ndarray] = {}
+        for name, spec in message["fields"].items():
+            count = int(np.prod(spec["shape"])) if spec["shape"] else 0
+            view = np.frombuffer(client._ring, dtype=np.dtype(spec["dtype"]), count=count, offset=spec["offset"])
+            self._fields[FIELD_NAMES.get(name, name)] = view.reshape(spec["shape"])
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if self.released:
+            raise RuntimeError(f"batch field {name} read after release(); copy what you need first")
+        return self._fields[name]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_") or name not in FIELD_NAMES.values():
+            raise AttributeError(name)
+        return self[name]
+
+    def keys(self):
+        return self._fields.keys()
+
+    def copy(self) -> Dict[str, np.ndarray]:
+        """Every field copied out of the ring (valid after release)."""
+        return {name: np.array(view) for name, view in self._fields.items()}
+
+    def to_torch(self, device: Optional[str] = None, pin_memory: bool = False) -> Dict[str, Any]:
+        """The fields as torch tensors, copied out of the ring (so valid after release), then moved to `device`."""
+        import torch  # optional dependency
+
+        if self.released:
+            raise RuntimeError("batch.to_torch() after release(); convert before releasing")
+        tensors = {}
+        for name, view in self._fields.items():
+            tensor = torch.from_numpy(np.array(view))
+            if pin_memory:
+                tensor = tensor.pin_memory()
+            tensors[name] = tensor.to(device, non_blocking=pin_memory) if device else tensor
+        return tensors
+
+    def release(self) -> None:
+        """Hands the slot back to the server; the views must not be read afterwards."""
+        if self.released:
+            return
+        self.released = True
+        self._fields = {}
+        self._client._send({"type": "release", "slot": self.slot})
+
+    def __enter__(self) -> "Batch":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class OctomixClient:
+    """Starts `octomix serve` (or connects to a running one with `socket_path=`) and iterates its batches.
+
+    recipe, branch, rank, world_size, micro_batch_size, prefetch, threads, cache_dir: as DataLoader.open's options.
+    resume: a state from `state()` (a dict). command: how to run octomix (default: `octomix` on PATH, else
+    `npx octomix`). Raises OctomixServerError when the server fails to start or reports an error.
+    """
+
+    def __init__(self, recipe: Optional[str] = None, branch: Optional[str] = None, rank: int = 0, world_size: int = 1,
+                 micro_batch_size: Optional[int] = None, prefetch: Optional[int] = None, threads: Optional[int] = None,
+                 resume: Optional[Dict[str, Any]] = None, cache_dir: Optional[str] = None, device: str = "cpu",
+                 command: Optional[List[str]] = None, socket_path: Optional[str] = None, start_timeout: float = 600.0,
+                 env: Optional[Dict[str, str]] = None):
+        if device != "cpu":
+            raise ValueError(f"device must be 'cpu' (the CUDA path is not available yet), received {device!r}")
+        self._process: Optional[subprocess.Popen] = None
+        self._folder: Optional[str] = None
+        self._buffer = b""
+        self._closed = False
+        if socket_path is None:
+            if recipe is None:
+                raise ValueError("recipe is required unless socket_path names a running server")
+            self._folder = tempfile.mkdtemp(prefix="octomix-client-")
+            socket_path = os.path.join(self._folder, "serve.sock")
+            arguments = ["serve", "--recipe", str(recipe), "--socket", socket_path, "--rank", str(rank), "--world-size", str(world_size)]
+            options = {"--branch": branch, "--micro-batch-size": micro_batch_size, "--prefetch": prefetch,
+                       "--threads": threads, "--cache-dir": cache_dir}
+            for flag, value in options.items():
+                if value is not None:
+                    arguments += [flag, str(value)]
+            if resume is not None:
+                state_path = os.path.join(self._folder, "resume.json")
+                with open(state_path, "w") as handle:
+                    json.dump(resume, handle)
+                arguments += ["--resume", state_path]
+            if command is None:
+                command = ["octomix"] if shutil.which("octomix") else ["npx", "--no-install", "octomix"]
+            self._process = subprocess.Popen(command + arguments, stdout=subprocess.PIPE, env=env)
+            # The server prints one JSON line once it listens (after checking the shards and building the plan).
+            line = self._process.stdout.readline()
+            if not line:
+                code = self._process.wait()
+                self._cleanup_folder()
+                raise OctomixServerError("SERVER_EXITED", f"octomix serve exited with code {code} before listening (its stderr says why)")
+            ready = json.loads(line)
+            socket_path = ready["socket"]
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                self._socket.connect(socket_path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        hello = self._receive()
+        if hello.get("type") == "error":
+            raise OctomixServerError(hello.get("code", "ERROR"), hello.get("message", ""))
+        self.hello = hello
+        self.micro_batch_size: int = hello["microBatchSize"]
+        self.seq_length: int = hello["seqLength"]
+        self.micro_batches_per_step: int = hello["microBatchesPerStep"]
+        self.total_micro_batches: int = hello["totalMicroBatches"]
+        self.total_steps: int = hello["totalSteps"]
+        self.sources: List[str] = hello["sources"]
+        self.stages: List[str] = hello["stages"]
+        shared = hello["sharedMemory"]
+        descriptor = os.open(shared["path"], os.O_RDONLY)
+        try:
+            self._ring = mmap.mmap(descriptor, shared["bytes"], mmap.MAP_SHARED, mmap.PROT_READ)
+        finally:
+            os.close(descriptor)
+
+    # framing
+    def _send(self, message: Dict[str, Any]) -> None:
+        body = pack(message)
+        self._socket.sendall(struct.pack("<I", len(body)) + body)
+
+    def _receive(self) -> Dict[str, Any]:
+        while True:
+            if len(self._buffer) >= 4:
+                length = struct.unpack_from("<I", self._buffer)[0]
+                if len(self._buffer) >= 4 + length:
+                    body = self._buffer[4:4 + length]
+                    self._buffer = self._buffer[4 + length:]
+                    return unpack(body)
+            chunk = self._socket.recv(1 << 16)
+            if not chunk:
+                raise OctomixServerError("SERVER_GONE", "octomix serve closed the connection")
+            self._buffer += chunk
+
+    def _request(self, message: Dict[str, Any]) -> Dict[str, Any]:
+        self._send(message)
+        reply = self._receive()
+        if reply.get("type") == "error":
+            raise OctomixServerError(reply.get("code", "ERROR"), reply.get("message", ""))
+        return reply
+
+    def next_batch(self) -> Optional[Batch]:
+        """The next micro-batch, or None after the last stage."""
+        reply = self._request({"type": "next"})
+        if reply["type"] == "end":
+            return None
+        return Batch(self, reply)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            batch = self.next_batch()
+            if batch is None:
+                return
+            yield batch
+
+    def state(self) -> Dict[str, Any]:
+        """The loader state after the batches received so far (pass as resume= to continue)."""
+        return self._request({"type": "state"})["state"]
+
+    def progress(self) -> Dict[str, Any]:
+        return self._request({"type": "progress"})["progress"]
+
+    def close(self) -> None:
+        """Tells the server to stop (it removes its shared memory) and waits for it."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._send({"type": "close"})
+        except OSError:
+            pass
+        self._socket.close()
+        try:
+            self._ring.close()
+        except BufferError:
+            pass  # numpy views still alive; the mapping goes when they do
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._cleanup_folder()
+
+    def _cleanup_folder(self) -> None:
+        if self._folder:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def __enter__(self) -> "OctomixClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
