@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 #include <napi.h>
 
+#include "common/cuda_driver.h"
 #include "common/thread_pool.h"
 #include "mixture/mixture_binding.h"
 #include "shards/shards_binding.h"
@@ -9,8 +10,8 @@
 
 namespace {
 
-// What `octomix doctor` prints about this binary, and whether a CUDA driver could be loaded (the GPU path itself
-// reaches libcuda through dlopen, so the same binary works with and without one).
+// What `octomix doctor` prints about this binary, whether a CUDA driver could be loaded, its devices, and whether
+// the GPU path can run (it reaches libcuda through dlopen, so the same binary works with and without one).
 Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object result = Napi::Object::New(env);
@@ -25,18 +26,25 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   result.Set("sanitizers", "none");
 #endif
   result.Set("threads", Napi::Number::New(env, static_cast<double>(octomix::ThreadPool::defaultThreadCount())));
-  void* cuda = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  result.Set("cudaDriver", Napi::Boolean::New(env, cuda != nullptr));
-  if (cuda == nullptr) {
-    const char* reason = dlerror();
-    result.Set("cudaDriverError", reason != nullptr ? reason : "libcuda.so.1 not found");
+  const octomix::cuda::Driver& driver = octomix::cuda::driver();
+  result.Set("cudaDriver", Napi::Boolean::New(env, driver.loaded));
+  if (!driver.loaded) {
+    result.Set("cudaDriverError", driver.loadError);
   } else {
-    using GetVersion = int (*)(int*);
-    auto getVersion = reinterpret_cast<GetVersion>(dlsym(cuda, "cuDriverGetVersion"));
-    int version = 0;
-    if (getVersion != nullptr && getVersion(&version) == 0) result.Set("cudaDriverVersion", Napi::Number::New(env, version));
-    dlclose(cuda);
+    result.Set("cudaDriverVersion", Napi::Number::New(env, driver.version));
   }
+  octomix::cuda::Status status = octomix::cuda::probe();
+  result.Set("gpuPath", Napi::Boolean::New(env, status.usable));
+  if (!status.usable) result.Set("gpuPathReason", status.reason);
+  Napi::Array devices = Napi::Array::New(env, status.devices.size());
+  for (size_t i = 0; i < status.devices.size(); ++i) {
+    Napi::Object device = Napi::Object::New(env);
+    device.Set("index", Napi::Number::New(env, status.devices[i].index));
+    device.Set("name", status.devices[i].name);
+    device.Set("memoryBytes", Napi::Number::New(env, static_cast<double>(status.devices[i].memoryBytes)));
+    devices.Set(static_cast<uint32_t>(i), device);
+  }
+  result.Set("cudaDevices", devices);
   return result;
 }
 

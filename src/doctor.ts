@@ -25,6 +25,12 @@ export interface BuildInfo {
   cudaDriverVersion?: number;
   /** Why the driver could not be loaded. */
   cudaDriverError?: string;
+  /** Whether the GPU path can run: the driver loads, cuInit succeeds and a device is present. */
+  gpuPath: boolean;
+  /** Why the GPU path cannot run, when it cannot. */
+  gpuPathReason?: string;
+  /** The CUDA devices the driver sees. */
+  cudaDevices: { index: number; name: string; memoryBytes: number }[];
 }
 
 /** Describes the loaded native addon and the machine, as `octomix doctor` prints it. */
@@ -44,5 +50,8 @@ export function buildInfo(): BuildInfo {
     cudaDriver: native.cudaDriver,
     ...(native.cudaDriverVersion !== undefined ? { cudaDriverVersion: native.cudaDriverVersion } : {}),
     ...(native.cudaDriverError !== undefined ? { cudaDriverError: native.cudaDriverError } : {}),
+    gpuPath: native.gpuPath,
+    ...(native.gpuPathReason !== undefined ? { gpuPathReason: native.gpuPathReason } : {}),
+    cudaDevices: native.cudaDevices,
   };
 }

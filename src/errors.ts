@@ -51,6 +51,13 @@ export class ShardWriteError extends OctomixError {
   }
 }
 
+/** The GPU path cannot run: no CUDA driver, no device, a missing ordinal, or an allocation that failed. */
+export class DeviceUnavailableError extends OctomixError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVICE_UNAVAILABLE', message, options);
+  }
+}
+
 /** Describes a value for an error message: its type and a short rendering. */
 export function describeValue(value: unknown): string {
   if (value === null) return 'null';

@@ -17,6 +17,7 @@ export type { ShardDtype, ShardSummary, ShardWriterOptions } from './shards/shar
 export { TokenDataset } from './shards/token-dataset.js';
 export type { TokenArray } from './shards/token-dataset.js';
 export {
+  DeviceUnavailableError,
   OctomixError,
   ShardFormatError,
   ShardWriteError,
@@ -24,7 +25,7 @@ export {
   UnsupportedTokenizerError,
 } from './errors.js';
 export { DataLoader, Batch, ResumeStateError, BatchReleasedError } from './mixture/data-loader.js';
-export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary } from './mixture/data-loader.js';
+export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary, BatchDevicePointers } from './mixture/data-loader.js';
 export { loadRecipe, RecipeError } from './mixture/recipe.js';
 export type { Recipe, RecipeSource, RecipeStage, Mixture } from './mixture/recipe.js';
 export { buildInfo } from './doctor.js';

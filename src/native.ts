@@ -47,6 +47,9 @@ export interface NativeBuildInfo {
   cudaDriver: boolean;
   cudaDriverVersion?: number;
   cudaDriverError?: string;
+  gpuPath: boolean;
+  gpuPathReason?: string;
+  cudaDevices: { index: number; name: string; memoryBytes: number }[];
 }
 
 export interface NativeShardStats {

@@ -11,6 +11,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "common/cuda_driver.h"
+
 namespace octomix::mixture {
 
 BatchMemory::BatchMemory(size_t size) : bytes(size) {
@@ -53,7 +55,101 @@ SharedRing::~SharedRing() {
 
 namespace {
 size_t alignUp(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
+
+void check(cuda::Result result, const char* call) {
+  if (result != 0) throw std::runtime_error(std::string(call) + " failed: " + cuda::describe(result));
+}
 }  // namespace
+
+// Pinned host slots and their device twins: each built batch is copied on a dedicated non-blocking stream and its
+// event waited for by the worker that built it, so a batch handed to JS is already on the device and no slot is
+// reused or freed while a copy is in flight.
+class DeviceRing {
+ public:
+  DeviceRing(int ordinal, const std::vector<std::shared_ptr<BatchMemory>>& host, size_t slotBytes) : slotBytes_(slotBytes) {
+    cuda::Status status = cuda::probe();
+    if (!status.usable) throw DeviceUnavailable("no usable CUDA device: " + status.reason);
+    if (ordinal >= static_cast<int>(status.devices.size())) {
+      throw DeviceUnavailable("cuda:" + std::to_string(ordinal) + " does not exist (the driver sees " + std::to_string(status.devices.size()) + " device(s))");
+    }
+    const cuda::Driver& api = cuda::driver();
+    try {
+      check(api.deviceGet(&device_, ordinal), "cuDeviceGet");
+      check(api.primaryContextRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
+      retained_ = true;
+      check(api.contextSetCurrent(context_), "cuCtxSetCurrent");
+      for (const auto& memory : host) {
+        check(api.memoryHostRegister(memory->data, memory->bytes, cuda::kHostRegisterPortable), "cuMemHostRegister");
+        registered_.push_back(memory->data);
+      }
+      check(api.memoryAllocate(&base_, slotBytes * host.size()), "cuMemAlloc");
+      check(api.streamCreate(&stream_, cuda::kStreamNonBlocking), "cuStreamCreate");
+      for (size_t slot = 0; slot < host.size(); ++slot) {
+        cuda::Event event = nullptr;
+        check(api.eventCreate(&event, cuda::kEventDisableTiming), "cuEventCreate");
+        events_.push_back(event);
+      }
+      host_ = host;
+    } catch (const std::exception& failure) {
+      release();
+      throw DeviceUnavailable(std::string("cuda:") + std::to_string(ordinal) + ": " + failure.what());
+    }
+  }
+  ~DeviceRing() { release(); }
+  DeviceRing(const DeviceRing&) = delete;
+  DeviceRing& operator=(const DeviceRing&) = delete;
+
+  void bindThread() const { check(cuda::driver().contextSetCurrent(context_), "cuCtxSetCurrent"); }
+
+  void copy(int slot) {
+    const cuda::Driver& api = cuda::driver();
+    check(api.memoryCopyHostToDeviceAsync(pointer(slot), host_[slot]->data, slotBytes_, stream_), "cuMemcpyHtoDAsync");
+    check(api.eventRecord(events_[slot], stream_), "cuEventRecord");
+    check(api.eventSynchronize(events_[slot]), "cuEventSynchronize");
+  }
+
+  uint64_t pointer(int slot) const { return base_ + static_cast<uint64_t>(slot) * slotBytes_; }
+
+  void read(int slot, size_t offset, size_t length, uint8_t* out) const {
+    bindThread();
+    check(cuda::driver().memoryCopyDeviceToHost(out, pointer(slot) + offset, length), "cuMemcpyDtoH");
+  }
+
+ private:
+  void release() {
+    const cuda::Driver& api = cuda::driver();
+    if (!api.loaded || !retained_) return;
+    api.contextSetCurrent(context_);
+    if (stream_ != nullptr) api.streamSynchronize(stream_);
+    for (cuda::Event event : events_) api.eventDestroy(event);
+    events_.clear();
+    if (stream_ != nullptr) api.streamDestroy(stream_);
+    stream_ = nullptr;
+    if (base_ != 0) api.memoryFree(base_);
+    base_ = 0;
+    for (void* data : registered_) api.memoryHostUnregister(data);
+    registered_.clear();
+    api.primaryContextRelease(device_);
+    retained_ = false;
+  }
+
+  size_t slotBytes_;
+  cuda::Device device_ = 0;
+  cuda::Context context_ = nullptr;
+  bool retained_ = false;
+  cuda::Stream stream_ = nullptr;
+  cuda::DevicePointer base_ = 0;
+  std::vector<cuda::Event> events_;
+  std::vector<void*> registered_;
+  std::vector<std::shared_ptr<BatchMemory>> host_;
+};
+
+uint64_t StreamingLoader::devicePointer(int slot) const { return device_ ? device_->pointer(slot) : 0; }
+
+void StreamingLoader::readDevice(int slot, size_t offset, size_t length, uint8_t* out) const {
+  if (!device_) throw std::runtime_error("this loader has no device ring");
+  device_->read(slot, offset, length, out);
+}
 
 StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources, LoaderOptions options)
     : plan_(std::move(plan)), sources_(std::move(sources)), options_(options) {
@@ -89,11 +185,15 @@ StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources
   } else {
     for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(layout_.total));
   }
+  if (options_.deviceOrdinal >= 0) device_ = std::make_unique<DeviceRing>(options_.deviceOrdinal, memory_, layout_.total);
   state_.assign(options_.prefetch, SlotState::kFree);
   info_.resize(options_.prefetch);
 }
 
-StreamingLoader::~StreamingLoader() { stop(); }
+StreamingLoader::~StreamingLoader() {
+  stop();
+  device_.reset();
+}
 
 void StreamingLoader::start(std::function<void()> ready) {
   ready_ = std::move(ready);
@@ -175,6 +275,14 @@ void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPl
 void StreamingLoader::work() {
   std::vector<RowPlan> rows;
   std::vector<int32_t> scratch;
+  if (device_) {
+    try {
+      device_->bindThread();  // the context is per thread in the driver API
+    } catch (const std::exception& failure) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (error_.empty()) error_ = failure.what();
+    }
+  }
   while (true) {
     int slot = -1;
     BatchInfo info;
@@ -204,6 +312,7 @@ void StreamingLoader::work() {
     std::string failure;
     try {
       build(slot, rows, info, scratch);
+      if (device_) device_->copy(slot);
     } catch (const std::exception& error) {
       failure = error.what();
     }

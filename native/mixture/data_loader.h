@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,15 @@ struct LoaderOptions {
   // When set, the ring lives in this new file (e.g. under /dev/shm), mapped shared, so another process can map the
   // batches (octomix serve). Created exclusively; the caller removes it.
   std::string sharedMemoryPath;
+  // >= 0: pin the ring and copy each batch to a ring of buffers on this CUDA device (driver API, dlopen'ed).
+  int deviceOrdinal = -1;
+};
+
+class DeviceRing;
+
+// The GPU path could not start (no driver, no device, out of device memory...); the message says why.
+struct DeviceUnavailable : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 // A file mapped MAP_SHARED that holds the whole ring.
@@ -94,6 +104,10 @@ class StreamingLoader {
 
   const BatchLayout& layout() const { return layout_; }
   const std::shared_ptr<SharedRing>& sharedRing() const { return ring_; }
+  // The device copy of a slot (0 without a device).
+  uint64_t devicePointer(int slot) const;
+  // Copies device bytes of a slot back to host memory (tests compare them with the host fields).
+  void readDevice(int slot, size_t offset, size_t length, uint8_t* out) const;
   const std::shared_ptr<BatchMemory>& memory(int slot) const { return memory_[static_cast<size_t>(slot)]; }
   uint64_t totalMicroBatches() const { return total_; }
   uint64_t microBatchesPerStep() const { return perStep_; }
@@ -124,6 +138,7 @@ class StreamingLoader {
   std::condition_variable wake_;
   std::shared_ptr<SharedRing> ring_;
   std::vector<std::shared_ptr<BatchMemory>> memory_;
+  std::unique_ptr<DeviceRing> device_;  // after memory_: unregisters the pinned pages before they can be freed
   std::vector<SlotState> state_;
   std::vector<BatchInfo> info_;
   uint64_t nextToBuild_ = 0;

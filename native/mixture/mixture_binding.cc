@@ -258,6 +258,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
                            InstanceMethod<&DataLoaderWrap::close>("close"),
                            InstanceMethod<&DataLoaderWrap::describe>("describe"),
                            InstanceMethod<&DataLoaderWrap::documentOrder>("documentOrder"),
+                           InstanceMethod<&DataLoaderWrap::readDevice>("readDevice"),
                        });
   }
 
@@ -283,6 +284,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     options.padTokenId = object.Get("padTokenId").ToNumber().Int32Value();
     options.maskEosInput = object.Get("maskEosInput").ToBoolean().Value();
     options.eosTokenId = object.Get("eosTokenId").ToNumber().Int64Value();
+    if (object.Get("deviceOrdinal").IsNumber()) options.deviceOrdinal = object.Get("deviceOrdinal").ToNumber().Int32Value();
     if (object.Get("sharedMemoryPath").IsString()) options.sharedMemoryPath = object.Get("sharedMemoryPath").ToString().Utf8Value();
     if (options.worldSize == 0 || options.microBatchSize == 0 || options.prefetch == 0 || options.rank >= options.worldSize ||
         plan.parameters.globalBatchSize % (uint64_t{options.worldSize} * options.microBatchSize) != 0 || specs.size() != plan.sourceCount) {
@@ -297,6 +299,9 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
         return;
       }
       loader_ = std::make_unique<mixture::StreamingLoader>(std::move(plan), std::move(sources), options);
+    } catch (const mixture::DeviceUnavailable& error) {
+      throwCoded(env, error.what(), "DEVICE_UNAVAILABLE");
+      return;
     } catch (const std::exception& error) {
       throwCoded(env, std::string("octomix: DataLoader: ") + error.what(), options.sharedMemoryPath.empty() ? "INTERNAL" : "LOADER_SHARED_MEMORY");
       return;
@@ -386,6 +391,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       result.Set("segments", Napi::Number::New(env, info.segments));
       result.Set("maxSeqlen", Napi::Number::New(env, info.maxSeqlen));
       result.Set("lossTokens", Napi::Number::New(env, static_cast<double>(info.realTokens)));
+      if (uint64_t device = loader_->devicePointer(slot)) result.Set("devicePointer", Napi::BigInt::New(env, device));
       deferred.Resolve(result);
     }
     return true;
@@ -467,6 +473,26 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       result.Set("sharedMemory", shared);
     }
     return result;
+  }
+
+  // readDevice(slot, offset, length) -> Uint8Array: device bytes of a ring slot copied back (tests on a GPU).
+  Napi::Value readDevice(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!loader_) return env.Undefined();
+    int slot = info[0].ToNumber().Int32Value();
+    size_t offset = static_cast<size_t>(info[1].ToNumber().Int64Value());
+    size_t length = static_cast<size_t>(info[2].ToNumber().Int64Value());
+    if (slot < 0 || static_cast<size_t>(slot) >= held_.size() || offset + length > loader_->layout().total) {
+      Napi::RangeError::New(env, "readDevice: slot or range out of bounds").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array out = Napi::Uint8Array::New(env, length);
+    try {
+      loader_->readDevice(slot, offset, length, out.Data());
+    } catch (const std::exception& error) {
+      return throwCoded(env, error.what(), "DEVICE_UNAVAILABLE");
+    }
+    return out;
   }
 
   // documentOrder(source, epoch) -> Float64Array: the source's documents in that epoch's stream order (tests).

@@ -24,6 +24,8 @@ export async function runDoctor(args: string[]): Promise<number> {
       `  cpu:      ${info.cpuModel} x ${info.cpuCount}`,
       `  threads:  ${info.threads} (native pool default)`,
       `  cuda:     ${cuda}`,
+      ...info.cudaDevices.map((device) => `  cuda:${device.index}:   ${device.name}, ${(device.memoryBytes / 2 ** 30).toFixed(1)} GiB`),
+      `  gpu path: ${info.gpuPath ? 'active (DataLoader device cuda:N pins its ring and copies batches to the device)' : `inactive: ${info.gpuPathReason ?? 'unknown'}; batches stay in host memory`}`,
     ].join('\n'),
   );
   return 0;

@@ -9,7 +9,8 @@
  * them: rank r always reads the r-th contiguous slice of each global batch.
  */
 import { availableParallelism } from 'node:os';
-import { describeValue, OctomixError, ShardFormatError } from '../errors.js';
+import { buildInfo } from '../doctor.js';
+import { describeValue, DeviceUnavailableError, OctomixError, ShardFormatError } from '../errors.js';
 import { loadAddon } from '../native.js';
 import { describeStages, prepareLoaderPlan, type StageDelivery } from './loader-plan.js';
 import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
@@ -74,6 +75,13 @@ export interface DataLoaderOptions {
   /** EOS id for maskEosInput. Default: the `eos` recorded in the shards' manifests. */
   eosTokenId?: number;
   /**
+   * Where batches land: `'cpu'` (page-aligned host memory), `'cuda:N'` (the ring is pinned and every batch is copied
+   * to a ring of buffers on device N before it is handed out; throws DeviceUnavailableError naming the reason when
+   * that cannot run), or `'auto'` (cuda:0 when the GPU path can run, else host memory, with one warning). Default
+   * `'cpu'`.
+   */
+  device?: 'cpu' | 'auto' | `cuda:${number}`;
+  /**
    * @internal Put the ring in this new file (under /dev/shm) so another process can map the batches; the caller
    * removes it. Used by `octomix serve`.
    */
@@ -130,6 +138,35 @@ interface NativeLoaderBatch {
   segments: number;
   maxSeqlen: number;
   lossTokens: number;
+  devicePointer?: bigint;
+}
+
+/** Device addresses of a batch's fields (CUDA device pointers, as bigint). */
+export interface BatchDevicePointers {
+  inputIds: bigint; labels: bigint; positionIds: bigint; lossMask: bigint; cuSeqlens: bigint; documentIds: bigint; sourceIds: bigint;
+}
+
+let warnedAutoDevice = false;
+
+/** Resolves the `device` option: the CUDA ordinal to use, or -1 for host memory. */
+function deviceOrdinal(device: unknown): number {
+  if (device === undefined || device === 'cpu') return -1;
+  if (device === 'auto') {
+    const info = buildInfo();
+    if (info.gpuPath) return 0;
+    if (!warnedAutoDevice) {
+      warnedAutoDevice = true;
+      process.emitWarning(`octomix: device 'auto' uses host memory: ${info.gpuPathReason ?? 'no usable CUDA device'}`);
+    }
+    return -1;
+  }
+  const match = typeof device === 'string' ? /^cuda:(\d+)$/.exec(device) : null;
+  if (!match) throw new TypeError(`device must be 'cpu', 'auto' or 'cuda:N', received ${describeValue(device)}`);
+  const info = buildInfo();
+  if (!info.gpuPath) throw new DeviceUnavailableError(`device ${device}: the GPU path cannot run here: ${info.gpuPathReason ?? 'no usable CUDA device'}`);
+  const ordinal = Number(match[1]);
+  if (ordinal >= info.cudaDevices.length) throw new DeviceUnavailableError(`device ${device}: the driver sees ${info.cudaDevices.length} device(s) (${info.cudaDevices.map((d) => `cuda:${d.index} ${d.name}`).join(', ')})`);
+  return ordinal;
 }
 
 type NativeLoaderLayout = BatchLayout;
@@ -140,6 +177,7 @@ interface NativeDataLoader {
   close(): void;
   describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout; sharedMemory?: { path: string; bytes: number } };
   documentOrder(source: number, epoch: number): Float64Array;
+  readDevice(slot: number, offset: number, length: number): Uint8Array;
 }
 
 
@@ -178,6 +216,13 @@ export class Batch {
   readonly slot: number;
   /** Segments in cuSeqlens (documentIds has one per segment). */
   readonly segments: number;
+  /** With a `cuda:N` device: each field's device address (same layout as the host fields). Undefined on the host. */
+  readonly device: Readonly<BatchDevicePointers> | undefined;
+  /**
+   * Resolves when the batch's device copy is complete. The loader waits for the copy's event before it hands a
+   * batch out, so this is already settled; it is a promise so trainers can await it whatever the device.
+   */
+  readonly ready: Promise<void> = Promise.resolve();
   #fields: BatchFields | undefined;
   #release: (() => void) | undefined;
 
@@ -197,6 +242,12 @@ export class Batch {
     this.seqLength = shape.seqLength;
     this.slot = native.slot;
     this.segments = native.segments;
+    const base = native.devicePointer;
+    this.device = base === undefined ? undefined : Object.freeze({
+      inputIds: base + BigInt(layout.inputIds), labels: base + BigInt(layout.labels), positionIds: base + BigInt(layout.positionIds),
+      lossMask: base + BigInt(layout.lossMask), cuSeqlens: base + BigInt(layout.cuSeqlens), documentIds: base + BigInt(layout.documentIds),
+      sourceIds: base + BigInt(layout.sourceIds),
+    });
     const sourceIds = new Uint16Array(buffer, layout.sourceIds, shape.microBatchSize);
     this.sources = Object.freeze(Array.from(sourceIds, (id) => sourceNames[id]));
     this.#fields = {
@@ -274,6 +325,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly sharedMemory: { path: string; bytes: number } | undefined;
   /** Micro-batches this rank reads over the whole run. */
   readonly totalMicroBatches: number;
+  /** Where batches land: `'cpu'` or `'cuda:N'`. */
+  readonly device: string;
   readonly #native: NativeDataLoader;
   readonly #layout: NativeLoaderLayout;
   readonly #stageNames: string[];
@@ -285,8 +338,9 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   private constructor(init: {
     recipe: Recipe; branch: string | undefined; rank: number; worldSize: number; microBatchSize: number; native: NativeDataLoader;
-    plan: LoaderPlanSummary; start: number; sourceFingerprints: Record<string, string>;
+    plan: LoaderPlanSummary; start: number; sourceFingerprints: Record<string, string>; device: string;
   }) {
+    this.device = init.device;
     this.recipe = init.recipe;
     this.branch = init.branch;
     this.sources = Object.freeze(Object.keys(init.recipe.sources));
@@ -347,6 +401,7 @@ export class DataLoader implements AsyncIterable<Batch> {
 
     if (options.eosTokenId !== undefined) integerOption('eosTokenId', options.eosTokenId, 0, 0);
     // Epoch limits, branch choice, and every shard opened and validated here, at open, with its source's name.
+    const ordinal = deviceOrdinal(options.device);
     const prepared = await prepareLoaderPlan(recipe, options.branch, { cache: options.cache, cacheDir: options.cacheDir });
     const { key, names, stages, fingerprints, summary, cached, milliseconds } = prepared;
     const planBytes = prepared.bytes;
@@ -373,12 +428,14 @@ export class DataLoader implements AsyncIterable<Batch> {
         rank, worldSize, microBatchSize, prefetch, threads, startMicroBatch: start, ignoreIndex, padTokenId,
         maskEosInput: options.maskEosInput ?? false, eosTokenId,
         ...(options.sharedMemoryPath !== undefined ? { sharedMemoryPath: options.sharedMemoryPath } : {}),
+        deviceOrdinal: ordinal,
       });
     } catch (error) {
+      if ((error as { code?: string }).code === 'DEVICE_UNAVAILABLE') throw new DeviceUnavailableError((error as Error).message, { cause: error });
       if ((error as { code?: string }).code === 'SHARD_FORMAT') throw new ShardFormatError('', (error as Error).message, { cause: error });
       throw error;
     }
-    return new DataLoader({ recipe, branch: options.branch, rank, worldSize, microBatchSize, native, plan, start, sourceFingerprints: fingerprints });
+    return new DataLoader({ recipe, branch: options.branch, rank, worldSize, microBatchSize, native, plan, start, sourceFingerprints: fingerprints, device: ordinal >= 0 ? `cuda:${ordinal}` : 'cpu' });
   }
 
   static #resumePoint(state: LoaderState, current: { key: string; branch: string | undefined; worldSize: number; microBatchSize: number; perStep: number; fingerprints: Record<string, string> }): number {
@@ -452,6 +509,11 @@ export class DataLoader implements AsyncIterable<Batch> {
       },
       return: async () => ({ value: undefined, done: true }),
     };
+  }
+
+  /** @internal Device bytes of a batch's slot, copied back to the host (GPU tests compare them with the fields). */
+  readDevice(batch: Batch, offset: number, length: number): Uint8Array {
+    return this.#native.readDevice(batch.slot, offset, length);
   }
 
   /** The documents of source `source` in the order epoch `epoch` streams them (for audits and tests). */

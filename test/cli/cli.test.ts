@@ -18,6 +18,7 @@ describe('octomix doctor', () => {
     expect(stdout).toMatch(/addon: +Release, GNU \d+/);
     expect(stdout).toMatch(/threads: +\d+/);
     expect(stdout).toMatch(/cuda: +(present|absent)/);
+    expect(stdout).toMatch(/gpu path: (active|inactive: .+; batches stay in host memory)/);
     const json = JSON.parse(octomix(['doctor', '--json']).stdout);
     expect(json.threads).toBeGreaterThan(0);
     expect(typeof json.cudaDriver).toBe('boolean');
