@@ -69,4 +69,5 @@ row('JS, in-process DataLoader (release only)', batches / inProcessSeconds);
 row('Python through octomix serve (numpy views, each field copied once)', results.serve.batchesPerSecond);
 row('Python reference loader, numpy memmap (same copy)', results.reference.batchesPerSecond);
 console.log(`\noctomix serve / reference: ${(results.serve.batchesPerSecond / results.reference.batchesPerSecond).toFixed(1)}x`);
-rmSync(folder, { recursive: true, force: true });
+if (!process.env.OCTOMIX_BENCH_KEEP) rmSync(folder, { recursive: true, force: true });
+else console.log(`kept ${folder}`);

@@ -124,19 +124,11 @@ def _unpack_at(data: memoryview, offset: int):
     if 0xA0 <= tag <= 0xBF:
         length = tag & 0x1F
         return str(data[offset:offset + length], "utf-8"), offset + length
-    fixed = {
-        0xC0: (None, 0), 0xC2: (False, 0), 0xC3: (True, 0),
-    }
-    if tag in fixed:
-        return fixed[tag][0], offset
-    numbers = {
-        0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
-        0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
-    }
-    if tag in numbers:
-        layout = numbers[tag]
-        size = struct.calcsize(layout)
-        return struct.unpack_from(layout, data, offset)[0], offset + size
+    if tag in _CONSTANTS:
+        return _CONSTANTS[tag], offset
+    number = _NUMBERS.get(tag)
+    if number is not None:
+        return number.unpack_from(data, offset)[0], offset + number.size
     if tag in (0xD9, 0xDA, 0xDB):
         size = {0xD9: 1, 0xDA: 2, 0xDB: 4}[tag]
         length = int.from_bytes(data[offset:offset + size], "big")
@@ -154,6 +146,12 @@ def _unpack_at(data: memoryview, offset: int):
         size = 2 if tag == 0xDE else 4
         return _unpack_map(data, offset + size, int.from_bytes(data[offset:offset + size], "big"))
     raise ValueError(f"msgpack: unsupported type byte 0x{tag:02x}")
+
+
+_CONSTANTS = {0xC0: None, 0xC2: False, 0xC3: True}
+_NUMBERS = {tag: struct.Struct(layout) for tag, layout in {
+    0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+}.items()}
 
 
 def _unpack_array(data: memoryview, offset: int, count: int):
@@ -260,9 +258,18 @@ class OctomixClient:
                  micro_batch_size: Optional[int] = None, prefetch: Optional[int] = None, threads: Optional[int] = None,
                  resume: Optional[Dict[str, Any]] = None, cache_dir: Optional[str] = None, device: str = "cpu",
                  command: Optional[List[str]] = None, socket_path: Optional[str] = None, start_timeout: float = 600.0,
-                 env: Optional[Dict[str, str]] = None):
+                 env: Optional[Dict[str, str]] = None, pipeline: int = 2):
         if device != "cpu":
             raise ValueError(f"device must be 'cpu' (the CUDA path is not available yet), received {device!r}")
+        if pipeline < 1:
+            raise ValueError(f"pipeline must be >= 1, received {pipeline!r}")
+        # Requests for the next batches kept in flight, so the server's reply is already waiting when the trainer
+        # asks (each one holds a ring slot, so keep it under prefetch).
+        self._pipeline = pipeline
+        self._outstanding = 0
+        self._ready: List[Dict[str, Any]] = []
+        self._ended = False
+        self._consumed: Optional[int] = None
         self._process: Optional[subprocess.Popen] = None
         self._folder: Optional[str] = None
         self._buffer = b""
@@ -342,6 +349,10 @@ class OctomixClient:
 
     def _request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         self._send(message)
+        # The server answers in order: first the batch requests still in flight, kept for next_batch.
+        while self._outstanding > 0:
+            self._ready.append(self._receive())
+            self._outstanding -= 1
         reply = self._receive()
         if reply.get("type") == "error":
             raise OctomixServerError(reply.get("code", "ERROR"), reply.get("message", ""))
@@ -349,9 +360,23 @@ class OctomixClient:
 
     def next_batch(self) -> Optional[Batch]:
         """The next micro-batch, or None after the last stage."""
-        reply = self._request({"type": "next"})
-        if reply["type"] == "end":
+        if self._ended and not self._ready:
             return None
+        while self._outstanding + len(self._ready) < self._pipeline and not self._ended:
+            self._send({"type": "next"})
+            self._outstanding += 1
+        if not self._ready:
+            reply = self._receive()
+            self._outstanding -= 1
+        else:
+            reply = self._ready.pop(0)
+        if reply["type"] == "error":
+            raise OctomixServerError(reply.get("code", "ERROR"), reply.get("message", ""))
+        if reply["type"] == "end":
+            self._ended = True
+            self._ready.clear()
+            return None
+        self._consumed = reply["index"] + 1
         return Batch(self, reply)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -362,8 +387,11 @@ class OctomixClient:
             yield batch
 
     def state(self) -> Dict[str, Any]:
-        """The loader state after the batches received so far (pass as resume= to continue)."""
-        return self._request({"type": "state"})["state"]
+        """The loader state after the batches this client has returned so far (pass as resume= to continue)."""
+        message: Dict[str, Any] = {"type": "state"}
+        if self._consumed is not None:
+            message["consumed"] = self._consumed
+        return self._request(message)["state"]
 
     def progress(self) -> Dict[str, Any]:
         return self._request({"type": "progress"})["progress"]

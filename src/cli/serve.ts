@@ -16,7 +16,8 @@
  *                                   maxSeqlen, lossTokens, sources, fields: { NAME: { offset, dtype, shape } } }
  *                                 | { type: 'end' } | { type: 'error', code, message }
  *   { type: 'release', slot }  -> (nothing; the slot goes back to the prefetch threads)
- *   { type: 'state' }          -> { type: 'state', state }      (pass state as --resume FILE to continue)
+ *   { type: 'state', consumed? } -> { type: 'state', state }    (the state after `consumed` micro-batches, default
+ *                                 all handed out; pass it as --resume FILE to continue)
  *   { type: 'progress' }       -> { type: 'progress', progress }
  *   { type: 'close' }          -> the server shuts down
  * Field offsets are absolute in the shared-memory file; dtypes are numpy names; shapes are row-major.
@@ -231,7 +232,12 @@ export async function runServe(args: string[]): Promise<number> {
           held.delete(slot);
           return;
         }
-        case 'state': send({ type: 'state', state: open.state() }); return;
+        case 'state': {
+          // A client that asks for batches ahead says how many it has handed to its trainer.
+          const consumed = typeof message.consumed === 'number' && Number.isInteger(message.consumed) && message.consumed >= 0 ? message.consumed : undefined;
+          send({ type: 'state', state: consumed === undefined ? open.state() : open.stateAt(consumed) });
+          return;
+        }
         case 'progress': send({ type: 'progress', progress: open.progress }); return;
         case 'close': await shutdown(0); return;
         default: send({ type: 'error', code: 'PROTOCOL', message: `unknown message type ${JSON.stringify(message.type)}` });

@@ -478,9 +478,17 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   /** A few numbers that resume the exact stream: pass as `resume` (also with another worldSize, at a step boundary). */
   state(): LoaderState {
+    return this.stateAt(this.#consumed);
+  }
+
+  /**
+   * @internal The state after this rank's first `consumed` micro-batches (a server that hands batches out ahead of
+   * its trainer reports the position the trainer reached).
+   */
+  stateAt(consumed: number): LoaderState {
     return {
       version: 1, planKey: this.plan.key, branch: this.branch ?? null,
-      step: Math.floor(this.#consumed / this.microBatchesPerStep), microBatch: this.#consumed % this.microBatchesPerStep,
+      step: Math.floor(consumed / this.microBatchesPerStep), microBatch: consumed % this.microBatchesPerStep,
       worldSize: this.worldSize, microBatchSize: this.microBatchSize, sources: { ...this.#sourceFingerprints },
     };
   }
