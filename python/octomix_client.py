@@ -171,6 +171,54 @@ def _unpack_map(data: memoryview, offset: int, count: int):
     return result, offset
 
 
+# --- CUDA IPC (device='cuda:N'; needs torch and the driver's libcuda.so.1) -------------------------------------
+
+class _DeviceArray:
+    """A device buffer described by __cuda_array_interface__ (version 3), so torch.as_tensor wraps it without a copy."""
+
+    def __init__(self, pointer: int, shape: tuple, dtype: np.dtype):
+        self.__cuda_array_interface__ = {"shape": shape, "typestr": dtype.str, "data": (pointer, True), "version": 3,
+                                         "strides": None, "stream": None}
+
+
+_libcuda = None
+
+
+def _driver():
+    global _libcuda
+    if _libcuda is None:
+        import ctypes
+
+        _libcuda = ctypes.CDLL("libcuda.so.1")
+    return _libcuda
+
+
+def _open_ipc_handle(handle: bytes, ordinal: int) -> int:
+    import ctypes
+
+    import torch
+
+    torch.cuda.set_device(ordinal)
+    torch.zeros(1, device=f"cuda:{ordinal}")  # makes torch's context current on this thread
+
+    class IpcHandle(ctypes.Structure):
+        _fields_ = [("reserved", ctypes.c_char * 64)]
+
+    library = _driver()
+    opener = getattr(library, "cuIpcOpenMemHandle_v2", None) or library.cuIpcOpenMemHandle
+    pointer = ctypes.c_uint64(0)
+    result = opener(ctypes.byref(pointer), IpcHandle.from_buffer_copy(bytes(handle)), ctypes.c_uint(1))  # LAZY_ENABLE_PEER_ACCESS
+    if result != 0:
+        raise OctomixServerError("DEVICE_UNAVAILABLE", f"cuIpcOpenMemHandle failed with CUDA error {result}")
+    return pointer.value
+
+
+def _close_ipc_handle(pointer: int) -> None:
+    import ctypes
+
+    _driver().cuIpcCloseMemHandle(ctypes.c_uint64(pointer))
+
+
 # --- client ----------------------------------------------------------------------------------------------------
 
 class Batch:
@@ -194,6 +242,7 @@ class Batch:
         self.loss_tokens: int = message["lossTokens"]
         self.sources: List[str] = message["sources"]
         self.released = False
+        self._specs = message["fields"]
         self._fields: Dict[str, np.ndarray] = {}
         for name, spec in message["fields"].items():
             count = int(np.prod(spec["shape"])) if spec["shape"] else 0
@@ -231,10 +280,32 @@ class Batch:
             tensors[name] = tensor.to(device, non_blocking=pin_memory) if device else tensor
         return tensors
 
+    def cuda(self) -> Dict[str, Any]:
+        """With device='cuda:N': the fields as torch tensors over the server's device ring (no copy; the batch is on
+        the device before the server announces it). Valid until release(), which first waits for the current CUDA
+        stream so no kernel still reads the slot when the server refills it."""
+        import torch  # optional dependency
+
+        base = self._client._device_base
+        if base is None:
+            raise RuntimeError("batch.cuda() needs a client opened with device='cuda:N'")
+        if self.released:
+            raise RuntimeError("batch.cuda() after release()")
+        tensors = {}
+        for name, spec in self._specs.items():
+            array = _DeviceArray(base + spec["offset"], tuple(spec["shape"]), np.dtype(spec["dtype"]))
+            tensors[FIELD_NAMES.get(name, name)] = torch.as_tensor(array, device=self._client.device)
+        self._uses_device = True
+        return tensors
+
     def release(self) -> None:
         """Hands the slot back to the server; the views must not be read afterwards."""
         if self.released:
             return
+        if getattr(self, "_uses_device", False):
+            import torch
+
+            torch.cuda.current_stream(torch.device(self._client.device)).synchronize()
         self.released = True
         self._fields = {}
         self._client._send({"type": "release", "slot": self.slot})
@@ -250,7 +321,9 @@ class OctomixClient:
     """Starts `octomix serve` (or connects to a running one with `socket_path=`) and iterates its batches.
 
     recipe, branch, rank, world_size, micro_batch_size, prefetch, threads, cache_dir: as DataLoader.open's options.
-    resume: a state from `state()` (a dict). command: how to run octomix (default: `octomix` on PATH, else
+    resume: a state from `state()` (a dict). device: 'cpu' (numpy views of the shared ring) or 'cuda:N' (also
+    `batch.cuda()`: torch tensors over the server's device ring, mapped once through a CUDA IPC handle; needs torch).
+    pipeline: batch requests kept in flight (default 2). command: how to run octomix (default: `octomix` on PATH, else
     `npx octomix`). Raises OctomixServerError when the server fails to start or reports an error.
     """
 
@@ -259,8 +332,10 @@ class OctomixClient:
                  resume: Optional[Dict[str, Any]] = None, cache_dir: Optional[str] = None, device: str = "cpu",
                  command: Optional[List[str]] = None, socket_path: Optional[str] = None, start_timeout: float = 600.0,
                  env: Optional[Dict[str, str]] = None, pipeline: int = 2):
-        if device != "cpu":
-            raise ValueError(f"device must be 'cpu' (the CUDA path is not available yet), received {device!r}")
+        if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
+            raise ValueError(f"device must be 'cpu' or 'cuda:N', received {device!r}")
+        self.device = device
+        self._device_base: Optional[int] = None
         if pipeline < 1:
             raise ValueError(f"pipeline must be >= 1, received {pipeline!r}")
         # Requests for the next batches kept in flight, so the server's reply is already waiting when the trainer
@@ -279,7 +354,8 @@ class OctomixClient:
                 raise ValueError("recipe is required unless socket_path names a running server")
             self._folder = tempfile.mkdtemp(prefix="octomix-client-")
             socket_path = os.path.join(self._folder, "serve.sock")
-            arguments = ["serve", "--recipe", str(recipe), "--socket", socket_path, "--rank", str(rank), "--world-size", str(world_size)]
+            arguments = ["serve", "--recipe", str(recipe), "--socket", socket_path, "--rank", str(rank), "--world-size", str(world_size),
+                         "--device", device]
             options = {"--branch": branch, "--micro-batch-size": micro_batch_size, "--prefetch": prefetch,
                        "--threads": threads, "--cache-dir": cache_dir}
             for flag, value in options.items():
@@ -322,6 +398,8 @@ class OctomixClient:
         self.total_steps: int = hello["totalSteps"]
         self.sources: List[str] = hello["sources"]
         self.stages: List[str] = hello["stages"]
+        if hello.get("ipcHandle") is not None:
+            self._device_base = _open_ipc_handle(hello["ipcHandle"], int(hello["device"].split(":")[1]))
         shared = hello["sharedMemory"]
         descriptor = os.open(shared["path"], os.O_RDONLY)
         try:
@@ -406,6 +484,9 @@ class OctomixClient:
         except OSError:
             pass
         self._socket.close()
+        if self._device_base is not None:
+            _close_ipc_handle(self._device_base)
+            self._device_base = None
         try:
             self._ring.close()
         except BufferError:

@@ -110,6 +110,12 @@ class DeviceRing {
 
   uint64_t pointer(int slot) const { return base_ + static_cast<uint64_t>(slot) * slotBytes_; }
 
+  // A CUDA IPC handle of the whole device ring (another process maps it once with cuIpcOpenMemHandle).
+  void ipcHandle(cuda::IpcMemoryHandle* out) const {
+    bindThread();
+    check(cuda::driver().ipcGetMemoryHandle(out, base_), "cuIpcGetMemHandle");
+  }
+
   void read(int slot, size_t offset, size_t length, uint8_t* out) const {
     bindThread();
     check(cuda::driver().memoryCopyDeviceToHost(out, pointer(slot) + offset, length), "cuMemcpyDtoH");
@@ -145,6 +151,14 @@ class DeviceRing {
 };
 
 uint64_t StreamingLoader::devicePointer(int slot) const { return device_ ? device_->pointer(slot) : 0; }
+
+bool StreamingLoader::deviceIpcHandle(uint8_t out[64]) const {
+  if (!device_) return false;
+  cuda::IpcMemoryHandle handle;
+  device_->ipcHandle(&handle);
+  std::memcpy(out, handle.reserved, 64);
+  return true;
+}
 
 void StreamingLoader::readDevice(int slot, size_t offset, size_t length, uint8_t* out) const {
   if (!device_) throw std::runtime_error("this loader has no device ring");

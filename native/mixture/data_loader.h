@@ -106,6 +106,8 @@ class StreamingLoader {
   const std::shared_ptr<SharedRing>& sharedRing() const { return ring_; }
   // The device copy of a slot (0 without a device).
   uint64_t devicePointer(int slot) const;
+  // The device ring's CUDA IPC handle (64 bytes); false without a device.
+  bool deviceIpcHandle(uint8_t out[64]) const;
   // Copies device bytes of a slot back to host memory (tests compare them with the host fields).
   void readDevice(int slot, size_t offset, size_t length, uint8_t* out) const;
   const std::shared_ptr<BatchMemory>& memory(int slot) const { return memory_[static_cast<size_t>(slot)]; }

@@ -259,6 +259,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
                            InstanceMethod<&DataLoaderWrap::describe>("describe"),
                            InstanceMethod<&DataLoaderWrap::documentOrder>("documentOrder"),
                            InstanceMethod<&DataLoaderWrap::readDevice>("readDevice"),
+                           InstanceMethod<&DataLoaderWrap::ipcHandle>("ipcHandle"),
                        });
   }
 
@@ -473,6 +474,19 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       result.Set("sharedMemory", shared);
     }
     return result;
+  }
+
+  // ipcHandle() -> Buffer(64) | undefined: the device ring's CUDA IPC handle, for octomix serve.
+  Napi::Value ipcHandle(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!loader_) return env.Undefined();
+    uint8_t handle[64];
+    try {
+      if (!loader_->deviceIpcHandle(handle)) return env.Undefined();
+    } catch (const std::exception& error) {
+      return throwCoded(env, error.what(), "DEVICE_UNAVAILABLE");
+    }
+    return Napi::Buffer<uint8_t>::Copy(env, handle, 64);
   }
 
   // readDevice(slot, offset, length) -> Uint8Array: device bytes of a ring slot copied back (tests on a GPU).

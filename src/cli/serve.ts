@@ -11,7 +11,9 @@
  * Protocol (trainer -> server, then server -> trainer):
  *   on connect                 -> { type: 'hello', version: 1, sharedMemory: { path, bytes }, slotBytes, slots,
  *                                   microBatchSize, seqLength, microBatchesPerStep, totalMicroBatches, totalSteps,
- *                                   sources, stages, ignoreIndex }
+ *                                   sources, stages, device, ipcHandle?, deviceBytes? }
+ *                                 (with --device cuda:N, ipcHandle is the device ring's 64-byte CUDA IPC handle; a
+ *                                 field's offset is the same from the device ring's base as in the shared file)
  *   { type: 'next' }           -> { type: 'batch', slot, index, step, microBatch, stage, stageIndex, segments,
  *                                   maxSeqlen, lossTokens, sources, fields: { NAME: { offset, dtype, shape } } }
  *                                 | { type: 'end' } | { type: 'error', code, message }
@@ -44,7 +46,8 @@ options:
   --micro-batch-size N     sequences per micro-batch (default: the recipe's, else 1)
   --prefetch N             micro-batches built ahead, the ring's slots (default 4)
   --threads N              native prefetch threads (default min(prefetch, cores))
-  --device cpu             where batches live; cpu is the shared-memory ring (cuda:N needs the GPU path)
+  --device cpu|cuda:N      cpu: batches in the shared-memory ring; cuda:N: also in a device ring the trainer maps
+                           through a CUDA IPC handle (throws naming the reason when the GPU path cannot run)
   --resume FILE            a state saved from a 'state' reply (JSON or msgpack) to continue from
   --cache-dir DIR          where loader plans are cached
   --socket PATH            listen on this Unix socket (printed as a JSON line on stdout once listening)
@@ -137,10 +140,7 @@ export async function runServe(args: string[]): Promise<number> {
     return 2;
   }
   const device = values.device ?? 'cpu';
-  if (device !== 'cpu') {
-    if (!/^cuda:\d+$/.test(device)) throw new RangeError(`--device must be cpu or cuda:N, received "${device}"`);
-    throw Object.assign(new Error(`--device ${device}: the CUDA path of octomix serve is not built yet (device buffers and CUDA IPC handles need a GPU machine to be tested); use --device cpu`), { code: 'DEVICE_UNAVAILABLE' });
-  }
+  if (device !== 'cpu' && !/^cuda:\d+$/.test(device)) throw new RangeError(`--device must be cpu or cuda:N, received "${device}"`);
   let resume: LoaderState | undefined;
   if (values.resume) {
     const bytes = readFileSync(values.resume);
@@ -173,6 +173,7 @@ export async function runServe(args: string[]): Promise<number> {
     recipe: values.recipe, branch: values.branch, rank: positiveInteger('rank', values.rank), worldSize: positiveInteger('world-size', values['world-size']),
     microBatchSize: positiveInteger('micro-batch-size', values['micro-batch-size']), prefetch: positiveInteger('prefetch', values.prefetch),
     threads: positiveInteger('threads', values.threads), cacheDir: values['cache-dir'], resume, sharedMemoryPath: ringPath,
+    device: device as 'cpu',
   });
   if (shuttingDown) {  // a signal arrived while the plan was being built
     await loader.close();
@@ -186,6 +187,10 @@ export async function runServe(args: string[]): Promise<number> {
     slots: open.sharedMemory!.bytes / layout.total, microBatchSize: open.microBatchSize, seqLength: open.seqLength,
     microBatchesPerStep: open.microBatchesPerStep, totalMicroBatches: open.totalMicroBatches, totalSteps: open.totalSteps,
     sources: open.sources, stages: open.plan.stages.map((stage) => stage.name), planKey: open.plan.key, rank: open.rank, worldSize: open.worldSize,
+    // With cuda:N every batch is also in a device ring laid out like the shared one (same offsets from its base),
+    // exported once as a CUDA IPC handle; a batch is on the device before its message is sent.
+    device: open.device,
+    ...(open.device !== 'cpu' ? { ipcHandle: open.deviceIpcHandle(), deviceBytes: open.sharedMemory!.bytes } : {}),
   };
   const held = new Map<number, Batch>();
   const describe = (batch: Batch) => {

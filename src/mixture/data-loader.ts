@@ -178,6 +178,7 @@ interface NativeDataLoader {
   describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout; sharedMemory?: { path: string; bytes: number } };
   documentOrder(source: number, epoch: number): Float64Array;
   readDevice(slot: number, offset: number, length: number): Uint8Array;
+  ipcHandle(): Uint8Array | undefined;
 }
 
 
@@ -517,6 +518,11 @@ export class DataLoader implements AsyncIterable<Batch> {
       },
       return: async () => ({ value: undefined, done: true }),
     };
+  }
+
+  /** @internal The device ring's CUDA IPC handle (64 bytes), with a `cuda:N` device; for `octomix serve`. */
+  deviceIpcHandle(): Uint8Array | undefined {
+    return this.#native.ipcHandle();
   }
 
   /** @internal Device bytes of a batch's slot, copied back to the host (GPU tests compare them with the fields). */

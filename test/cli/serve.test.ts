@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DataLoader, ShardWriter, type Batch } from '../../src/index.js';
+import { buildInfo, DataLoader, ShardWriter, type Batch } from '../../src/index.js';
 import { packageRoot } from '../../src/native.js';
 import { cli, ServeClient, startServer, type FieldSpec, type Message } from '../helpers/serve-client.js';
 
@@ -266,6 +266,35 @@ print(json.dumps(out))
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(existsSync(ring)).toBe(false);
   }, 60_000);
+
+  it.skipIf(buildInfo().gpuPath)(`--device cuda:0 without a usable GPU names the reason (here: ${buildInfo().gpuPathReason})`, () => {
+    const result = spawnSync(process.execPath, [cli, 'serve', ...serveArgs(recipePath, ['--device', 'cuda:0'])], { encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(`device cuda:0: the GPU path cannot run here: ${buildInfo().gpuPathReason} [DEVICE_UNAVAILABLE]`);
+    expect(readdirSync(shmDir).filter((name) => name.endsWith('.ring'))).toEqual([]);
+  });
+
+  it.skipIf(!buildInfo().gpuPath)('--device cuda:0: the Python client maps the device ring over CUDA IPC; tensors equal the host fields (GPU machine)', () => {
+    const script = `
+import sys
+sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
+import numpy as np
+from octomix_client import OctomixClient
+with OctomixClient(recipe=${JSON.stringify(recipePath)}, branch="long", micro_batch_size=2, device="cuda:0", cache_dir=${JSON.stringify(join(folder, 'cache'))},
+                   command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}]) as client:
+    count = 0
+    for batch in client:
+        tensors = batch.cuda()
+        for name in ("input_ids", "labels", "position_ids", "loss_mask", "cu_seqlens", "document_ids", "source_ids"):
+            assert np.array_equal(tensors[name].cpu().numpy(), batch[name]), name
+        batch.release()
+        count += 1
+print(count)
+`;
+    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', timeout: 300_000 });
+    expect(result.stderr).not.toMatch(/Traceback/);
+    expect(Number(result.stdout.trim())).toBeGreaterThan(0);
+  }, 300_000);
 
   it('refuses wrong options with a clear message', () => {
     const run = (args: string[]) => spawnSync(process.execPath, [cli, 'serve', ...args], { encoding: 'utf8' });
