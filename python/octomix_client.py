@@ -479,14 +479,14 @@ class OctomixClient:
         if self._closed:
             return
         self._closed = True
+        if self._device_base is not None:  # unmap before the server frees the device ring
+            _close_ipc_handle(self._device_base)
+            self._device_base = None
         try:
             self._send({"type": "close"})
         except OSError:
             pass
         self._socket.close()
-        if self._device_base is not None:
-            _close_ipc_handle(self._device_base)
-            self._device_base = None
         try:
             self._ring.close()
         except BufferError:

@@ -32,6 +32,7 @@ Driver load() {
   bind(library, "cuDevicePrimaryCtxRetain", table.primaryContextRetain, error);
   bind(library, "cuDevicePrimaryCtxRelease_v2", table.primaryContextRelease, error);
   bind(library, "cuCtxSetCurrent", table.contextSetCurrent, error);
+  bind(library, "cuCtxGetCurrent", table.contextGetCurrent, error);
   bind(library, "cuMemHostRegister_v2", table.memoryHostRegister, error);
   bind(library, "cuMemHostUnregister", table.memoryHostUnregister, error);
   bind(library, "cuMemAlloc_v2", table.memoryAllocate, error);

@@ -37,6 +37,7 @@ struct Driver {
   Result (*primaryContextRetain)(Context*, Device) = nullptr;
   Result (*primaryContextRelease)(Device) = nullptr;
   Result (*contextSetCurrent)(Context) = nullptr;
+  Result (*contextGetCurrent)(Context*) = nullptr;
   Result (*memoryHostRegister)(void*, size_t, unsigned) = nullptr;
   Result (*memoryHostUnregister)(void*) = nullptr;
   Result (*memoryAllocate)(DevicePointer*, size_t) = nullptr;

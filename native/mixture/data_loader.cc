@@ -61,6 +61,23 @@ void check(cuda::Result result, const char* call) {
 }
 }  // namespace
 
+// Makes a context current for a call on a thread octomix does not own (the JS main thread) and puts back the one
+// that was current, so other CUDA users of that thread keep theirs.
+class ContextScope {
+ public:
+  explicit ContextScope(cuda::Context context) {
+    const cuda::Driver& api = cuda::driver();
+    api.contextGetCurrent(&previous_);
+    check(api.contextSetCurrent(context), "cuCtxSetCurrent");
+  }
+  ~ContextScope() { cuda::driver().contextSetCurrent(previous_); }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  cuda::Context previous_ = nullptr;
+};
+
 // Pinned host slots and their device twins: each built batch is copied on a dedicated non-blocking stream and its
 // event waited for by the worker that built it, so a batch handed to JS is already on the device and no slot is
 // reused or freed while a copy is in flight.
@@ -77,7 +94,7 @@ class DeviceRing {
       check(api.deviceGet(&device_, ordinal), "cuDeviceGet");
       check(api.primaryContextRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
       retained_ = true;
-      check(api.contextSetCurrent(context_), "cuCtxSetCurrent");
+      ContextScope scope(context_);
       for (const auto& memory : host) {
         check(api.memoryHostRegister(memory->data, memory->bytes, cuda::kHostRegisterPortable), "cuMemHostRegister");
         registered_.push_back(memory->data);
@@ -112,12 +129,12 @@ class DeviceRing {
 
   // A CUDA IPC handle of the whole device ring (another process maps it once with cuIpcOpenMemHandle).
   void ipcHandle(cuda::IpcMemoryHandle* out) const {
-    bindThread();
+    ContextScope scope(context_);
     check(cuda::driver().ipcGetMemoryHandle(out, base_), "cuIpcGetMemHandle");
   }
 
   void read(int slot, size_t offset, size_t length, uint8_t* out) const {
-    bindThread();
+    ContextScope scope(context_);
     check(cuda::driver().memoryCopyDeviceToHost(out, pointer(slot) + offset, length), "cuMemcpyDtoH");
   }
 
@@ -125,6 +142,8 @@ class DeviceRing {
   void release() {
     const cuda::Driver& api = cuda::driver();
     if (!api.loaded || !retained_) return;
+    cuda::Context previous = nullptr;
+    api.contextGetCurrent(&previous);
     api.contextSetCurrent(context_);
     if (stream_ != nullptr) api.streamSynchronize(stream_);
     for (cuda::Event event : events_) api.eventDestroy(event);
@@ -135,6 +154,8 @@ class DeviceRing {
     base_ = 0;
     for (void* data : registered_) api.memoryHostUnregister(data);
     registered_.clear();
+    // Put back what was current, unless it was this context, which the release below may destroy.
+    api.contextSetCurrent(previous == context_ ? nullptr : previous);
     api.primaryContextRelease(device_);
     retained_ = false;
   }
@@ -293,8 +314,13 @@ void StreamingLoader::work() {
     try {
       device_->bindThread();  // the context is per thread in the driver API
     } catch (const std::exception& failure) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (error_.empty()) error_ = failure.what();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (error_.empty()) error_ = failure.what();
+      }
+      wake_.notify_all();
+      if (ready_) ready_();  // JS may already wait: settle its promise with the error
+      return;
     }
   }
   while (true) {
@@ -398,13 +424,12 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
         // document goes on (a chunk cut from a long document keeps its last label), else nothing to predict.
         if (chunk.length > 1) std::memcpy(rowLabels + written, out + 1, size_t{chunk.length - 1} * 4);
         int32_t last = ignore;
-        if (static_cast<uint64_t>(chunk.offset) + chunk.length < static_cast<uint64_t>(source.lengths[chunk.document])) {
-          source.read(chunk.document, chunk.offset + chunk.length, 1, &last);
-        }
+        const bool hasNext = static_cast<uint64_t>(chunk.offset) + chunk.length < static_cast<uint64_t>(source.lengths[chunk.document]);
+        if (hasNext) source.read(chunk.document, chunk.offset + chunk.length, 1, &last);
         rowLabels[written + chunk.length - 1] = last;
         for (uint32_t i = 0; i < chunk.length; ++i) rowPositions[written + i] = static_cast<int32_t>(i);
         std::memset(rowMask + written, 1, chunk.length);
-        if (last == ignore) rowMask[written + chunk.length - 1] = 0;
+        if (!hasNext) rowMask[written + chunk.length - 1] = 0;
         documentIds[segments] = static_cast<int32_t>(chunk.document);
         cuSeqlens[segments + 1] = static_cast<int32_t>(rowStart + written + chunk.length);
         maxSeqlen = std::max(maxSeqlen, chunk.length);

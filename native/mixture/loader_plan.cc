@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 #include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 
 #include "common/hash.h"
 
@@ -72,6 +74,7 @@ SourceDocuments SourceDocuments::fromLengths(std::string name, std::vector<int32
 }
 
 void SourceDocuments::read(uint64_t document, uint64_t offset, uint64_t count, int32_t* out) const {
+  if (shards.empty()) throw std::runtime_error("source " + name + " was built from lengths alone and has no tokens to read");
   size_t shard = static_cast<size_t>(std::upper_bound(shardStarts.begin(), shardStarts.end(), document) - shardStarts.begin()) - 1;
   const shards::IndexedDataset& dataset = *shards[shard];
   uint64_t sequence = document - shardStarts[shard];
@@ -324,25 +327,40 @@ void SourceStream::prepack(uint64_t windows, unsigned threads) {
   std::vector<uint64_t> sizes(count);
   std::vector<std::vector<uint32_t>> fills(parameters_.packing == Packing::kBestFit ? count : 0);
   std::atomic<uint64_t> next{0};
+  std::mutex failureMutex;
+  std::exception_ptr failure;
+  // An exception (bad_alloc) must not leave a std::thread: the first one is kept, the others stop, and it is
+  // rethrown after every thread has joined.
   auto work = [&] {
-    PackedWindow window;
-    for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
-      pack(first + i, window);
-      if (parameters_.packing == Packing::kBestFit) {
-        sizes[i] = window.bins();
-        fills[i] = window.fill;
-      } else {
-        uint64_t tokens = 0;
-        for (const Chunk& chunk : window.chunks) tokens += chunk.length;
-        sizes[i] = tokens;
+    try {
+      PackedWindow window;
+      for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
+        pack(first + i, window);
+        if (parameters_.packing == Packing::kBestFit) {
+          sizes[i] = window.bins();
+          fills[i] = window.fill;
+        } else {
+          uint64_t tokens = 0;
+          for (const Chunk& chunk : window.chunks) tokens += chunk.length;
+          sizes[i] = tokens;
+        }
       }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failureMutex);
+      if (!failure) failure = std::current_exception();
+      next.store(count);
     }
   };
   threads = static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(threads, count)));
   std::vector<std::thread> pool;
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  try {
+    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+  } catch (...) {
+    // fewer threads than asked: the ones that started and this one share the work
+  }
   work();
   for (std::thread& thread : pool) thread.join();
+  if (failure) std::rethrow_exception(failure);
   for (uint64_t size : sizes) windowEnds_.push_back((windowEnds_.empty() ? 0 : windowEnds_.back()) + size);
   if (parameters_.packing == Packing::kBestFit) {
     prepackedFirst_ = first;
@@ -620,7 +638,16 @@ bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string
       entry.tokens = reader.get<uint64_t>();
     }
   }
-  if (!reader.ok || reader.offset != size || plan.checkpoints.size() != (plan.totalSteps() + 1) * plan.sourceCount * 2) {
+  bool consistent = reader.ok && reader.offset == size && plan.parameters.seqLength > 0 && plan.parameters.windowDocuments > 0 &&
+                    plan.parameters.globalBatchSize > 0 && static_cast<uint8_t>(plan.parameters.packing) <= 1;
+  uint64_t steps = consistent ? plan.totalSteps() : 0;
+  for (const PlanStage& stage : plan.stages) consistent = consistent && stage.steps <= (uint64_t{1} << 40);
+  consistent = consistent && steps < (uint64_t{1} << 40) &&
+               plan.checkpoints.size() == (steps + 1) * plan.sourceCount * 2;
+  for (const auto& ends : plan.windowEnds) {
+    for (size_t i = 1; consistent && i < ends.size(); ++i) consistent = ends[i] >= ends[i - 1];
+  }
+  if (!consistent) {
     error = "plan is truncated or corrupt";
     return false;
   }

@@ -273,6 +273,12 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     if (!parsePlan(env, info[0], plan)) return;
     std::vector<SourceSpec> specs;
     if (!readSources(env, info[1], specs)) return;
+    for (const SourceSpec& spec : specs) {
+      if (spec.fromLengths) {  // lengths alone can plan, but a loader reads tokens
+        Napi::TypeError::New(env, "DataLoader sources need shard prefixes (lengths alone are for buildLoaderPlan)").ThrowAsJavaScriptException();
+        return;
+      }
+    }
     Napi::Object object = info[2].As<Napi::Object>();
     mixture::LoaderOptions options;
     options.rank = object.Get("rank").ToNumber().Uint32Value();
@@ -318,14 +324,20 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     Napi::ThreadSafeFunction ready = ready_;
     // Calls queued by a worker may run after this object is collected; they hold only a weak token.
     std::weak_ptr<DataLoaderWrap*> token = alive_;
-    loader_->start([ready, token]() mutable {
-      ready.NonBlockingCall([token](Napi::Env env, Napi::Function) {
-        auto self = token.lock();
-        if (env == nullptr || !self) return;
-        Napi::HandleScope scope(env);
-        (*self)->deliver(env);
+    try {
+      loader_->start([ready, token]() mutable {
+        ready.NonBlockingCall([token](Napi::Env env, Napi::Function) {
+          auto self = token.lock();
+          if (env == nullptr || !self) return;
+          Napi::HandleScope scope(env);
+          (*self)->deliver(env);
+        });
       });
-    });
+    } catch (const std::exception& error) {  // std::thread could not start: join what did, then report
+      shutDown();
+      loader_.reset();
+      throwCoded(env, std::string("octomix: DataLoader: cannot start prefetch threads: ") + error.what(), "INTERNAL");
+    }
   }
 
   ~DataLoaderWrap() override {
@@ -419,7 +431,11 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
   // buffer back to the workers.
   Napi::Value release(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    int slot = info[0].ToNumber().Int32Value();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "release(slot: number)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int slot = info[0].As<Napi::Number>().Int32Value();
     if (slot < 0 || static_cast<size_t>(slot) >= held_.size() || held_[slot].IsEmpty()) return env.Undefined();
     held_[slot].Value().Detach();
     held_[slot].Reset();
@@ -494,12 +510,17 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     Napi::Env env = info.Env();
     if (!loader_) return env.Undefined();
     int slot = info[0].ToNumber().Int32Value();
-    size_t offset = static_cast<size_t>(info[1].ToNumber().Int64Value());
-    size_t length = static_cast<size_t>(info[2].ToNumber().Int64Value());
-    if (slot < 0 || static_cast<size_t>(slot) >= held_.size() || offset + length > loader_->layout().total) {
-      Napi::RangeError::New(env, "readDevice: slot or range out of bounds").ThrowAsJavaScriptException();
+    int64_t offsetValue = info[1].ToNumber().Int64Value();
+    int64_t lengthValue = info[2].ToNumber().Int64Value();
+    const int64_t total = static_cast<int64_t>(loader_->layout().total);
+    // Only a held slot: its copy is complete and no worker refills it while it is read back.
+    if (slot < 0 || static_cast<size_t>(slot) >= held_.size() || held_[slot].IsEmpty() || offsetValue < 0 || lengthValue < 0 ||
+        offsetValue > total || lengthValue > total - offsetValue) {
+      Napi::RangeError::New(env, "readDevice: the slot is not held, or the range is out of bounds").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    size_t offset = static_cast<size_t>(offsetValue);
+    size_t length = static_cast<size_t>(lengthValue);
     Napi::Uint8Array out = Napi::Uint8Array::New(env, length);
     try {
       loader_->readDevice(slot, offset, length, out.Data());

@@ -430,6 +430,14 @@ describe('DataLoader plan cache and errors at open', () => {
     const other = await DataLoader.open({ ...options, recipe: recipeFor('bestfit', { seed: 12 }) });
     expect(other.plan.key).not.toBe(cold.plan.key);
     const file = join(dir, `${cold.plan.key}.plan`);
+    // A cache whose window size reads 0 (offset 33: magic, version, seed, seqLength, batch, packing) is refused and
+    // rebuilt, not divided by.
+    const bytes = readFileSync(file);
+    bytes.writeUInt32LE(0, 33);
+    writeFileSync(file, bytes);
+    const refused = await DataLoader.open(options);
+    expect(refused.plan.cached).toBe(false);
+    await refused.close();
     truncateSync(file, 100);
     const rebuilt = await DataLoader.open(options);
     expect(rebuilt.plan.cached).toBe(false);
