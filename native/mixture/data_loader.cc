@@ -286,7 +286,7 @@ void StreamingLoader::release(int slot) {
   wake_.notify_one();
 }
 
-void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows) {
+void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows) {  // under plannerMutex_
   const uint64_t step = index / perStep_;
   const uint64_t microBatch = index % perStep_;
   if (step != cachedStep_) {
@@ -336,18 +336,27 @@ void StreamingLoader::work() {
       if (stopping_ || !error_.empty()) return;
       slot = static_cast<int>(std::find(state_.begin(), state_.end(), SlotState::kFree) - state_.begin());
       state_[slot] = SlotState::kBuilding;
-      uint64_t index = nextToBuild_++;
+      info.index = nextToBuild_++;
+    }
+    // Planning takes its own lock, not the ring's: packing a window (about a millisecond) then never stalls the
+    // JS thread, which only ever takes the ring's lock.
+    std::string planningFailure;
+    {
+      std::lock_guard<std::mutex> planning(plannerMutex_);
       try {
-        resolve(index, info, rows);
+        resolve(info.index, info, rows);
       } catch (const std::exception& failure) {
-        error_ = std::string("planning micro-batch ") + std::to_string(index) + ": " + failure.what();
+        planningFailure = std::string("planning micro-batch ") + std::to_string(info.index) + ": " + failure.what();
       }
-      if (!error_.empty()) {
-        lock.unlock();
-        wake_.notify_all();
-        if (ready_) ready_();
-        return;
+    }
+    if (!planningFailure.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (error_.empty()) error_ = planningFailure;
       }
+      wake_.notify_all();
+      if (ready_) ready_();
+      return;
     }
     std::string failure;
     try {

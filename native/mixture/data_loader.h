@@ -2,9 +2,10 @@
 // ring of reusable page-aligned buffers. JS threads never run here; a worker that finishes the batch JS is waiting
 // for wakes it through a thread-safe function owned by the binding.
 //
-// Which rows a micro-batch holds is decided by one planner (under the ring's mutex, a few microseconds per batch:
-// a step replay from its plan checkpoint and, now and then, packing a window of lengths); copying the tokens, the
-// expensive part, runs outside the lock, so `threads` workers copy in parallel.
+// Which rows a micro-batch holds is decided by one planner (under its own mutex, a few microseconds per batch: a
+// step replay from its plan checkpoint and, now and then, packing a window of lengths); copying the tokens, the
+// expensive part, runs outside any lock, so `threads` workers copy in parallel. The JS thread only takes the ring's
+// mutex, which is never held while planning or copying.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -125,7 +126,7 @@ class StreamingLoader {
     std::vector<Chunk> chunks;
   };
   void work();
-  void resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows);  // under mutex_
+  void resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows);  // under plannerMutex_
   void build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch);
 
   Plan plan_;
@@ -136,7 +137,8 @@ class StreamingLoader {
   uint64_t perStep_ = 0;
   uint64_t total_ = 0;
 
-  std::mutex mutex_;
+  std::mutex mutex_;         // the ring: slot states, indices, error, waiting
+  std::mutex plannerMutex_;  // streams_ and the step cache
   std::condition_variable wake_;
   std::shared_ptr<SharedRing> ring_;
   std::vector<std::shared_ptr<BatchMemory>> memory_;
