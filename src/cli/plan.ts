@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
 import { planRecipe } from '../mixture/plan.js';
-import { describeStages, prepareLoaderPlan, stepComposition } from '../mixture/loader-plan.js';
+import { describeStages, prepareLoaderPlan } from '../mixture/loader-plan.js';
 import { loadRecipe } from '../mixture/recipe.js';
 
 const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE] [--cache-dir DIR] [--no-cache]
@@ -47,20 +47,11 @@ export async function runPlan(args: string[]): Promise<number> {
     return 2;
   }
   const recipe = loadRecipe(positionals[0]);
-  const plan = planRecipe(recipe, values.branch, { firstSteps: steps });
+  const plan = planRecipe(recipe, values.branch);
   const prepared = await prepareLoaderPlan(recipe, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
   console.error(`octomix plan: loader plan ${prepared.key} ${prepared.cached ? 'read from the cache' : 'built'} in ${(prepared.milliseconds / 1000).toFixed(2)} s`);
-  const delivery = describeStages(recipe, prepared);
-  // The first steps as the loader will deliver them (token-share interleave over packed sequences).
-  let firstStep = 0;
-  plan.forEach((stage, index) => {
-    const names = stage.sources.map((source) => source.source);
-    stage.firstSteps = Array.from({ length: Math.min(steps, stage.steps) }, (_, k) => {
-      const counts = stepComposition(prepared, firstStep + k);
-      return Object.fromEntries(names.map((name) => [name, counts[name]]));
-    });
-    firstStep += prepared.stages[index].steps;
-  });
+  // Delivered tokens, shares and the first steps as the loader will deliver them (from its own plan).
+  const delivery = describeStages(recipe, prepared, { firstSteps: steps });
   if (values.html) {
     const title = `octomix plan: ${basename(positionals[0])}${values.branch ? ` (branch ${values.branch})` : ''}`;
     await writeFile(values.html, planReport(recipe, plan, title, delivery));
@@ -80,7 +71,7 @@ export async function runPlan(args: string[]): Promise<number> {
       console.log(`  ${source.source.padEnd(16)} ${(source.share * 100).toFixed(1).padStart(6)}% ${formatCount(source.requestedTokens).padStart(10)} ${formatCount(source.availableTokens).padStart(10)} ${source.epochs.toFixed(2).padStart(7)} ${source.cumulativeEpochs.toFixed(2).padStart(10)} ` +
         `${formatCount(real.tokens).padStart(10)} ${(real.realisedShare * 100).toFixed(2).padStart(8)}% ${(real.paddingRate * 100).toFixed(2).padStart(7)}%`);
     }
-    stage.firstSteps.forEach((counts, step) => {
+    delivered.firstSteps.forEach((counts, step) => {
       console.log(`  step ${step}: ${Object.entries(counts).map(([name, count]) => `${name} ${count}`).join(', ')}`);
     });
   }

@@ -20,8 +20,6 @@ export const DEFAULT_PACKING_WINDOW = 4096;
 
 export interface NativePlanSummary {
   stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
-  samplesUsed: number[];
-  windowsPacked: number[];
   epochEnds: number[][];
   /**
    * Before each global step and after the last ((steps + 1) rows), per source: the samples taken so far and the real
@@ -71,11 +69,24 @@ export interface StageDelivery {
   branch?: string;
   steps: number;
   sources: { source: string; share: number; samples: number; tokens: number; realisedShare: number; paddingRate: number; epochs: number }[];
+  /** Sequences per source in each of the stage's first steps (as many as asked for). */
+  firstSteps: Record<string, number>[];
 }
 
-/** Per stage and source: samples, real tokens, realised share, padding rate and epochs, from the plan. */
-export function describeStages(recipe: Recipe, prepared: PreparedPlan): StageDelivery[] {
+/**
+ * Per stage and source: samples, real tokens, realised share, padding rate and epochs, and the composition of the
+ * stage's first `firstSteps` steps, from the plan.
+ */
+export function describeStages(recipe: Recipe, prepared: PreparedPlan, options: { firstSteps?: number } = {}): StageDelivery[] {
+  let firstStep = 0;
   return prepared.stages.map((stage, index) => {
+    const stageFirstStep = firstStep;
+    firstStep += stage.steps;
+    const used = prepared.names.filter((_, i) => stage.shares[i] > 0);
+    const firstSteps = Array.from({ length: Math.min(options.firstSteps ?? 0, stage.steps) }, (_, k) => {
+      const counts = stepComposition(prepared, stageFirstStep + k);
+      return Object.fromEntries(used.map((name) => [name, counts[name]]));
+    });
     const stageSummary = prepared.summary.stages[index];
     const realTotal = stageSummary.sources.reduce((sum, source) => sum + source.tokens, 0);
     const branch = prepared.stagePlans[index].branch;
@@ -90,6 +101,7 @@ export function describeStages(recipe: Recipe, prepared: PreparedPlan): StageDel
         paddingRate: stageSummary.sources[i].samples > 0 ? 1 - stageSummary.sources[i].tokens / (stageSummary.sources[i].samples * recipe.seqLength) : 0,
         epochs: prepared.stagePlans[index].sources.find((source) => source.source === name)?.epochs ?? 0,
       }] : []),
+      firstSteps,
     };
   });
 }

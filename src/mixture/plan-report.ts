@@ -38,17 +38,20 @@ export function planReport(recipe: Recipe, plan: StagePlan[], title: string, del
     `<text x="${x(point.step) + 4}" y="${top + 12}" font-size="12">${escapeHtml(plan[index + 1].name)}</text>`);
   const legend = sources.map((name, index) =>
     `<span style="display:inline-block;margin-right:16px"><span style="display:inline-block;width:12px;height:12px;background:${palette[index % palette.length]};margin-right:4px"></span>${escapeHtml(name)}</span>`).join('');
-  const tables = plan.map((stage) => `
+  const tables = plan.map((stage) => {
+    const delivered = delivery?.find((entry) => entry.name === stage.name);
+    return `
 <h2>${escapeHtml(stage.name)}${stage.branch ? ` <small>(branch ${escapeHtml(stage.branch)})</small>` : ''}</h2>
 <p>${formatCount(stage.tokens)} tokens, ${stage.samples.toLocaleString('en')} sequences, ${stage.steps.toLocaleString('en')} steps</p>
 <table><tr><th>source</th><th>share</th><th>requested</th><th>available</th><th>epochs</th><th>cumulative epochs</th>${delivery ? '<th>delivered</th><th>realised share</th><th>padding</th>' : ''}</tr>
 ${stage.sources.map((s) => {
-    const real = delivery?.find((entry) => entry.name === stage.name)?.sources.find((entry) => entry.source === s.source);
+    const real = delivered?.sources.find((entry) => entry.source === s.source);
     const extra = real ? `<td>${formatCount(real.tokens)}</td><td>${(real.realisedShare * 100).toFixed(2)}%</td><td>${(real.paddingRate * 100).toFixed(2)}%</td>` : '';
     return `<tr><td>${escapeHtml(s.source)}</td><td>${(s.share * 100).toFixed(1)}%</td><td>${formatCount(s.requestedTokens)}</td><td>${formatCount(s.availableTokens)}</td><td>${s.epochs.toFixed(2)}</td><td>${s.cumulativeEpochs.toFixed(2)}</td>${extra}</tr>`;
   }).join('\n')}
 </table>
-${stage.firstSteps.length ? `<p>First steps: ${stage.firstSteps.map((counts, step) => `step ${step}: ${Object.entries(counts).map(([name, count]) => `${escapeHtml(name)} ${count}`).join(', ')}`).join('; ')}</p>` : ''}`).join('\n');
+${delivered?.firstSteps.length ? `<p>First steps: ${delivered.firstSteps.map((counts, step) => `step ${step}: ${Object.entries(counts).map(([name, count]) => `${escapeHtml(name)} ${count}`).join(', ')}`).join('; ')}</p>` : ''}`;
+  }).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}td:first-child,th:first-child{text-align:left}</style>

@@ -1,8 +1,7 @@
 /**
- * What a recipe asks of its shards, stage by stage: tokens requested per source, tokens available, epochs, and the
- * composition of the first global steps under the deterministic error-minimizing interleave (each next sample goes
- * to the source furthest below its share, ties to the first source; Megatron's BlendedDataset rule), so every
- * prefix of the stream stays within one sample of the target shares.
+ * What a recipe asks of its shards, stage by stage: tokens requested per source, tokens available, and epochs, with
+ * the maxEpochs check. What the loader will actually deliver (real tokens, shares, first steps) comes from its plan
+ * (loader-plan.ts).
  */
 import { TokenDataset } from '../shards/token-dataset.js';
 import { RecipeError, stageMixture, type Recipe } from './recipe.js';
@@ -25,35 +24,13 @@ export interface StagePlan {
   samples: number;
   steps: number;
   sources: SourcePlan[];
-  /** Samples per source in each of the first steps. */
-  firstSteps: Record<string, number>[];
-}
-
-/** Source index of each of the first `count` samples for the given shares (error-minimizing, deterministic). */
-export function interleave(shares: number[], count: number): Uint16Array {
-  const taken = new Float64Array(shares.length);
-  const order = new Uint16Array(count);
-  for (let sample = 0; sample < count; sample++) {
-    let best = 0;
-    let bestError = -Infinity;
-    for (let source = 0; source < shares.length; source++) {
-      const error = shares[source] * (sample + 1) - taken[source];
-      if (error > bestError) {
-        bestError = error;
-        best = source;
-      }
-    }
-    taken[best]++;
-    order[sample] = best;
-  }
-  return order;
 }
 
 /**
  * Plans every stage of the recipe for a branch choice.
  * @throws {RecipeError} a stage needs more epochs of a source than its maxEpochs (says by how much), or a missing branch
  */
-export function planRecipe(recipe: Recipe, branch?: string, options: { firstSteps?: number } = {}): StagePlan[] {
+export function planRecipe(recipe: Recipe, branch?: string): StagePlan[] {
   const available = new Map<string, number>();
   for (const [name, source] of Object.entries(recipe.sources)) {
     try {
@@ -84,13 +61,6 @@ export function planRecipe(recipe: Recipe, branch?: string, options: { firstStep
     // Whole global steps cover the budget (the loader's rule); samples are the sequences of those steps.
     const steps = Math.ceil(stage.tokens / tokensPerStep);
     const samples = steps * recipe.globalBatchSize;
-    const shown = Math.min(options.firstSteps ?? 3, steps);
-    const order = interleave(names.map((name) => mix[name]), Math.min(samples, shown * recipe.globalBatchSize));
-    const firstSteps = Array.from({ length: shown }, (_, step) => {
-      const counts: Record<string, number> = Object.fromEntries(names.map((name) => [name, 0]));
-      for (let i = step * recipe.globalBatchSize; i < Math.min(order.length, (step + 1) * recipe.globalBatchSize); i++) counts[names[order[i]]]++;
-      return counts;
-    });
-    return { name: stage.name, ...(stage.branches ? { branch } : {}), tokens: stage.tokens, samples, steps, sources, firstSteps };
+    return { name: stage.name, ...(stage.branches ? { branch } : {}), tokens: stage.tokens, samples, steps, sources };
   });
 }
