@@ -22,9 +22,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bench } from 'tinybench';
-import { DataLoader, ShardWriter, TokenDataset } from '../src/index.js';
+import { DataLoader, TokenDataset } from '../src/index.js';
 import { loadAddon } from '../src/native.js';
 import { version } from './peers.js';
+import { exponentialLength, seededRandom, writeSyntheticSource } from './synthetic-shards.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'octomix-loader-bench-'));
 const totalTokens = Number(process.env.OCTOMIX_BENCH_LOADER_TOKENS ?? 150e6);
@@ -32,31 +33,14 @@ const threads = availableParallelism();
 const seqLength = 8192;
 const microBatchSize = 4;
 
-let state = 12345;
-const random = () => ((state = (state * 48271) % 2147483647) / 2147483647);
-const exponential = (mean: number) => Math.max(1, Math.round(-Math.log(1 - random()) * mean));
-
-async function writeSource(name: string, tokens: number, mean: number): Promise<string> {
-  const prefix = join(folder, name);
-  const writer = ShardWriter.create(prefix, { dtype: 'uint16' });
-  const block = new Uint32Array(1 << 20);
-  for (let i = 0; i < block.length; i++) block[i] = Math.floor(random() * 50_000);
-  let written = 0;
-  while (written < tokens) {
-    const length = Math.min(exponential(mean), block.length);
-    const start = Math.floor(random() * (block.length - length));
-    writer.addDocument(block.subarray(start, start + length));
-    written += length;
-  }
-  await writer.finish();
-  return prefix;
-}
+const random = seededRandom(12345);
+const exponential = (mean: number) => exponentialLength(random, mean);
 
 const started = performance.now();
 const prefixes = {
-  web: await writeSource('web', totalTokens * 0.6, 1500),
-  qa: await writeSource('qa', totalTokens * 0.25, 400),
-  cot: await writeSource('cot', totalTokens * 0.15, 6000),
+  web: await writeSyntheticSource(folder, 'web', totalTokens * 0.6, 1500, random),
+  qa: await writeSyntheticSource(folder, 'qa', totalTokens * 0.25, 400, random),
+  cot: await writeSyntheticSource(folder, 'cot', totalTokens * 0.15, 6000, random),
 };
 const shardSeconds = (performance.now() - started) / 1000;
 

@@ -10,29 +10,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataLoader, ShardWriter } from '../src/index.js';
+import { DataLoader } from '../src/index.js';
 import { packageRoot } from '../src/native.js';
+import { seededRandom, writeSyntheticSource } from './synthetic-shards.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'octomix-serve-bench-'));
 const seqLength = 4096;
 const microBatchSize = 8;
 const batches = Number(process.env.OCTOMIX_BENCH_SERVE_BATCHES ?? 2000);
-let state = 777;
-const random = () => ((state = (state * 48271) % 2147483647) / 2147483647);
-const prefixes: string[] = [];
-for (const [name, tokens, mean] of [['web', 60e6, 1500], ['qa', 25e6, 400]] as const) {
-  const prefix = join(folder, name);
-  const writer = ShardWriter.create(prefix, { dtype: 'uint16' });
-  const block = Uint32Array.from({ length: 1 << 20 }, () => Math.floor(random() * 50_000));
-  for (let written = 0; written < tokens;) {
-    const length = Math.max(1, Math.min(block.length - 1, Math.round(-Math.log(1 - random()) * mean)));
-    const start = Math.floor(random() * (block.length - length));
-    writer.addDocument(block.subarray(start, start + length));
-    written += length;
-  }
-  await writer.finish();
-  prefixes.push(prefix);
-}
+const random = seededRandom(777);
+const prefixes = [await writeSyntheticSource(folder, 'web', 60e6, 1500, random), await writeSyntheticSource(folder, 'qa', 25e6, 400, random)];
 const recipe = join(folder, 'recipe.json');
 writeFileSync(recipe, JSON.stringify({
   seed: 5, seqLength, globalBatchSize: 64, packing: 'concat',

@@ -415,12 +415,6 @@ uint64_t Plan::stageOfStep(uint64_t step) const {
   return stages.size();
 }
 
-uint64_t Plan::firstStepOfStage(uint64_t stage) const {
-  uint64_t first = 0;
-  for (size_t i = 0; i < stage && i < stages.size(); ++i) first += stages[i].steps;
-  return first;
-}
-
 namespace {
 
 // The source furthest below its token share; ties to the first. Used by the plan build and by every replay, so the

@@ -146,7 +146,6 @@ struct Plan {
 
   uint64_t totalSteps() const;
   uint64_t stageOfStep(uint64_t step) const;
-  uint64_t firstStepOfStage(uint64_t stage) const;
   std::vector<uint8_t> serialize() const;
   // Returns false with `error` for bytes that are not a plan of this version.
   static bool deserialize(const uint8_t* data, size_t size, Plan& plan, std::string& error);

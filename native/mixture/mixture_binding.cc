@@ -127,13 +127,6 @@ Napi::Object planSummary(Napi::Env env, const mixture::Plan& plan) {
     stages.Set(static_cast<uint32_t>(stage), entry);
   }
   summary.Set("stages", stages);
-  Napi::Array cursors = Napi::Array::New(env, plan.sourceCount);
-  const uint64_t* last = plan.checkpoints.data() + plan.totalSteps() * plan.sourceCount * 2;
-  for (uint32_t source = 0; source < plan.sourceCount; ++source) cursors.Set(source, Napi::Number::New(env, static_cast<double>(last[2 * source])));
-  summary.Set("samplesUsed", cursors);
-  Napi::Array windows = Napi::Array::New(env, plan.sourceCount);
-  for (uint32_t source = 0; source < plan.sourceCount; ++source) windows.Set(source, Napi::Number::New(env, static_cast<double>(plan.windowEnds[source].size())));
-  summary.Set("windowsPacked", windows);
   // Samples (bestfit) or stream tokens (concat) at the end of each epoch the plan reached, per source.
   Napi::Array epochEnds = Napi::Array::New(env, plan.sourceCount);
   for (uint32_t source = 0; source < plan.sourceCount; ++source) {

@@ -335,7 +335,6 @@ export class DataLoader implements AsyncIterable<Batch> {
   readonly #sourceFingerprints: Record<string, string>;
   #consumed: number;  // micro-batches of this rank handed out
   #closed = false;
-  #pending: Promise<IteratorResult<Batch>> | undefined;
 
   private constructor(init: {
     recipe: Recipe; branch: string | undefined; rank: number; worldSize: number; microBatchSize: number; native: NativeDataLoader;
@@ -512,10 +511,7 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   [Symbol.asyncIterator](): AsyncIterator<Batch> {
     return {
-      next: () => {
-        this.#pending = this.next();
-        return this.#pending;
-      },
+      next: () => this.next(),
       return: async () => ({ value: undefined, done: true }),
     };
   }
