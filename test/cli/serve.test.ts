@@ -223,48 +223,18 @@ print(json.dumps(out))
   it('speaks the same protocol over stdin/stdout with --stdio, and exits when stdin ends', async () => {
     const expected = await inProcess();
     const child = spawn(process.execPath, [cli, 'serve', '--recipe', recipePath, '--branch', 'long', '--micro-batch-size', '2', '--cache-dir', join(folder, 'cache'), '--stdio', '--shm-dir', shmDir], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const { Packr, Unpackr } = await import('msgpackr');
-    const packer = new Packr({ useRecords: false });
-    const unpacker = new Unpackr({ useRecords: false });
-    let buffer = Buffer.alloc(0);
-    const waiting: ((message: Message) => void)[] = [];
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      while (buffer.length >= 4 && buffer.length >= 4 + buffer.readUInt32LE(0)) {
-        const length = buffer.readUInt32LE(0);
-        waiting.shift()!(unpacker.unpack(buffer.subarray(4, 4 + length)) as Message);
-        buffer = buffer.subarray(4 + length);
-      }
-    });
-    const receive = () => new Promise<Message>((resolve) => waiting.push(resolve));
-    const send = (message: unknown) => {
-      const body = packer.pack(message);
-      const header = Buffer.alloc(4);
-      header.writeUInt32LE(body.length, 0);
-      child.stdin!.write(Buffer.concat([header, body]));
-    };
     const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-    const hello = await receive();
-    const ring = (hello.sharedMemory as { path: string }).path;
-    const reader = { field: async (spec: FieldSpec) => {
-      const { openSync, readSync, closeSync } = await import('node:fs');
-      const Type = { int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array }[spec.dtype as 'int32'];
-      const count = spec.shape.reduce((a, b) => a * b, 1);
-      const bytes = Buffer.alloc(count * Type.BYTES_PER_ELEMENT);
-      const descriptor = openSync(ring, 'r');
-      readSync(descriptor, bytes, 0, bytes.length, spec.offset);
-      closeSync(descriptor);
-      return new Type(bytes.buffer, bytes.byteOffset, count);
-    } } as unknown as ServeClient;
+    const client = new ServeClient({ input: child.stdout!, output: child.stdin! });
+    const ring = ((await client.hello).sharedMemory as { path: string }).path;
     for (let i = 0; i < 5; i++) {
-      send({ type: 'next' });
-      const message = await receive();
-      expect(await readServed(reader, message)).toBe(expected[i]);
-      send({ type: 'release', slot: message.slot });
+      const message = await client.request({ type: 'next' });
+      expect(await readServed(client, message)).toBe(expected[i]);
+      client.send({ type: 'release', slot: message.slot });
     }
     child.stdin!.end();
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(existsSync(ring)).toBe(false);
+    client.destroy();
   }, 60_000);
 
   it.skipIf(buildInfo().gpuPath)(`--device cuda:0 without a usable GPU names the reason (here: ${buildInfo().gpuPathReason})`, () => {

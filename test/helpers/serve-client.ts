@@ -38,15 +38,24 @@ const ARRAYS = { int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array } as 
 
 export class ServeClient {
   readonly hello: Promise<Message>;
-  #socket: Socket;
+  #input: NodeJS.ReadableStream & { destroy?: () => void };
+  #output: NodeJS.WritableStream;
   #buffer = Buffer.alloc(0);
   #waiting: ((message: Message) => void)[] = [];
   #queued: Message[] = [];
   #ring: number | undefined;
 
-  constructor(socketPath: string) {
-    this.#socket = connect(socketPath);
-    this.#socket.on('data', (chunk: Buffer) => {
+  /** Over a Unix socket, or over a server's stdout/stdin (`--stdio`). */
+  constructor(transport: string | { input: NodeJS.ReadableStream; output: NodeJS.WritableStream }) {
+    if (typeof transport === 'string') {
+      const socket: Socket = connect(transport);
+      this.#input = socket;
+      this.#output = socket;
+    } else {
+      this.#input = transport.input;
+      this.#output = transport.output;
+    }
+    this.#input.on('data', (chunk: Buffer) => {
       this.#buffer = Buffer.concat([this.#buffer, chunk]);
       while (this.#buffer.length >= 4 && this.#buffer.length >= 4 + this.#buffer.readUInt32LE(0)) {
         const length = this.#buffer.readUInt32LE(0);
@@ -70,7 +79,7 @@ export class ServeClient {
     const body = packer.pack(message);
     const header = Buffer.alloc(4);
     header.writeUInt32LE(body.length, 0);
-    this.#socket.write(Buffer.concat([header, body]));
+    this.#output.write(Buffer.concat([header, body]));
   }
 
   async request(message: Record<string, unknown>): Promise<Message> {
@@ -90,6 +99,6 @@ export class ServeClient {
 
   destroy(): void {
     if (this.#ring !== undefined) closeSync(this.#ring);
-    this.#socket.destroy();
+    this.#input.destroy?.();
   }
 }
