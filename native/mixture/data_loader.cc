@@ -423,6 +423,16 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
       }
       std::memcpy(ids, scratch.data(), size_t{seqLength} * 4);
       std::memcpy(rowLabels, scratch.data() + 1, size_t{seqLength} * 4);
+      // A piece cut from a longer document (its other pieces are elsewhere in the stream) keeps the document's own
+      // next token as the label of its last token, not the first token of whatever piece follows it.
+      at = 0;
+      for (const Chunk& chunk : plan.chunks) {
+        const uint32_t end = at + chunk.length;  // the label of the piece's last token sits at end - 1
+        if (end <= seqLength && static_cast<uint64_t>(chunk.offset) + chunk.length < static_cast<uint64_t>(source.lengths[chunk.document])) {
+          source.read(chunk.document, chunk.offset + chunk.length, 1, rowLabels + end - 1);
+        }
+        at = end;
+      }
       std::memset(rowMask, 1, seqLength);
       written = seqLength;
     } else {

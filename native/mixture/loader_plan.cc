@@ -167,12 +167,19 @@ class CapacityIndex {
 };
 
 struct PackScratch {
+  struct Row {
+    uint32_t first, count, fill;
+  };
   std::vector<uint64_t> documents;
   std::vector<uint32_t> lengths;
+  std::vector<Chunk> pieces;
   std::vector<Chunk> items;
+  std::vector<Chunk> grouped;
   std::vector<uint64_t> order;
   std::vector<uint32_t> itemBin;
   std::vector<uint32_t> binFill;
+  std::vector<uint32_t> cursor;
+  std::vector<Row> rows;
   CapacityIndex capacities;
 };
 
@@ -187,6 +194,7 @@ SourceStream::SourceStream(const SourceDocuments* documents, const PlanParameter
   uint64_t count = documents->lengths.size();
   if (documents->tokens == 0) throw std::runtime_error("source " + documents->name + " holds no tokens");
   windowsPerEpoch_ = (count + parameters.windowDocuments - 1) / parameters.windowDocuments;
+  if (parameters.spreadWindows == 0) throw std::runtime_error("spreadWindows must be positive");
 }
 
 uint64_t SourceStream::documentAt(uint64_t epoch, uint64_t position) const {
@@ -194,62 +202,115 @@ uint64_t SourceStream::documentAt(uint64_t epoch, uint64_t position) const {
   return permutation(position);
 }
 
-void SourceStream::pack(uint64_t window, PackedWindow& out) const {
+void SourceStream::windowChunks(uint64_t window, PackedWindow& out) const {
+  LongDocumentCache cache;
+  pack(window, out, cache);
+}
+
+// Window k of an epoch holds, for each home window h in [k - spread + 1, k] of the same epoch, the chunks j of h's
+// documents with j = k - h (mod min(spread, windowsPerEpoch - h)): chunk 0 of every document stays in its home window,
+// its later chunks go to the following windows in turn, and near the epoch's end the spread shrinks so that every
+// chunk of an epoch's documents lands in that epoch.
+uint32_t SourceStream::spreadOf(uint64_t home) const {
+  return static_cast<uint32_t>(std::min<uint64_t>(parameters_.spreadWindows, windowsPerEpoch_ - home));
+}
+
+void SourceStream::homeDocuments(uint64_t window, std::vector<uint64_t>& documents, std::vector<uint32_t>& lengths) const {
   uint64_t epoch = window / windowsPerEpoch_;
   uint64_t first = (window % windowsPerEpoch_) * parameters_.windowDocuments;
   uint64_t last = std::min<uint64_t>(first + parameters_.windowDocuments, documents_->lengths.size());
   DocumentPermutation permutation(documents_->lengths.size(), epochKey(parameters_.seed, sourceIndex_, epoch));
+  // Ids first, then lengths: the length loads (random over an array of millions) are then independent of each
+  // other and overlap, instead of each waiting behind a permutation computation.
+  documents.resize(last - first);
+  for (uint64_t position = first; position < last; ++position) documents[position - first] = permutation(position);
+  lengths.resize(last - first);
+  for (size_t i = 0; i < documents.size(); ++i) lengths[i] = static_cast<uint32_t>(documents_->lengths[documents[i]]);
+}
+
+const std::vector<Chunk>& SourceStream::longDocuments(uint64_t window, LongDocumentCache& cache) const {
+  size_t slot = static_cast<size_t>(window % LongDocumentCache::kSlots);
+  if (cache.window[slot] == window) return cache.documents[slot];
+  static thread_local std::vector<uint64_t> documents;
+  static thread_local std::vector<uint32_t> lengths;
+  homeDocuments(window, documents, lengths);
+  std::vector<Chunk>& out = cache.documents[slot];
+  out.clear();
+  for (size_t i = 0; i < documents.size(); ++i) {
+    if (lengths[i] > parameters_.seqLength) out.push_back({documents[i], 0, lengths[i]});
+  }
+  cache.window[slot] = window;
+  return out;
+}
+
+void SourceStream::pack(uint64_t window, PackedWindow& out, LongDocumentCache& cache) const {
+  const uint64_t epoch = window / windowsPerEpoch_;
+  const uint64_t k = window % windowsPerEpoch_;
   const uint32_t seqLength = parameters_.seqLength;
   out.chunks.clear();
   out.binStart.clear();
   out.fill.clear();
-  if (parameters_.packing == Packing::kConcat) {
-    // The window's non-empty documents in stream order, with each one's first token offset in the window.
-    out.starts.clear();
-    uint64_t offset = 0;
-    for (uint64_t position = first; position < last; ++position) {
-      uint64_t document = permutation(position);
-      uint32_t length = static_cast<uint32_t>(documents_->lengths[document]);
-      if (length == 0) continue;
-      out.chunks.push_back({document, 0, length});
-      out.starts.push_back(offset);
-      offset += length;
-    }
-    return;
-  }
+  out.starts.clear();
   static thread_local PackScratch scratch;
   scratch.items.clear();
   scratch.order.clear();
-  // Ids first, then lengths: the length loads (random over an array of millions) are then independent of each
-  // other and overlap, instead of each waiting behind a permutation computation.
-  scratch.documents.resize(last - first);
-  for (uint64_t position = first; position < last; ++position) scratch.documents[position - first] = permutation(position);
-  scratch.lengths.resize(last - first);
-  for (size_t i = 0; i < scratch.documents.size(); ++i) scratch.lengths[i] = static_cast<uint32_t>(documents_->lengths[scratch.documents[i]]);
-  // Whole seqLength chunks fill a row each; they come first, in stream order.
-  for (uint64_t position = first; position < last; ++position) {
-    uint64_t document = scratch.documents[position - first];
-    uint32_t length = scratch.lengths[position - first];
-    uint32_t offset = 0;
-    for (; length - offset >= seqLength; offset += seqLength) {
-      out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
-      out.chunks.push_back({document, offset, seqLength});
-      out.fill.push_back(seqLength);
+  scratch.pieces.clear();
+  // The window's pieces: whole seqLength chunks and the shorter rest of a document, each at most seqLength tokens.
+  auto take = [&](uint64_t document, uint32_t length, uint32_t first, uint32_t step) {
+    for (uint64_t j = first; j * seqLength < length; j += step) {
+      uint32_t offset = static_cast<uint32_t>(j * seqLength);
+      scratch.pieces.push_back({document, offset, std::min(seqLength, length - offset)});
     }
-    if (offset < length) {
-      scratch.order.push_back((static_cast<uint64_t>(seqLength - (length - offset)) << 32) | scratch.items.size());
-      scratch.items.push_back({document, offset, length - offset});
+  };
+  homeDocuments(window, scratch.documents, scratch.lengths);
+  const uint32_t homeSpread = spreadOf(k);
+  for (size_t i = 0; i < scratch.documents.size(); ++i) take(scratch.documents[i], scratch.lengths[i], 0, homeSpread);
+  for (uint64_t back = 1; back < parameters_.spreadWindows && back <= k; ++back) {
+    const uint32_t spread = spreadOf(k - back);
+    if (back >= spread) continue;
+    for (const Chunk& document : longDocuments(window - back, cache)) take(document.document, document.length, static_cast<uint32_t>(back), spread);
+  }
+  // A seeded shuffle of the window's samples (Fisher-Yates from a counter-based generator keyed by seed, source and
+  // window), so the window's samples come out in no relation to length or packing order.
+  uint64_t state = splitMix64(epochKey(parameters_.seed, sourceIndex_, epoch) ^ (0x9FB21C651E98DF25ull * (k + 1)));
+  auto below = [&state](uint64_t bound) -> uint64_t {
+    state += 0x9E3779B97F4A7C15ull;
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(splitMix64(state)) * bound) >> 64);
+  };
+  if (parameters_.packing == Packing::kConcat) {
+    // concat: the pieces shuffled, then laid end to end; each piece's first token offset in the window.
+    for (size_t i = scratch.pieces.size(); i > 1; --i) std::swap(scratch.pieces[i - 1], scratch.pieces[below(i)]);
+    uint64_t offset = 0;
+    for (const Chunk& piece : scratch.pieces) {
+      out.chunks.push_back(piece);
+      out.starts.push_back(offset);
+      offset += piece.length;
+    }
+    return;
+  }
+  // bestfit: a whole chunk is a row of its own; the shorter pieces are packed best-fit-decreasing, longest first
+  // (ties in piece order), each into the open row with the least room that holds it.
+  scratch.rows.clear();  // (first item, count) per row; whole chunks are one item
+  for (size_t i = 0; i < scratch.pieces.size(); ++i) {
+    const Chunk& piece = scratch.pieces[i];
+    if (piece.length == seqLength) {
+      scratch.rows.push_back({static_cast<uint32_t>(scratch.items.size()), 1, seqLength});
+      scratch.items.push_back(piece);
     }
   }
-  // Best fit decreasing: longest first (ties in stream order), each into the open row with the least room that
-  // holds it.
+  const size_t wholeItems = scratch.items.size();
+  for (const Chunk& piece : scratch.pieces) {
+    if (piece.length == seqLength) continue;
+    scratch.order.push_back((static_cast<uint64_t>(seqLength - piece.length) << 32) | (scratch.items.size() - wholeItems));
+    scratch.items.push_back(piece);
+  }
   std::sort(scratch.order.begin(), scratch.order.end());
   scratch.binFill.clear();
-  scratch.itemBin.assign(scratch.items.size(), 0);
-  scratch.capacities.reset(seqLength, scratch.items.size() + 1);
+  scratch.itemBin.assign(scratch.items.size() - wholeItems, 0);
+  scratch.capacities.reset(seqLength, scratch.order.size() + 1);
   for (uint64_t key : scratch.order) {
     uint32_t item = static_cast<uint32_t>(key);
-    uint32_t length = scratch.items[item].length;
+    uint32_t length = scratch.items[wholeItems + item].length;
     uint32_t remaining = scratch.capacities.successor(length);
     uint32_t bin;
     if (remaining == CapacityIndex::kNone) {
@@ -263,20 +324,23 @@ void SourceStream::pack(uint64_t window, PackedWindow& out) const {
     scratch.itemBin[item] = bin;
     if (remaining - length > 0) scratch.capacities.push(remaining - length, bin);
   }
-  // Rows in creation order; within a row, chunks in placement order.
-  size_t bins = scratch.binFill.size();
-  std::vector<uint32_t> cursor(bins + 1, 0);
-  for (uint64_t key : scratch.order) cursor[scratch.itemBin[static_cast<uint32_t>(key)] + 1]++;
-  for (size_t bin = 0; bin < bins; ++bin) cursor[bin + 1] += cursor[bin];
-  size_t base = out.chunks.size();
-  out.chunks.resize(base + scratch.items.size());
-  for (size_t bin = 0; bin < bins; ++bin) {
-    out.binStart.push_back(static_cast<uint32_t>(base + cursor[bin]));
-    out.fill.push_back(scratch.binFill[bin]);
-  }
+  // Packed rows' items grouped by row (placement order within a row), after the whole chunks.
+  const size_t bins = scratch.binFill.size();
+  scratch.cursor.assign(bins + 1, 0);
+  for (uint64_t key : scratch.order) scratch.cursor[scratch.itemBin[static_cast<uint32_t>(key)] + 1]++;
+  for (size_t bin = 0; bin < bins; ++bin) scratch.cursor[bin + 1] += scratch.cursor[bin];
+  scratch.grouped.resize(scratch.order.size());
+  for (size_t bin = 0; bin < bins; ++bin) scratch.rows.push_back({static_cast<uint32_t>(wholeItems + scratch.cursor[bin]), scratch.cursor[bin + 1] - scratch.cursor[bin], scratch.binFill[bin]});
   for (uint64_t key : scratch.order) {
     uint32_t item = static_cast<uint32_t>(key);
-    out.chunks[base + cursor[scratch.itemBin[item]]++] = scratch.items[item];
+    scratch.grouped[scratch.cursor[scratch.itemBin[item]]++] = scratch.items[wholeItems + item];
+  }
+  std::copy(scratch.grouped.begin(), scratch.grouped.end(), scratch.items.begin() + static_cast<std::ptrdiff_t>(wholeItems));
+  for (size_t i = scratch.rows.size(); i > 1; --i) std::swap(scratch.rows[i - 1], scratch.rows[below(i)]);
+  for (const PackScratch::Row& row : scratch.rows) {
+    out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
+    out.chunks.insert(out.chunks.end(), scratch.items.begin() + row.first, scratch.items.begin() + row.first + row.count);
+    out.fill.push_back(row.fill);
   }
   out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
 }
@@ -287,7 +351,7 @@ const PackedWindow& SourceStream::packed(uint64_t window) {
   }
   int slot = cacheNext_;
   cacheNext_ ^= 1;
-  pack(window, cached_[slot]);
+  pack(window, cached_[slot], longCache_);
   cachedWindow_[slot] = window;
   return cached_[slot];
 }
@@ -326,6 +390,10 @@ void SourceStream::prepack(uint64_t windows, unsigned threads) {
   uint64_t count = windows - first;
   std::vector<uint64_t> sizes(count);
   std::vector<std::vector<uint32_t>> fills(parameters_.packing == Packing::kBestFit ? count : 0);
+  // Threads take runs of consecutive windows, so the long documents of a window's predecessors (its spread-out
+  // chunks) are mostly found in the thread's own cache instead of being recomputed.
+  constexpr uint64_t kRun = 64;
+  const uint64_t runs = (count + kRun - 1) / kRun;
   std::atomic<uint64_t> next{0};
   std::mutex failureMutex;
   std::exception_ptr failure;
@@ -334,24 +402,27 @@ void SourceStream::prepack(uint64_t windows, unsigned threads) {
   auto work = [&] {
     try {
       PackedWindow window;
-      for (uint64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) {
-        pack(first + i, window);
-        if (parameters_.packing == Packing::kBestFit) {
-          sizes[i] = window.bins();
-          fills[i] = window.fill;
-        } else {
-          uint64_t tokens = 0;
-          for (const Chunk& chunk : window.chunks) tokens += chunk.length;
-          sizes[i] = tokens;
+      LongDocumentCache cache;
+      for (uint64_t run = next.fetch_add(1); run < runs; run = next.fetch_add(1)) {
+        for (uint64_t i = run * kRun; i < std::min(count, (run + 1) * kRun); ++i) {
+          pack(first + i, window, cache);
+          if (parameters_.packing == Packing::kBestFit) {
+            sizes[i] = window.bins();
+            fills[i] = window.fill;
+          } else {
+            uint64_t tokens = 0;
+            for (const Chunk& chunk : window.chunks) tokens += chunk.length;
+            sizes[i] = tokens;
+          }
         }
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(failureMutex);
       if (!failure) failure = std::current_exception();
-      next.store(count);
+      next.store(runs);
     }
   };
-  threads = static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(threads, count)));
+  threads = static_cast<unsigned>(std::max<uint64_t>(1, std::min<uint64_t>(threads, runs)));
   std::vector<std::thread> pool;
   try {
     for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
@@ -392,7 +463,7 @@ void SourceStream::chunks(uint64_t sample, std::vector<Chunk>& out) {
       const Chunk& document = documents.chunks[index];
       uint32_t from = static_cast<uint32_t>(offset - documents.starts[index]);
       uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(document.length - from, needed));
-      out.push_back({document.document, from, take});
+      out.push_back({document.document, document.offset + from, take});
       needed -= take;
       position += take;
       offset += take;
@@ -518,7 +589,7 @@ void replayStep(const Plan& plan, std::vector<SourceStream>& streams, uint64_t s
 // by the machine that built it (a cache file, never exchanged).
 namespace {
 constexpr char kPlanMagic[8] = {'O', 'C', 'T', 'O', 'P', 'L', 'A', 'N'};
-constexpr uint32_t kPlanVersion = 1;
+constexpr uint32_t kPlanVersion = 2;
 
 struct Writer {
   std::vector<uint8_t> bytes;
@@ -575,6 +646,7 @@ std::vector<uint8_t> Plan::serialize() const {
   writer.put<uint64_t>(parameters.globalBatchSize);
   writer.put<uint8_t>(static_cast<uint8_t>(parameters.packing));
   writer.put<uint32_t>(parameters.windowDocuments);
+  writer.put<uint32_t>(parameters.spreadWindows);
   writer.put<uint32_t>(sourceCount);
   writer.put<uint64_t>(stages.size());
   for (const PlanStage& stage : stages) {
@@ -608,6 +680,7 @@ bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string
   plan.parameters.globalBatchSize = reader.get<uint64_t>();
   plan.parameters.packing = static_cast<Packing>(reader.get<uint8_t>());
   plan.parameters.windowDocuments = reader.get<uint32_t>();
+  plan.parameters.spreadWindows = reader.get<uint32_t>();
   plan.sourceCount = reader.get<uint32_t>();
   uint64_t stageCount = reader.get<uint64_t>();
   if (!reader.ok || stageCount > 1 << 16 || plan.sourceCount > 1 << 16) {
@@ -633,6 +706,7 @@ bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string
     }
   }
   bool consistent = reader.ok && reader.offset == size && plan.parameters.seqLength > 0 && plan.parameters.windowDocuments > 0 &&
+                    plan.parameters.spreadWindows > 0 && plan.parameters.spreadWindows <= LongDocumentCache::kSlots &&
                     plan.parameters.globalBatchSize > 0 && static_cast<uint8_t>(plan.parameters.packing) <= 1;
   uint64_t steps = consistent ? plan.totalSteps() : 0;
   for (const PlanStage& stage : plan.stages) consistent = consistent && stage.steps <= (uint64_t{1} << 40);

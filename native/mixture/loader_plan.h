@@ -2,12 +2,17 @@
 //
 // Per source, documents form an endless stream: epoch e visits every document once in the order of a keyed Feistel
 // permutation of (seed, source, e), so any position is computed in O(1) without storing a permutation of millions
-// of ids. The stream is cut into packing windows of `windowDocuments` positions (never across an epoch end) and
-// turned into samples:
-//   - bestfit: documents longer than seqLength are cut into seqLength chunks; the window's chunks are packed
-//     best-fit-decreasing into rows of seqLength slots; rows are the window's samples in creation order.
-//   - concat: Megatron's windows of seqLength + 1 tokens over the concatenated stream, one token shared with the
-//     next window (the stream never ends, so no window is short).
+// of ids. The stream is cut into packing windows of `windowDocuments` positions (never across an epoch end). A
+// document is cut into pieces of at most seqLength tokens; piece 0 stays in the document's home window and piece j
+// goes to the (j mod spread)-th window after it, spread = min(spreadWindows, windows left in the epoch), so one
+// long document never fills neighbouring samples and every piece of an epoch's documents lands in that epoch.
+// Each window's samples are then shuffled (Fisher-Yates, keyed by seed, source and window):
+//   - bestfit: a whole seqLength piece is a row of its own; shorter pieces are packed best-fit-decreasing into rows
+//     of seqLength slots; the window's rows are shuffled.
+//   - concat: the window's pieces are shuffled and laid end to end; samples are Megatron's windows of
+//     seqLength + 1 tokens over that stream, one token shared with the next (the stream never ends).
+// So where a document starts is independent of its length, and any run of a window's samples is a uniform sample
+// of the window's rows (docs/loader.md, "Sample order", has the figures and why the window and spread are these).
 // Stages take whole global batches; within a stage each next sample goes to the source furthest below its token
 // share (deficit = share x stage tokens - source tokens; ties to the first source), counting real tokens, not
 // padding, so every prefix of a stage stays within one sample of the target token shares.
@@ -16,6 +21,7 @@
 // and tokens taken in the stage; a loader then replays one step at a time from its checkpoint. Windows are packed
 // from document lengths only, so the plan never touches token data.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -81,6 +87,17 @@ struct PlanParameters {
   uint64_t globalBatchSize = 0;
   Packing packing = Packing::kBestFit;
   uint32_t windowDocuments = 4096;
+  // Windows over which one document's chunks are spread (chunk j in the j-th window after its home, in turn).
+  uint32_t spreadWindows = 8;
+};
+
+// Documents longer than seqLength of recently packed windows, keyed by window, so the windows that receive their
+// later chunks need not recompute the permutation of every predecessor.
+struct LongDocumentCache {
+  static constexpr size_t kSlots = 32;
+  uint64_t window[kSlots];
+  std::vector<Chunk> documents[kSlots];  // (document, 0, length)
+  LongDocumentCache() { std::fill(window, window + kSlots, UINT64_MAX); }
 };
 
 struct PlanStage {
@@ -104,6 +121,8 @@ class SourceStream {
   uint64_t windowsPerEpoch() const { return windowsPerEpoch_; }
   // Document at stream position (epoch-major).
   uint64_t documentAt(uint64_t epoch, uint64_t position) const;
+  // Window k packed from scratch (tests and reports): its rows (bestfit) or pieces in stream order (concat).
+  void windowChunks(uint64_t window, PackedWindow& out) const;
   // Packs the windows from the end of the table up to `windows` on `threads` threads and appends them to the table
   // (bestfit keeps each window's fills, so the plan build never packs them again).
   void prepack(uint64_t windows, unsigned threads);
@@ -113,7 +132,10 @@ class SourceStream {
 
  private:
   void extendTo(uint64_t sample);
-  void pack(uint64_t window, PackedWindow& out) const;
+  void pack(uint64_t window, PackedWindow& out, LongDocumentCache& cache) const;
+  uint32_t spreadOf(uint64_t home) const;
+  void homeDocuments(uint64_t window, std::vector<uint64_t>& documents, std::vector<uint32_t>& lengths) const;
+  const std::vector<Chunk>& longDocuments(uint64_t window, LongDocumentCache& cache) const;
 
   const SourceDocuments* documents_;
   PlanParameters parameters_;
@@ -126,6 +148,7 @@ class SourceStream {
   uint64_t cachedWindow_[2] = {UINT64_MAX, UINT64_MAX};
   PackedWindow cached_[2];
   int cacheNext_ = 0;
+  LongDocumentCache longCache_;
 };
 
 struct SourceStageStats {

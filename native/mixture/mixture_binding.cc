@@ -12,6 +12,7 @@
 #include "mixture/data_loader.h"
 #include "mixture/gpt_indices.h"
 #include "mixture/loader_plan.h"
+#include "mixture/packing_quality.h"
 
 namespace octomix {
 
@@ -186,8 +187,10 @@ bool readParameters(Napi::Env env, Napi::Object object, mixture::PlanParameters&
   parameters.globalBatchSize = static_cast<uint64_t>(object.Get("globalBatchSize").ToNumber().Int64Value());
   parameters.packing = object.Get("packing").ToString().Utf8Value() == "concat" ? mixture::Packing::kConcat : mixture::Packing::kBestFit;
   parameters.windowDocuments = object.Get("windowDocuments").ToNumber().Uint32Value();
-  if (parameters.seqLength == 0 || parameters.globalBatchSize == 0 || parameters.windowDocuments == 0) {
-    Napi::RangeError::New(env, "seqLength, globalBatchSize and windowDocuments must be positive").ThrowAsJavaScriptException();
+  if (object.Get("spreadWindows").IsNumber()) parameters.spreadWindows = object.Get("spreadWindows").ToNumber().Uint32Value();
+  if (parameters.seqLength == 0 || parameters.globalBatchSize == 0 || parameters.windowDocuments == 0 || parameters.spreadWindows == 0 ||
+      parameters.spreadWindows > mixture::LongDocumentCache::kSlots) {
+    Napi::RangeError::New(env, "seqLength, globalBatchSize, windowDocuments and spreadWindows must be positive (spreadWindows at most 32)").ThrowAsJavaScriptException();
     return false;
   }
   return true;
@@ -232,6 +235,81 @@ bool parsePlan(Napi::Env env, Napi::Value value, mixture::Plan& plan) {
   return true;
 }
 
+
+class PackingQualityJob : public PoolJob<> {
+ public:
+  using PoolJob::PoolJob;
+  std::vector<SourceSpec> specs;
+  mixture::Plan plan;
+  uint64_t maxSteps = 0;
+  std::string failure;
+  std::vector<mixture::StageQuality> quality;
+
+  void runItem(size_t, NoWorkerState&) override {
+    std::vector<mixture::SourceDocuments> sources;
+    if (!openSources(specs, sources, failure)) return;
+    std::vector<const mixture::SourceDocuments*> pointers;
+    for (const auto& source : sources) pointers.push_back(&source);
+    try {
+      quality = mixture::measurePackingQuality(plan, pointers, maxSteps);
+    } catch (const std::exception& error) {
+      failure = error.what();
+    }
+  }
+  void settle(Napi::Env env) override {
+    if (rejectIfFailed(env, "measurePackingQuality")) return;
+    if (!failure.empty()) {
+      Napi::Error error = Napi::Error::New(env, failure);
+      error.Set("code", Napi::String::New(env, "SHARD_FORMAT"));
+      deferred.Reject(error.Value());
+      return;
+    }
+    Napi::Array stages = Napi::Array::New(env, quality.size());
+    for (size_t i = 0; i < quality.size(); ++i) {
+      const mixture::StageQuality& stage = quality[i];
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("steps", Napi::Number::New(env, static_cast<double>(stage.steps)));
+      entry.Set("rows", Napi::Number::New(env, static_cast<double>(stage.rows)));
+      entry.Set("neighbourPairs", Napi::Number::New(env, static_cast<double>(stage.neighbourPairs)));
+      entry.Set("sameDocumentPairs", Napi::Number::New(env, static_cast<double>(stage.sameDocumentPairs)));
+      entry.Set("sameDocumentNeighbours", Napi::Number::New(env, stage.sameDocumentNeighbours));
+      entry.Set("uniformNeighbours", Napi::Number::New(env, stage.uniformNeighbours));
+      Napi::Array sources = Napi::Array::New(env, stage.sources.size());
+      for (size_t j = 0; j < stage.sources.size(); ++j) {
+        const mixture::SourceQuality& source = stage.sources[j];
+        Napi::Object object = Napi::Object::New(env);
+        object.Set("documentStarts", Napi::Number::New(env, static_cast<double>(source.documentStarts)));
+        object.Set("firstAppearanceLengthCorrelation", Napi::Number::New(env, source.firstAppearanceLengthCorrelation));
+        object.Set("earlyDocuments", Napi::Number::New(env, static_cast<double>(source.earlyDocuments)));
+        object.Set("earlyMeanLength", Napi::Number::New(env, source.earlyMeanLength));
+        object.Set("sourceMeanLength", Napi::Number::New(env, source.sourceMeanLength));
+        sources.Set(static_cast<uint32_t>(j), object);
+      }
+      entry.Set("sources", sources);
+      stages.Set(static_cast<uint32_t>(i), entry);
+    }
+    deferred.Resolve(stages);
+  }
+};
+
+// measurePackingQuality(plan: Uint8Array, sources, maxStepsPerStage) -> Promise<StageQuality[]>
+Napi::Value measurePackingQualityBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "measurePackingQuality(plan, sources, maxStepsPerStage)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto job = std::make_shared<PackingQualityJob>(env);
+  if (!parsePlan(env, info[0], job->plan) || !readSources(env, info[1], job->specs)) return env.Undefined();
+  const double maxSteps = info[2].As<Napi::Number>().DoubleValue();
+  if (!(maxSteps >= 1) || job->specs.size() != job->plan.sourceCount) {
+    Napi::RangeError::New(env, "measurePackingQuality: maxStepsPerStage must be >= 1 and sources must match the plan").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  job->maxSteps = maxSteps > 1e15 ? uint64_t{1} << 50 : static_cast<uint64_t>(maxSteps);
+  return job->start(env, 1, 1, "octomix.measurePackingQuality");
+}
+
 // readLoaderPlan(plan: Uint8Array) -> the summary buildLoaderPlan gives, for a cached plan.
 Napi::Value readLoaderPlanBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -250,7 +328,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
                            InstanceMethod<&DataLoaderWrap::release>("release"),
                            InstanceMethod<&DataLoaderWrap::close>("close"),
                            InstanceMethod<&DataLoaderWrap::describe>("describe"),
-                           InstanceMethod<&DataLoaderWrap::documentOrder>("documentOrder"),
+                           InstanceMethod<&DataLoaderWrap::windowChunks>("windowChunks"),
                            InstanceMethod<&DataLoaderWrap::readDevice>("readDevice"),
                            InstanceMethod<&DataLoaderWrap::ipcHandle>("ipcHandle"),
                        });
@@ -523,21 +601,35 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     return out;
   }
 
-  // documentOrder(source, epoch) -> Float64Array: the source's documents in that epoch's stream order (tests).
-  Napi::Value documentOrder(const Napi::CallbackInfo& info) {
+  // windowChunks(source, window) -> { chunks: Float64Array of (document, offset, length), rowStarts: Float64Array }:
+  // one packing window as packed from scratch (tests): bestfit rows in stream order (rowStarts index chunks), concat
+  // pieces in stream order (rowStarts empty).
+  Napi::Value windowChunks(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!loader_) return env.Undefined();
     uint32_t sourceIndex = info[0].ToNumber().Uint32Value();
-    uint64_t epoch = static_cast<uint64_t>(info[1].ToNumber().Int64Value());
-    if (sourceIndex >= loader_->plan().sourceCount) {
-      Napi::RangeError::New(env, "source index out of range").ThrowAsJavaScriptException();
+    double windowValue = info[1].ToNumber().DoubleValue();
+    if (sourceIndex >= loader_->plan().sourceCount || !(windowValue >= 0) || windowValue > 9007199254740991.0) {
+      Napi::RangeError::New(env, "windowChunks: source index or window out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     const mixture::SourceDocuments& source = loader_->source(sourceIndex);
     mixture::SourceStream stream(&source, loader_->plan().parameters, sourceIndex);
-    Napi::Float64Array order = Napi::Float64Array::New(env, source.lengths.size());
-    for (size_t i = 0; i < source.lengths.size(); ++i) order[i] = static_cast<double>(stream.documentAt(epoch, i));
-    return order;
+    mixture::PackedWindow window;
+    stream.windowChunks(static_cast<uint64_t>(windowValue), window);
+    Napi::Float64Array chunks = Napi::Float64Array::New(env, window.chunks.size() * 3);
+    for (size_t i = 0; i < window.chunks.size(); ++i) {
+      chunks[3 * i] = static_cast<double>(window.chunks[i].document);
+      chunks[3 * i + 1] = window.chunks[i].offset;
+      chunks[3 * i + 2] = window.chunks[i].length;
+    }
+    const bool bestfit = loader_->plan().parameters.packing == mixture::Packing::kBestFit;
+    Napi::Float64Array rowStarts = Napi::Float64Array::New(env, bestfit ? window.binStart.size() : 0);
+    for (size_t i = 0; bestfit && i < window.binStart.size(); ++i) rowStarts[i] = window.binStart[i];
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("chunks", chunks);
+    result.Set("rowStarts", rowStarts);
+    return result;
   }
 
   std::unique_ptr<mixture::StreamingLoader> loader_;
@@ -556,6 +648,7 @@ void registerMixture(Napi::Env env, Napi::Object exports) {
   exports.Set("buildGptIndices", Napi::Function::New(env, buildGptIndicesBinding, "buildGptIndices"));
   exports.Set("buildLoaderPlan", Napi::Function::New(env, buildLoaderPlanBinding, "buildLoaderPlan"));
   exports.Set("readLoaderPlan", Napi::Function::New(env, readLoaderPlanBinding, "readLoaderPlan"));
+  exports.Set("measurePackingQuality", Napi::Function::New(env, measurePackingQualityBinding, "measurePackingQuality"));
   exports.Set("DataLoader", DataLoaderWrap::define(env));
 }
 

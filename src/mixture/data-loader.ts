@@ -176,7 +176,7 @@ interface NativeDataLoader {
   release(slot: number): void;
   close(): void;
   describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout; sharedMemory?: { path: string; bytes: number } };
-  documentOrder(source: number, epoch: number): Float64Array;
+  windowChunks(source: number, window: number): { chunks: Float64Array; rowStarts: Float64Array };
   readDevice(slot: number, offset: number, length: number): Uint8Array;
   ipcHandle(): Uint8Array | undefined;
 }
@@ -526,12 +526,16 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.#native.readDevice(batch.slot, offset, length);
   }
 
-  /** The documents of source `source` in the order epoch `epoch` streams them (for audits and tests). */
-  documentOrder(source: string, epoch: number): Float64Array {
+  /**
+   * @internal Packing window `window` (0-based over the source's stream, epoch after epoch) of source `source`, as the
+   * loader packs it: `chunks` holds (document, offset, length) triples in stream order; for bestfit, row r is
+   * chunks[rowStarts[r]] up to chunks[rowStarts[r + 1]] (tests and audits).
+   */
+  windowChunks(source: string, window: number): { chunks: Float64Array; rowStarts: Float64Array } {
     const index = this.sources.indexOf(source);
     if (index < 0) throw new RangeError(`source must be one of ${this.sources.join(', ')}, received ${describeValue(source)}`);
-    integerOption('epoch', epoch, 0, 0);
-    return this.#native.documentOrder(index, epoch);
+    integerOption('window', window, 0, 0);
+    return this.#native.windowChunks(index, window);
   }
 
   /** Stops the prefetch threads and frees the ring; batches not yet released read as empty afterwards. */

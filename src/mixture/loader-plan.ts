@@ -13,10 +13,8 @@ import { ShardFormatError } from '../errors.js';
 import { loadAddon } from '../native.js';
 import { TokenDataset } from '../shards/token-dataset.js';
 import { planRecipe, type StagePlan } from './plan.js';
-import { stageMixture, type Recipe } from './recipe.js';
+import { SPREAD_WINDOWS, stageMixture, type Recipe } from './recipe.js';
 
-/** Documents per packing window (bestfit) and per stream-table entry. */
-export const DEFAULT_PACKING_WINDOW = 4096;
 
 export interface NativePlanSummary {
   stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
@@ -148,9 +146,9 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
     const mix = stageMixture(stage, index, branch);
     return { name: stage.name, steps: stageSteps(recipe, stage.tokens), shares: names.map((name) => mix[name] ?? 0) };
   });
-  const parameters = { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing, windowDocuments: DEFAULT_PACKING_WINDOW };
+  const parameters = { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing, windowDocuments: recipe.packingWindow, spreadWindows: SPREAD_WINDOWS };
   const key = createHash('sha256').update(JSON.stringify({
-    version: 1, parameters, stages: stages.map(({ steps, shares }) => ({ steps, shares })),
+    version: 2, parameters, stages: stages.map(({ steps, shares }) => ({ steps, shares })),
     sources: names.map((name, i) => ({ name, shards: shardFingerprints[i] })),
   })).digest('hex').slice(0, 32);
 
@@ -191,4 +189,59 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
     }
   }
   return { key, bytes, summary, cached, milliseconds: performance.now() - started, names, stages, stagePlans, fingerprints, eosFromManifest };
+}
+
+/** Steps of each stage the packing-quality figures cover by default (`octomix plan --quality-steps`). */
+export const DEFAULT_QUALITY_STEPS = 2048;
+
+/**
+ * How close a stage's sample order is to a shuffled sample (see docs/loader.md, "Sample order"), over its first
+ * `analysedSteps` global steps.
+ */
+export interface PackingQuality {
+  name: string;
+  steps: number;
+  analysedSteps: number;
+  rows: number;
+  /** Neighbouring rows of a global batch (row i, i + 1 of one step) that start in the same document. */
+  sameDocumentPairs: number;
+  neighbourPairs: number;
+  /** sameDocumentPairs / neighbourPairs. */
+  sameDocumentNeighbours: number;
+  /** The share a uniform shuffle of the same rows gives: sum of c(c - 1) / (N(N - 1)), c = rows starting in a document. */
+  uniformNeighbours: number;
+  sources: {
+    source: string;
+    /** Documents whose first token is in the analysed rows. */
+    documentStarts: number;
+    /** Spearman correlation between the row a document starts in and its length (0 is ideal). */
+    startLengthCorrelation: number;
+    /** Documents starting in the first 10% of the analysed rows, and their mean length. */
+    earlyDocuments: number;
+    earlyMeanLength: number;
+    /** Mean length of the source's non-empty documents. */
+    sourceMeanLength: number;
+  }[];
+}
+
+interface NativeQuality {
+  steps: number; rows: number; neighbourPairs: number; sameDocumentPairs: number; sameDocumentNeighbours: number; uniformNeighbours: number;
+  sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyDocuments: number; earlyMeanLength: number; sourceMeanLength: number }[];
+}
+
+/** Packing-quality figures of each stage of a prepared plan, computed natively from the plan and document lengths. */
+export async function measurePackingQuality(recipe: Recipe, prepared: PreparedPlan, options: { steps?: number } = {}): Promise<PackingQuality[]> {
+  const steps = options.steps ?? DEFAULT_QUALITY_STEPS;
+  if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`steps must be a positive integer, received ${steps}`);
+  const addon = loadAddon() as unknown as { measurePackingQuality(plan: Uint8Array, sources: unknown, steps: number): Promise<NativeQuality[]> };
+  const stages = await addon.measurePackingQuality(prepared.bytes, prepared.names.map((name) => ({ name, prefixes: recipe.sources[name].prefixes })), steps);
+  return stages.map((stage, index) => ({
+    name: prepared.stages[index].name, steps: prepared.stages[index].steps, analysedSteps: stage.steps, rows: stage.rows,
+    sameDocumentPairs: stage.sameDocumentPairs, neighbourPairs: stage.neighbourPairs,
+    sameDocumentNeighbours: stage.sameDocumentNeighbours, uniformNeighbours: stage.uniformNeighbours,
+    sources: prepared.names.flatMap((source, i) => prepared.stages[index].shares[i] > 0 ? [{
+      source, documentStarts: stage.sources[i].documentStarts, startLengthCorrelation: stage.sources[i].firstAppearanceLengthCorrelation,
+      earlyDocuments: stage.sources[i].earlyDocuments, earlyMeanLength: stage.sources[i].earlyMeanLength, sourceMeanLength: stage.sources[i].sourceMeanLength,
+    }] : []),
+  }));
 }

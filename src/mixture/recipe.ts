@@ -26,6 +26,15 @@ export interface RecipeSource {
   maxEpochs?: number;
 }
 
+/** Documents per packing window when a recipe does not say (see `Recipe.packingWindow`). */
+export const DEFAULT_PACKING_WINDOW = 4096;
+
+/**
+ * Packing windows over which one document's chunks are spread: chunk j of a document goes to the j-th window after
+ * its home window (in turn, within its epoch), so a long document never fills neighbouring rows.
+ */
+export const SPREAD_WINDOWS = 8;
+
 export type Mixture = Record<string, number>;  // source name -> share of tokens (sums to 1)
 
 export interface RecipeStage {
@@ -43,6 +52,11 @@ export interface Recipe {
   globalBatchSize: number;
   microBatchSize?: number;
   packing: 'concat' | 'bestfit';
+  /**
+   * Documents per packing window: the loader packs (bestfit) or lays out (concat) each window of a source's shuffled
+   * documents at a time and shuffles the window's samples. Default 4096.
+   */
+  packingWindow: number;
   sources: Record<string, RecipeSource>;
   stages: RecipeStage[];
 }
@@ -132,7 +146,7 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
     }
   }
   const root = objectAt('recipe', raw);
-  checkKeys('', root, ['seed', 'seqLength', 'globalBatchTokens', 'globalBatchSize', 'microBatchSize', 'packing', 'sources', 'stages']);
+  checkKeys('', root, ['seed', 'seqLength', 'globalBatchTokens', 'globalBatchSize', 'microBatchSize', 'packing', 'packingWindow', 'sources', 'stages']);
   const seed = root.seed === undefined ? 1234 : integerAt('seed', root.seed, 0);
   const seqLength = parseBudget('seqLength', root.seqLength);
   let globalBatchSize: number;
@@ -146,6 +160,8 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
   const microBatchSize = root.microBatchSize === undefined ? undefined : integerAt('microBatchSize', root.microBatchSize, 1);
   const packing = root.packing ?? 'bestfit';
   if (packing !== 'concat' && packing !== 'bestfit') throw new RecipeError('packing', `must be concat or bestfit, received ${describeValue(packing)}`);
+  const packingWindow = root.packingWindow === undefined ? DEFAULT_PACKING_WINDOW : integerAt('packingWindow', root.packingWindow, 16);
+  if (packingWindow > 1 << 20) throw new RecipeError('packingWindow', `must be at most ${1 << 20} documents, received ${describeValue(packingWindow)}`);
 
   const sourcesObject = objectAt('sources', root.sources);
   const sources: Record<string, RecipeSource> = {};
@@ -180,7 +196,7 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
     const branches = Object.fromEntries(Object.entries(branchesObject).map(([branch, mix]) => [branch, parseMixture(`${key}.branches.${branch}`, mix, sources)]));
     return { name, tokens, branches };
   });
-  return { seed, seqLength, globalBatchSize, ...(microBatchSize !== undefined ? { microBatchSize } : {}), packing, sources, stages };
+  return { seed, seqLength, globalBatchSize, ...(microBatchSize !== undefined ? { microBatchSize } : {}), packing, packingWindow, sources, stages };
 }
 
 /** The mixture of a stage for a branch choice. @throws {RecipeError} when the stage has branches and none is chosen */

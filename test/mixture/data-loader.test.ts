@@ -120,11 +120,12 @@ describe('DataLoader batches', () => {
   });
 
   it('bestfit drops and truncates nothing: the first epoch of a source covers every token of every document once', async () => {
-    const recipe = recipeFor('bestfit', { stages: [{ name: 'all', tokens: 300_000, mix: { qa: 1 } }] });
+    // web documents reach 700 tokens (up to 3 chunks, spread over the following windows): 15 windows per epoch.
+    const recipe = recipeFor('bestfit', { packingWindow: 64, stages: [{ name: 'all', tokens: 500_000, mix: { web: 1 } }] });
     const loader = await DataLoader.open({ recipe, cacheDir: cacheDir() });
-    const epochSamples = loader.plan.epochEnds.qa[0];
+    const epochSamples = loader.plan.epochEnds.web[0];
     expect(epochSamples).toBeGreaterThan(0);
-    const covered = lengths.qa.map((length) => new Uint8Array(length));
+    const covered = lengths.web.map((length) => new Uint8Array(length));
     let rows = 0;
     let realTokens = 0;
     await collect(loader, Infinity, (batch) => {
@@ -139,67 +140,95 @@ describe('DataLoader batches', () => {
     });
     expect(rows).toBe(epochSamples);
     expect(covered.every((positions) => positions.every((count) => count === 1))).toBe(true);
-    expect(realTokens).toBe(lengths.qa.reduce((a, b) => a + b, 0));
+    expect(realTokens).toBe(lengths.web.reduce((a, b) => a + b, 0));
     const padding = 1 - realTokens / (epochSamples * 256);
-    expect(padding).toBeLessThan(0.02);  // best-fit decreasing over a 4096-document window
+    expect(padding).toBeLessThan(0.02);  // best-fit decreasing, even over 64-document windows
     await loader.close();
   });
 
-  it('concat windows equal Megatron\'s sample index over the same document order (seqLength + 1 tokens, one shared)', async () => {
+  it('concat windows equal Megatron\'s sample index over the loader\'s piece stream (seqLength + 1 tokens, one shared)', async () => {
     const seqLength = 100;
-    const recipe = recipeFor('concat', { seqLength, globalBatchSize: 4, stages: [{ name: 'all', tokens: 200_000, mix: { cot: 1 } }] });
+    // cot documents reach 2000 tokens: cut into pieces of at most seqLength, spread over the 8 windows that follow
+    // (4 windows of 16 documents per epoch), shuffled within each window.
+    const recipe = recipeFor('concat', { seqLength, globalBatchSize: 4, packingWindow: 16, stages: [{ name: 'all', tokens: 200_000, mix: { cot: 1 } }] });
     const loader = await DataLoader.open({ recipe, cacheDir: cacheDir() });
     const dataset = TokenDataset.open(join(folder, 'cot'));
-    // Megatron's _build_sample_idx (helpers.cpp) over document_index = the loader's epochs, concatenated.
-    const documentIndex: number[] = [];
-    for (let epoch = 0; epoch < 10; epoch++) documentIndex.push(...loader.documentOrder('cot', epoch));
-    const sizes = dataset.documentLengths;
     const samples = loader.totalSteps * 4;
+    // The piece stream, window after window, as (document, offset, length); every piece of an epoch's documents in
+    // that epoch's windows, exactly once.
+    const pieces: [number, number, number][] = [];
+    let streamTokens = 0;
+    for (let window = 0; streamTokens <= samples * seqLength; window++) {
+      const { chunks } = loader.windowChunks('cot', window);
+      for (let i = 0; i < chunks.length; i += 3) {
+        pieces.push([chunks[i], chunks[i + 1], chunks[i + 2]]);
+        streamTokens += chunks[i + 2];
+        expect(chunks[i + 2]).toBeLessThanOrEqual(seqLength);
+      }
+    }
+    const firstEpoch = new Map<number, number>();
+    for (let window = 0; window < 4; window++) {
+      const { chunks } = loader.windowChunks('cot', window);
+      for (let i = 0; i < chunks.length; i += 3) firstEpoch.set(chunks[i], (firstEpoch.get(chunks[i]) ?? 0) + chunks[i + 2]);
+    }
+    expect(firstEpoch.size).toBe(lengths.cot.length);
+    for (const [document, tokens] of firstEpoch) expect(tokens).toBe(lengths.cot[document]);
+    // Megatron's _build_sample_idx (helpers.cpp) over the pieces, as it would run over a document index.
     const sampleIndex: [number, number][] = [[0, 0]];
-    let documentIndexIndex = 0;
-    let documentOffset = 0;
+    let pieceIndex = 0;
+    let pieceOffset = 0;
     for (let sample = 1; sample <= samples; sample++) {
       let remaining = seqLength + 1;
       while (remaining !== 0) {
-        const documentLength = sizes[documentIndex[documentIndexIndex]] - documentOffset;
-        remaining -= documentLength;
+        const pieceLength = pieces[pieceIndex][2] - pieceOffset;
+        remaining -= pieceLength;
         if (remaining <= 0) {
-          documentOffset += remaining + documentLength - 1;
+          pieceOffset += remaining + pieceLength - 1;
           remaining = 0;
         } else {
-          documentIndexIndex++;
-          documentOffset = 0;
+          pieceIndex++;
+          pieceOffset = 0;
         }
       }
-      sampleIndex.push([documentIndexIndex, documentOffset]);
+      sampleIndex.push([pieceIndex, pieceOffset]);
     }
-    const window = (sample: number): number[] => {
+    // The window's tokens, and for each one whether it ends a piece whose document goes on elsewhere.
+    const window = (sample: number): { tokens: number[]; cut: boolean[] } => {
       const [beginIndex, beginOffset] = sampleIndex[sample];
       const [endIndex, endOffset] = sampleIndex[sample + 1];
       const tokens: number[] = [];
+      const cut: boolean[] = [];
       for (let index = beginIndex; index <= endIndex; index++) {
-        const document = Array.from(dataset.document(documentIndex[index]) as Int32Array);
-        tokens.push(...document.slice(index === beginIndex ? beginOffset : 0, index === endIndex ? endOffset + 1 : undefined));
+        const [document, offset, length] = pieces[index];
+        const all = Array.from(dataset.document(document) as Int32Array).slice(offset, offset + length);
+        const from = index === beginIndex ? beginOffset : 0;
+        const to = index === endIndex ? endOffset + 1 : length;
+        tokens.push(...all.slice(from, to));
+        for (let i = from; i < to; i++) cut.push(i === length - 1 && offset + length < lengths.cot[document]);
       }
-      return tokens;
+      return { tokens, cut };
     };
     let sample = 0;
+    let cutLabels = 0;
     await collect(loader, Infinity, (batch) => {
       for (let row = 0; row < batch.microBatchSize; row++, sample++) {
-        const expected = window(sample);
+        const { tokens: expected, cut } = window(sample);
         expect(expected.length).toBe(seqLength + 1);
         expect(Array.from(batch.inputIds.subarray(row * seqLength, (row + 1) * seqLength))).toEqual(expected.slice(0, seqLength));
-        expect(Array.from(batch.labels.subarray(row * seqLength, (row + 1) * seqLength))).toEqual(expected.slice(1));
+        // Labels are the next stream token, except after a piece cut from a longer document: its own next token.
+        const labels = expected.slice(1).map((token, i) => (cut[i] ? expected[i] + 1 : token));
+        cutLabels += cut.slice(0, seqLength).filter(Boolean).length;
+        expect(Array.from(batch.labels.subarray(row * seqLength, (row + 1) * seqLength))).toEqual(labels);
       }
-      // Segments start where a document starts; positions restart there.
+      // Segments start where a piece starts; positions restart there.
       for (let segment = 0; segment + 1 < batch.cuSeqlens.length; segment++) {
         const from = batch.cuSeqlens[segment];
         expect(batch.positionIds[from]).toBe(0);
         expect(decode(batch.inputIds[from]).document).toBe(batch.documentIds[segment]);
-        if (from % seqLength !== 0) expect(decode(batch.inputIds[from]).position).toBe(0);
       }
     });
     expect(sample).toBe(samples);
+    expect(cutLabels).toBeGreaterThan(100);
     expect(sample * seqLength).toBeGreaterThan(3 * dataset.numTokens);  // the windows crossed epoch ends
     await loader.close();
   });
