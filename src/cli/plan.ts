@@ -5,15 +5,19 @@ import { parseArgs } from 'node:util';
 import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
 import { planRecipe } from '../mixture/plan.js';
-import { describeStages, prepareLoaderPlan } from '../mixture/loader-plan.js';
+import { DEFAULT_QUALITY_STEPS, describeStages, measurePackingQuality, prepareLoaderPlan, qualityLines, type PackingQuality } from '../mixture/loader-plan.js';
 import { loadRecipe } from '../mixture/recipe.js';
 
 const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE] [--cache-dir DIR] [--no-cache]
+                    [--quality-steps N | --no-quality]
 
 Prints, for each stage and source: tokens requested, tokens available in the shards, epochs (this stage and
 cumulative), share, then what the DataLoader will deliver (real tokens, realised share, padding rate) and the
 composition of the first global steps, from the loader's own plan (built, or read from the plan cache that
-DataLoader.open shares). Fails, naming the key, when a recipe is malformed, a shard is missing or corrupt, or a
+DataLoader.open shares), and the packing quality of the sample order: how often neighbouring rows of a global
+batch start in the same document (beside what a uniform shuffle of the same rows gives), the rank correlation
+between where documents start and their length, and the mean length of the documents starting in each stage's
+first 10% against the source's mean (docs/loader.md, "Sample order"). Fails, naming the key, when a recipe is malformed, a shard is missing or corrupt, or a
 stage needs more epochs of a source than its maxEpochs.
 
 options:
@@ -22,7 +26,10 @@ options:
   --json            print the plan as JSON
   --html FILE       also write a self-contained page with a chart of tokens per source over the steps
   --cache-dir DIR   where loader plans are cached (default $OCTOMIX_CACHE_DIR, else ~/.cache/octomix/plans)
-  --no-cache        build the loader plan without reading or writing the cache`;
+  --no-cache        build the loader plan without reading or writing the cache
+  --quality-steps N measure the packing quality over each stage's first N steps (default 2048; the whole stage
+                    when it is shorter)
+  --no-quality      skip the packing-quality figures`;
 
 export async function runPlan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,7 +37,8 @@ export async function runPlan(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' },
-      'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, 'quality-steps': { type: 'string' }, 'no-quality': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -46,19 +54,34 @@ export async function runPlan(args: string[]): Promise<number> {
     console.error(`octomix plan: --steps must be a non-negative integer, received "${values.steps}"`);
     return 2;
   }
+  const qualitySteps = values['quality-steps'] === undefined ? DEFAULT_QUALITY_STEPS : Number(values['quality-steps']);
+  if (!/^\d+$/.test(values['quality-steps'] ?? '1') || !Number.isSafeInteger(qualitySteps) || qualitySteps < 1) {
+    console.error(`octomix plan: --quality-steps must be a positive integer, received "${values['quality-steps']}"`);
+    return 2;
+  }
+  if (values['quality-steps'] !== undefined && values['no-quality']) {
+    console.error('octomix plan: give --quality-steps or --no-quality, not both');
+    return 2;
+  }
   const recipe = loadRecipe(positionals[0]);
   const plan = planRecipe(recipe, values.branch);
   const prepared = await prepareLoaderPlan(recipe, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
   console.error(`octomix plan: loader plan ${prepared.key} ${prepared.cached ? 'read from the cache' : 'built'} in ${(prepared.milliseconds / 1000).toFixed(2)} s`);
   // Delivered tokens, shares and the first steps as the loader will deliver them (from its own plan).
   const delivery = describeStages(recipe, prepared, { firstSteps: steps });
+  let quality: PackingQuality[] | undefined;
+  if (!values['no-quality']) {
+    const begun = performance.now();
+    quality = await measurePackingQuality(recipe, prepared, { steps: qualitySteps });
+    console.error(`octomix plan: packing quality measured over ${quality.reduce((sum, stage) => sum + stage.rows, 0).toLocaleString('en')} rows in ${((performance.now() - begun) / 1000).toFixed(2)} s`);
+  }
   if (values.html) {
     const title = `octomix plan: ${basename(positionals[0])}${values.branch ? ` (branch ${values.branch})` : ''}`;
-    await writeFile(values.html, planReport(recipe, plan, title, delivery));
+    await writeFile(values.html, planReport(recipe, plan, title, delivery, quality));
     console.error(`octomix plan: wrote ${values.html}`);
   }
   if (values.json) {
-    console.log(JSON.stringify({ recipe: { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing }, stages: plan, delivery, planKey: prepared.key }, null, 2));
+    console.log(JSON.stringify({ recipe: { seed: recipe.seed, seqLength: recipe.seqLength, globalBatchSize: recipe.globalBatchSize, packing: recipe.packing }, stages: plan, delivery, ...(quality ? { quality } : {}), planKey: prepared.key }, null, 2));
     return 0;
   }
   console.log(`seed ${recipe.seed}, seqLength ${recipe.seqLength}, global batch ${recipe.globalBatchSize} sequences (${formatCount(recipe.globalBatchSize * recipe.seqLength)} tokens), packing ${recipe.packing}`);
@@ -74,6 +97,8 @@ export async function runPlan(args: string[]): Promise<number> {
     delivered.firstSteps.forEach((counts, step) => {
       console.log(`  step ${step}: ${Object.entries(counts).map(([name, count]) => `${name} ${count}`).join(', ')}`);
     });
+    const order = quality?.find((entry) => entry.name === stage.name);
+    if (order) for (const line of qualityLines(order)) console.log(`  ${line}`);
   }
   return 0;
 }

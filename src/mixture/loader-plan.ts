@@ -245,3 +245,14 @@ export async function measurePackingQuality(recipe: Recipe, prepared: PreparedPl
     }] : []),
   }));
 }
+
+/** The packing-quality figures of one stage as lines of text (`octomix plan`, the HTML report). */
+export function qualityLines(stage: PackingQuality): string[] {
+  const percent = (value: number) => `${(value * 100).toFixed(3)}%`;
+  const scope = stage.analysedSteps < stage.steps ? `first ${stage.analysedSteps.toLocaleString('en')} of ${stage.steps.toLocaleString('en')} steps` : `all ${stage.steps.toLocaleString('en')} steps`;
+  return [
+    `sample order (${scope}, ${stage.rows.toLocaleString('en')} rows): neighbouring rows starting in the same document ${percent(stage.sameDocumentNeighbours)} (a uniform shuffle: ${percent(stage.uniformNeighbours)})`,
+    ...stage.sources.map((source) => `  ${source.source}: ${source.documentStarts.toLocaleString('en')} document starts, start-row/length rank correlation ${source.startLengthCorrelation.toFixed(3)}, ` +
+      `mean length of those starting in the first 10% ${source.earlyMeanLength.toFixed(1)} vs ${source.sourceMeanLength.toFixed(1)} in the source (${source.sourceMeanLength > 0 ? (source.earlyMeanLength / source.sourceMeanLength).toFixed(3) : '-'}x)`),
+  ];
+}

@@ -4,7 +4,7 @@
  */
 import type { Recipe } from './recipe.js';
 import type { StagePlan } from './plan.js';
-import type { StageDelivery } from './loader-plan.js';
+import { qualityLines, type PackingQuality, type StageDelivery } from './loader-plan.js';
 import { formatCount } from '../io/progress.js';
 
 const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
@@ -13,7 +13,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[char]!);
 }
 
-export function planReport(recipe: Recipe, plan: StagePlan[], title: string, delivery?: StageDelivery[]): string {
+export function planReport(recipe: Recipe, plan: StagePlan[], title: string, delivery?: StageDelivery[], quality?: PackingQuality[]): string {
   const sources = [...new Set(plan.flatMap((stage) => stage.sources.map((source) => source.source)))];
   // Cumulative tokens per source at each stage boundary (mixtures are constant inside a stage, so lines are straight).
   const boundaries: { step: number; cumulative: number[] }[] = [{ step: 0, cumulative: sources.map(() => 0) }];
@@ -50,6 +50,7 @@ ${stage.sources.map((s) => {
     return `<tr><td>${escapeHtml(s.source)}</td><td>${(s.share * 100).toFixed(1)}%</td><td>${formatCount(s.requestedTokens)}</td><td>${formatCount(s.availableTokens)}</td><td>${s.epochs.toFixed(2)}</td><td>${s.cumulativeEpochs.toFixed(2)}</td>${extra}</tr>`;
   }).join('\n')}
 </table>
+${(() => { const order = quality?.find((entry) => entry.name === stage.name); return order ? `<p class="quality">${qualityLines(order).map(escapeHtml).join('<br>')}</p>` : ''; })()}
 ${delivered?.firstSteps.length ? `<p>First steps: ${delivered.firstSteps.map((counts, step) => `step ${step}: ${Object.entries(counts).map(([name, count]) => `${escapeHtml(name)} ${count}`).join(', ')}`).join('; ')}</p>` : ''}`;
   }).join('\n');
   return `<!doctype html>

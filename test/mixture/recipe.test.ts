@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ShardWriter } from '../../src/index.js';
 import { planRecipe } from '../../src/mixture/plan.js';
+import { measurePackingQuality, prepareLoaderPlan, type PackingQuality } from '../../src/mixture/loader-plan.js';
 import { loadAddon } from '../../src/native.js';
 import { loadRecipe, parseBudget, RecipeError } from '../../src/mixture/recipe.js';
 import { packageRoot } from '../../src/native.js';
@@ -167,5 +168,22 @@ describe('octomix plan', () => {
     const failing = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'greedy.yaml'), '--branch', 'long'], { encoding: 'utf8' });
     expect(failing.status).toBe(1);
     expect(failing.stderr).toMatch(/stages\[1\]\.branches\.long\.cot: needs 6\.00 epochs .*too many \[RECIPE_INVALID\]/);
+  });
+
+  it('reports the packing quality of the sample order, as measurePackingQuality computes it', async () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--no-cache', ...args], { encoding: 'utf8' });
+    const text = cli();
+    expect(text.status).toBe(0);
+    expect(text.stdout).toMatch(/sample order \(all 20 steps, 200 rows\): neighbouring rows starting in the same document [\d.]+% \(a uniform shuffle: [\d.]+%\)/);
+    expect(text.stdout).toMatch(/ {4}web: [\d,]+ document starts, start-row\/length rank correlation -?[\d.]+, mean length of those starting in the first 10% [\d.]+ vs [\d.]+ in the source/);
+    const json = JSON.parse(cli('--json', '--quality-steps', '5').stdout) as { quality: PackingQuality[] };
+    const recipe = loadRecipe(join(folder, 'recipe.yaml'));
+    const prepared = await prepareLoaderPlan(recipe, 'short', { cache: false });
+    expect(json.quality).toEqual(await measurePackingQuality(recipe, prepared, { steps: 5 }));
+    expect(json.quality[0]).toMatchObject({ name: 'stable', steps: 20, analysedSteps: 5, rows: 50 });
+    expect(cli('--no-quality').stdout).not.toMatch(/sample order/);
+    const bad = cli('--quality-steps', '0');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--quality-steps must be a positive integer, received "0"/);
   });
 });
