@@ -1,9 +1,10 @@
 """Trainer-side client of `octomix serve`: batches from an octomix DataLoader running in its own process.
 
-Needs only the standard library and numpy (torch is optional: `batch.to_torch()`). The server puts every batch in a
-shared-memory ring; this client maps the ring once and hands out numpy arrays that are views of it, so no batch is
-copied. A view is valid until `batch.release()`: after that the server reuses the slot for a later batch, so copy
-what must outlive the step (`batch.copy()` or `np.array(view)`).
+Needs numpy and msgpack (Debian: apt-get install python3-numpy python3-msgpack; pip: pip install numpy msgpack);
+torch is optional (`batch.to_torch()`, `batch.cuda()`). The server puts every batch in a shared-memory ring; this
+client maps the ring once and hands out numpy arrays that are views of it, so no batch is copied. A view is valid
+until `batch.release()`: after that the server reuses the slot for a later batch, so copy what must outlive the step
+(`batch.copy()` or `np.array(view)`).
 
     from octomix_client import OctomixClient
 
@@ -15,14 +16,16 @@ what must outlive the step (`batch.copy()` or `np.array(view)`).
             if batch.micro_batch == client.micro_batches_per_step - 1:
                 save(client.state())      # a small dict; pass as resume= to continue exactly here
 
-Messages are msgpack maps in frames of a 4-byte little-endian length (see src/cli/serve.ts for the protocol); the
-small msgpack codec below covers the types the protocol uses, so msgpack need not be installed.
+Messages are msgpack maps in frames of a 4-byte little-endian length (src/serve/protocol.ts has the protocol). The
+batch fields are the server's: each batch message lists them (name, dtype, offset, shape), and this client builds
+its views from that, naming each field in snake_case (inputIds -> input_ids).
 """
 from __future__ import annotations
 
 import json
 import mmap
 import os
+import re
 import shutil
 import socket
 import struct
@@ -33,142 +36,37 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import numpy as np
 
-__all__ = ["OctomixClient", "Batch", "OctomixServerError", "pack", "unpack"]
+try:
+    import msgpack
+except ImportError as _error:  # pragma: no cover - depends on the machine
+    raise ImportError("octomix_client needs the msgpack package: pip install msgpack (Debian/Ubuntu: apt-get install python3-msgpack)") from _error
 
-FIELD_NAMES = {
-    "inputIds": "input_ids",
-    "labels": "labels",
-    "positionIds": "position_ids",
-    "lossMask": "loss_mask",
-    "cuSeqlens": "cu_seqlens",
-    "documentIds": "document_ids",
-    "sourceIds": "source_ids",
-}
+__all__ = ["OctomixClient", "Batch", "OctomixServerError", "pack", "unpack", "snake_case"]
 
 
 class OctomixServerError(RuntimeError):
-    """An error reported by the server (`code` is octomix's stable error code) or a server that went away."""
+    """An error reported by the server (`code` is octomix's stable error code, `message` the server's words) or a
+    server that went away (code SERVER_EXITED, SERVER_GONE or SERVER_TIMEOUT)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{message} [{code}]")
         self.code = code
+        self.message = message
 
-
-# --- msgpack (the subset the protocol uses: nil, bool, int, float, str, bin, array, map) -----------------------
 
 def pack(value: Any) -> bytes:
-    out = bytearray()
-    _pack_into(value, out)
-    return bytes(out)
-
-
-def _pack_into(value: Any, out: bytearray) -> None:
-    if value is None:
-        out.append(0xC0)
-    elif value is True:
-        out.append(0xC3)
-    elif value is False:
-        out.append(0xC2)
-    elif isinstance(value, int):
-        if 0 <= value < 0x80:
-            out.append(value)
-        elif -32 <= value < 0:
-            out.append(value & 0xFF)
-        elif 0 <= value < 1 << 64:
-            out += b"\xcf" + struct.pack(">Q", value)
-        else:
-            out += b"\xd3" + struct.pack(">q", value)
-    elif isinstance(value, float):
-        out += b"\xcb" + struct.pack(">d", value)
-    elif isinstance(value, str):
-        data = value.encode("utf-8")
-        if len(data) < 32:
-            out.append(0xA0 | len(data))
-        else:
-            out += b"\xdb" + struct.pack(">I", len(data))
-        out += data
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        data = bytes(value)
-        out += b"\xc6" + struct.pack(">I", len(data)) + data
-    elif isinstance(value, (list, tuple)):
-        out += b"\xdd" + struct.pack(">I", len(value))
-        for item in value:
-            _pack_into(item, out)
-    elif isinstance(value, dict):
-        out += b"\xdf" + struct.pack(">I", len(value))
-        for key, item in value.items():
-            _pack_into(key, out)
-            _pack_into(item, out)
-    else:
-        raise TypeError(f"cannot msgpack a {type(value).__name__}")
+    """msgpack bytes of a value (integers of any width keep their value; bytes as bin)."""
+    return msgpack.packb(value, use_bin_type=True)
 
 
 def unpack(data: bytes) -> Any:
-    value, offset = _unpack_at(memoryview(data), 0)
-    if offset != len(data):
-        raise ValueError(f"msgpack: {len(data) - offset} bytes left over")
-    return value
+    """The value of msgpack bytes; trailing bytes are an error."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
-def _unpack_at(data: memoryview, offset: int):
-    tag = data[offset]
-    offset += 1
-    if tag < 0x80:
-        return tag, offset
-    if tag >= 0xE0:
-        return tag - 0x100, offset
-    if 0x80 <= tag <= 0x8F:
-        return _unpack_map(data, offset, tag & 0x0F)
-    if 0x90 <= tag <= 0x9F:
-        return _unpack_array(data, offset, tag & 0x0F)
-    if 0xA0 <= tag <= 0xBF:
-        length = tag & 0x1F
-        return str(data[offset:offset + length], "utf-8"), offset + length
-    if tag in _CONSTANTS:
-        return _CONSTANTS[tag], offset
-    number = _NUMBERS.get(tag)
-    if number is not None:
-        return number.unpack_from(data, offset)[0], offset + number.size
-    if tag in (0xD9, 0xDA, 0xDB):
-        size = {0xD9: 1, 0xDA: 2, 0xDB: 4}[tag]
-        length = int.from_bytes(data[offset:offset + size], "big")
-        offset += size
-        return str(data[offset:offset + length], "utf-8"), offset + length
-    if tag in (0xC4, 0xC5, 0xC6):
-        size = {0xC4: 1, 0xC5: 2, 0xC6: 4}[tag]
-        length = int.from_bytes(data[offset:offset + size], "big")
-        offset += size
-        return bytes(data[offset:offset + length]), offset + length
-    if tag in (0xDC, 0xDD):
-        size = 2 if tag == 0xDC else 4
-        return _unpack_array(data, offset + size, int.from_bytes(data[offset:offset + size], "big"))
-    if tag in (0xDE, 0xDF):
-        size = 2 if tag == 0xDE else 4
-        return _unpack_map(data, offset + size, int.from_bytes(data[offset:offset + size], "big"))
-    raise ValueError(f"msgpack: unsupported type byte 0x{tag:02x}")
-
-
-_CONSTANTS = {0xC0: None, 0xC2: False, 0xC3: True}
-_NUMBERS = {tag: struct.Struct(layout) for tag, layout in {
-    0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
-}.items()}
-
-
-def _unpack_array(data: memoryview, offset: int, count: int):
-    items = []
-    for _ in range(count):
-        item, offset = _unpack_at(data, offset)
-        items.append(item)
-    return items, offset
-
-
-def _unpack_map(data: memoryview, offset: int, count: int):
-    result = {}
-    for _ in range(count):
-        key, offset = _unpack_at(data, offset)
-        value, offset = _unpack_at(data, offset)
-        result[key] = value
-    return result, offset
+def snake_case(name: str) -> str:
+    """A field name as this client spells it: inputIds -> input_ids."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 # --- CUDA IPC (device='cuda:N'; needs torch and the driver's libcuda.so.1) -------------------------------------
@@ -224,10 +122,10 @@ def _close_ipc_handle(pointer: int) -> None:
 class Batch:
     """One micro-batch: numpy views of the shared ring (row-major microBatchSize x seqLength), valid until release().
 
-    Fields (also as attributes): input_ids, labels, position_ids (int32), loss_mask (uint8), cu_seqlens (int32, one
-    per segment boundary over the flattened micro-batch), document_ids (int32 per segment, -1 for padding),
-    source_ids (uint16 per row). Metadata: index, step, micro_batch, stage, stage_index, max_seqlen, loss_tokens,
-    sources (names per row).
+    Fields (also as attributes), as the server lists them: input_ids, labels, position_ids (int32), loss_mask (uint8),
+    cu_seqlens (int32, one per segment boundary over the flattened micro-batch), document_ids (int32 per segment, -1
+    for padding), source_ids (uint16 per row), samples (float64 per row: the row's sample number in its source).
+    Metadata: index, step, micro_batch, stage, stage_index, max_seqlen, loss_tokens, sources (names per row).
     """
 
     def __init__(self, client: "OctomixClient", message: Dict[str, Any]):
@@ -243,11 +141,12 @@ class Batch:
         self.sources: List[str] = message["sources"]
         self.released = False
         self._specs = message["fields"]
+        self._names = frozenset(snake_case(name) for name in message["fields"])
         self._fields: Dict[str, np.ndarray] = {}
         for name, spec in message["fields"].items():
             count = int(np.prod(spec["shape"])) if spec["shape"] else 0
             view = np.frombuffer(client._ring, dtype=np.dtype(spec["dtype"]), count=count, offset=spec["offset"])
-            self._fields[FIELD_NAMES.get(name, name)] = view.reshape(spec["shape"])
+            self._fields[snake_case(name)] = view.reshape(spec["shape"])
 
     def __getitem__(self, name: str) -> np.ndarray:
         if self.released:
@@ -255,7 +154,7 @@ class Batch:
         return self._fields[name]
 
     def __getattr__(self, name: str) -> np.ndarray:
-        if name.startswith("_") or name not in FIELD_NAMES.values():
+        if name.startswith("_") or name not in self.__dict__.get("_names", ()):
             raise AttributeError(name)
         return self[name]
 
@@ -294,7 +193,7 @@ class Batch:
         tensors = {}
         for name, spec in self._specs.items():
             array = _DeviceArray(base + spec["offset"], tuple(spec["shape"]), np.dtype(spec["dtype"]))
-            tensors[FIELD_NAMES.get(name, name)] = torch.as_tensor(array, device=self._client.device)
+            tensors[snake_case(name)] = torch.as_tensor(array, device=self._client.device)
         self._uses_device = True
         return tensors
 
@@ -323,21 +222,27 @@ class OctomixClient:
     recipe, branch, rank, world_size, micro_batch_size, prefetch, threads, cache_dir: as DataLoader.open's options.
     resume: a state from `state()` (a dict). device: 'cpu' (numpy views of the shared ring) or 'cuda:N' (also
     `batch.cuda()`: torch tensors over the server's device ring, mapped once through a CUDA IPC handle; needs torch).
-    pipeline: batch requests kept in flight (default 2). command: how to run octomix (default: `octomix` on PATH, else
-    `npx octomix`). Raises OctomixServerError when the server fails to start or reports an error.
+    pipeline: batch requests kept in flight (default 2; at most the server's ring slots). command: how to run octomix
+    (default: $OCTOMIX_CLI split on spaces, else `octomix` on PATH, else `npx --no-install octomix`).
+    receive_timeout: seconds to wait for any one reply before raising OctomixServerError SERVER_TIMEOUT (default 300;
+    None waits forever). Raises OctomixServerError, with the server's code and message, when the server fails to
+    start, reports an error, or goes away.
     """
 
     def __init__(self, recipe: Optional[str] = None, branch: Optional[str] = None, rank: int = 0, world_size: int = 1,
                  micro_batch_size: Optional[int] = None, prefetch: Optional[int] = None, threads: Optional[int] = None,
                  resume: Optional[Dict[str, Any]] = None, cache_dir: Optional[str] = None, device: str = "cpu",
                  command: Optional[List[str]] = None, socket_path: Optional[str] = None, start_timeout: float = 600.0,
-                 env: Optional[Dict[str, str]] = None, pipeline: int = 2):
+                 env: Optional[Dict[str, str]] = None, pipeline: int = 2, receive_timeout: Optional[float] = 300.0):
         if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
             raise ValueError(f"device must be 'cpu' or 'cuda:N', received {device!r}")
         self.device = device
         self._device_base: Optional[int] = None
-        if pipeline < 1:
-            raise ValueError(f"pipeline must be >= 1, received {pipeline!r}")
+        if not isinstance(pipeline, int) or pipeline < 1:
+            raise ValueError(f"pipeline must be an integer >= 1, received {pipeline!r}")
+        if receive_timeout is not None and not receive_timeout > 0:
+            raise ValueError(f"receive_timeout must be > 0 seconds or None, received {receive_timeout!r}")
+        self._receive_timeout = receive_timeout
         # Requests for the next batches kept in flight, so the server's reply is already waiting when the trainer
         # asks (each one holds a ring slot, so keep it under prefetch).
         self._pipeline = pipeline
@@ -367,15 +272,28 @@ class OctomixClient:
                     json.dump(resume, handle)
                 arguments += ["--resume", state_path]
             if command is None:
-                command = ["octomix"] if shutil.which("octomix") else ["npx", "--no-install", "octomix"]
-            self._process = subprocess.Popen(command + arguments, stdout=subprocess.PIPE, env=env)
-            # The server prints one JSON line once it listens (after checking the shards and building the plan).
+                if os.environ.get("OCTOMIX_CLI"):
+                    command = os.environ["OCTOMIX_CLI"].split()
+                else:
+                    command = ["octomix"] if shutil.which("octomix") else ["npx", "--no-install", "octomix"]
+            try:
+                self._process = subprocess.Popen(command + arguments, stdout=subprocess.PIPE, env=env)
+            except OSError as error:
+                self._cleanup_folder()
+                raise OctomixServerError("CLI_MISSING", f"cannot run {' '.join(command)} ({error}): install Node.js >= 20 and the octomix npm "
+                                         "package, or name the CLI with command=[...] or OCTOMIX_CLI") from None
+            # The server prints one JSON line once it listens (after checking the shards and building the plan), or
+            # the error that stopped it.
             line = self._process.stdout.readline()
             if not line:
                 code = self._process.wait()
                 self._cleanup_folder()
-                raise OctomixServerError("SERVER_EXITED", f"octomix serve exited with code {code} before listening (its stderr says why)")
+                raise OctomixServerError("SERVER_EXITED", f"{' '.join(command)} serve exited with code {code} before listening (its stderr above says why)")
             ready = json.loads(line)
+            if "error" in ready:
+                self._process.wait()
+                self._cleanup_folder()
+                raise OctomixServerError(ready["error"].get("code", "INTERNAL"), ready["error"].get("message", ""))
             socket_path = ready["socket"]
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = time.monotonic() + start_timeout
@@ -387,6 +305,7 @@ class OctomixClient:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        self._socket.settimeout(self._receive_timeout)
         hello = self._receive()
         if hello.get("type") == "error":
             raise OctomixServerError(hello.get("code", "ERROR"), hello.get("message", ""))
@@ -398,6 +317,9 @@ class OctomixClient:
         self.total_steps: int = hello["totalSteps"]
         self.sources: List[str] = hello["sources"]
         self.stages: List[str] = hello["stages"]
+        self.slots: int = hello["slots"]
+        # Each request in flight holds a ring slot on the server, so never more than it has.
+        self._pipeline = min(self._pipeline, self.slots)
         if hello.get("ipcHandle") is not None:
             self._device_base = _open_ipc_handle(hello["ipcHandle"], int(hello["device"].split(":")[1]))
         shared = hello["sharedMemory"]
@@ -410,7 +332,10 @@ class OctomixClient:
     # framing
     def _send(self, message: Dict[str, Any]) -> None:
         body = pack(message)
-        self._socket.sendall(struct.pack("<I", len(body)) + body)
+        try:
+            self._socket.sendall(struct.pack("<I", len(body)) + body)
+        except (BrokenPipeError, ConnectionResetError, OSError) as error:
+            raise OctomixServerError("SERVER_GONE", f"octomix serve is gone ({error})") from None
 
     def _receive(self) -> Dict[str, Any]:
         while True:
@@ -420,7 +345,12 @@ class OctomixClient:
                     body = self._buffer[4:4 + length]
                     self._buffer = self._buffer[4 + length:]
                     return unpack(body)
-            chunk = self._socket.recv(1 << 16)
+            try:
+                chunk = self._socket.recv(1 << 16)
+            except socket.timeout:
+                raise OctomixServerError("SERVER_TIMEOUT", f"octomix serve sent nothing for {self._receive_timeout} s (receive_timeout)") from None
+            except (ConnectionResetError, OSError) as error:
+                raise OctomixServerError("SERVER_GONE", f"octomix serve is gone ({error})") from None
             if not chunk:
                 raise OctomixServerError("SERVER_GONE", "octomix serve closed the connection")
             self._buffer += chunk
@@ -473,6 +403,10 @@ class OctomixClient:
 
     def progress(self) -> Dict[str, Any]:
         return self._request({"type": "progress"})["progress"]
+
+    def ping(self, payload: Any = None) -> Any:
+        """A round trip to the server; returns `payload` as the server decoded and re-encoded it."""
+        return self._request({"type": "ping", "payload": payload})["payload"]
 
     def close(self) -> None:
         """Tells the server to stop (it removes its shared memory) and waits for it."""

@@ -205,14 +205,12 @@ StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources
     offset = alignUp(offset + bytes, 64);
     return at;
   };
-  layout_.inputIds = place(tokens * 4);
-  layout_.labels = place(tokens * 4);
-  layout_.positionIds = place(tokens * 4);
-  layout_.lossMask = place(tokens);
-  layout_.cuSeqlens = place((tokens + 1) * 4);
-  layout_.documentIds = place(tokens * 4);
-  layout_.sourceIds = place(size_t{options_.microBatchSize} * 2);
-  layout_.samples = place(size_t{options_.microBatchSize} * 8);
+  for (size_t field = 0; field < kFieldCount; ++field) {
+    // Capacity: a segment per token at most (bestfit pieces of one token each), so cuSeqlens holds tokens + 1.
+    const BatchField& spec = kBatchFields[field];
+    const size_t count = spec.extent == FieldExtent::kRows ? options_.microBatchSize : spec.extent == FieldExtent::kSegmentBounds ? tokens + 1 : tokens;
+    layout_.offset[field] = place(count * spec.itemBytes);
+  }
   layout_.total = alignUp(offset, 4096);
   if (!options_.sharedMemoryPath.empty()) {
     ring_ = std::make_shared<SharedRing>(options_.sharedMemoryPath, layout_.total * options_.prefetch);
@@ -380,14 +378,14 @@ void StreamingLoader::work() {
 void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch) {
   uint8_t* base = memory_[slot]->data;
   const uint32_t seqLength = plan_.parameters.seqLength;
-  int32_t* inputIds = reinterpret_cast<int32_t*>(base + layout_.inputIds);
-  int32_t* labels = reinterpret_cast<int32_t*>(base + layout_.labels);
-  int32_t* positions = reinterpret_cast<int32_t*>(base + layout_.positionIds);
-  uint8_t* lossMask = base + layout_.lossMask;
-  int32_t* cuSeqlens = reinterpret_cast<int32_t*>(base + layout_.cuSeqlens);
-  int32_t* documentIds = reinterpret_cast<int32_t*>(base + layout_.documentIds);
-  uint16_t* sourceIds = reinterpret_cast<uint16_t*>(base + layout_.sourceIds);
-  double* samples = reinterpret_cast<double*>(base + layout_.samples);
+  int32_t* inputIds = reinterpret_cast<int32_t*>(base + layout_.offset[kInputIds]);
+  int32_t* labels = reinterpret_cast<int32_t*>(base + layout_.offset[kLabels]);
+  int32_t* positions = reinterpret_cast<int32_t*>(base + layout_.offset[kPositionIds]);
+  uint8_t* lossMask = base + layout_.offset[kLossMask];
+  int32_t* cuSeqlens = reinterpret_cast<int32_t*>(base + layout_.offset[kCuSeqlens]);
+  int32_t* documentIds = reinterpret_cast<int32_t*>(base + layout_.offset[kDocumentIds]);
+  uint16_t* sourceIds = reinterpret_cast<uint16_t*>(base + layout_.offset[kSourceIds]);
+  double* samples = reinterpret_cast<double*>(base + layout_.offset[kSamples]);
   const bool concat = plan_.parameters.packing == Packing::kConcat;
   const int32_t ignore = options_.ignoreIndex;
   uint32_t segments = 0;

@@ -543,15 +543,19 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     const mixture::BatchLayout& layout = loader_->layout();
     result.Set("totalMicroBatches", Napi::Number::New(env, static_cast<double>(loader_->totalMicroBatches())));
     result.Set("microBatchesPerStep", Napi::Number::New(env, static_cast<double>(loader_->microBatchesPerStep())));
+    // The batch field table (data_loader.h) with this loader's offsets: what every client builds its views from.
     Napi::Object offsets = Napi::Object::New(env);
-    offsets.Set("inputIds", Napi::Number::New(env, static_cast<double>(layout.inputIds)));
-    offsets.Set("labels", Napi::Number::New(env, static_cast<double>(layout.labels)));
-    offsets.Set("positionIds", Napi::Number::New(env, static_cast<double>(layout.positionIds)));
-    offsets.Set("lossMask", Napi::Number::New(env, static_cast<double>(layout.lossMask)));
-    offsets.Set("cuSeqlens", Napi::Number::New(env, static_cast<double>(layout.cuSeqlens)));
-    offsets.Set("documentIds", Napi::Number::New(env, static_cast<double>(layout.documentIds)));
-    offsets.Set("sourceIds", Napi::Number::New(env, static_cast<double>(layout.sourceIds)));
-    offsets.Set("samples", Napi::Number::New(env, static_cast<double>(layout.samples)));
+    Napi::Array fields = Napi::Array::New(env, mixture::kFieldCount);
+    for (size_t field = 0; field < mixture::kFieldCount; ++field) {
+      const mixture::BatchField& spec = mixture::kBatchFields[field];
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("name", spec.name);
+      entry.Set("dtype", spec.dtype);
+      entry.Set("offset", Napi::Number::New(env, static_cast<double>(layout.offset[field])));
+      entry.Set("extent", mixture::extentName(spec.extent));
+      fields.Set(static_cast<uint32_t>(field), entry);
+    }
+    offsets.Set("fields", fields);
     offsets.Set("total", Napi::Number::New(env, static_cast<double>(layout.total)));
     result.Set("layout", offsets);
     if (loader_->sharedRing()) {

@@ -8,29 +8,24 @@
  * closes the loader, removes the ring and exits, so a killed trainer never leaves a server behind. SIGTERM and
  * SIGINT do the same; a ring whose server died (SIGKILL) is removed by the next server that starts.
  *
- * Protocol (trainer -> server, then server -> trainer):
- *   on connect                 -> { type: 'hello', version: 1, sharedMemory: { path, bytes }, slotBytes, slots,
- *                                   microBatchSize, seqLength, microBatchesPerStep, totalMicroBatches, totalSteps,
- *                                   sources, stages, device, ipcHandle?, deviceBytes? }
- *                                 (with --device cuda:N, ipcHandle is the device ring's 64-byte CUDA IPC handle; a
- *                                 field's offset is the same from the device ring's base as in the shared file)
- *   { type: 'next' }           -> { type: 'batch', slot, index, step, microBatch, stage, stageIndex, segments,
- *                                   maxSeqlen, lossTokens, sources, fields: { NAME: { offset, dtype, shape } } }
- *                                 | { type: 'end' } | { type: 'error', code, message }
- *   { type: 'release', slot }  -> (nothing; the slot goes back to the prefetch threads)
- *   { type: 'state', consumed? } -> { type: 'state', state }    (the state after `consumed` micro-batches, default
- *                                 all handed out; pass it as --resume FILE to continue)
- *   { type: 'progress' }       -> { type: 'progress', progress }
- *   { type: 'close' }          -> the server shuts down
- * Field offsets are absolute in the shared-memory file; dtypes are numpy names; shapes are row-major.
+ * Protocol: src/serve/protocol.ts (framing, integer widths, request schemas). On connect the server sends
+ *   { type: 'hello', version: 2, sharedMemory: { path, bytes }, slotBytes, slots, layout: { total, fields: [{ name,
+ *     dtype, offset, extent }] }, microBatchSize, seqLength, microBatchesPerStep, totalMicroBatches, totalSteps,
+ *     startMicroBatch, sources, stages, planKey, rank, worldSize, device, ipcHandle?, deviceBytes? }
+ * and each batch message is { type: 'batch', slot, index, step, microBatch, stage, stageIndex, segments, maxSeqlen,
+ * lossTokens, sources, fields: { NAME: { offset, dtype, shape } } } with one entry per row of the loader's field table
+ * (offsets absolute in the shared-memory file; dtypes numpy names; shapes row-major). With --device cuda:N,
+ * ipcHandle is the device ring's 64-byte CUDA IPC handle; a field's offset is the same from the device ring's base.
+ * If the loader cannot open, the server prints { "error": { code, message } } as its one stdout line and exits 1.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Packr, Unpackr } from 'msgpackr';
+import { fieldShape } from '../mixture/batch-layout.js';
 import { DataLoader, type Batch, type LoaderState } from '../mixture/data-loader.js';
+import { decodeBody, encodeFrame, frameReader, MAX_REQUEST_BYTES, parseRequest, ProtocolError, type Request } from '../serve/protocol.js';
 
 const help = `usage: octomix serve --recipe RECIPE [--branch NAME] (--socket PATH | --stdio) [options]
 
@@ -85,31 +80,6 @@ export function removeStaleRings(directory: string): string[] {
   return removed;
 }
 
-const packer = new Packr({ useRecords: false, variableMapSize: true });
-const unpacker = new Unpackr({ useRecords: false });
-
-function frame(message: unknown): Buffer {
-  const body = packer.pack(message);
-  const header = Buffer.alloc(4);
-  header.writeUInt32LE(body.length, 0);
-  return Buffer.concat([header, body]);
-}
-
-/** Splits a byte stream into frames. */
-function frameReader(onMessage: (message: Record<string, unknown>) => void): (chunk: Buffer) => void {
-  let pending: Buffer = Buffer.alloc(0);
-  return (chunk) => {
-    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-    while (pending.length >= 4) {
-      const length = pending.readUInt32LE(0);
-      if (pending.length < 4 + length) break;
-      const message = unpacker.unpack(pending.subarray(4, 4 + length)) as Record<string, unknown>;
-      pending = pending.subarray(4 + length);
-      onMessage(message);
-    }
-  };
-}
-
 function positiveInteger(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value);
@@ -144,7 +114,7 @@ export async function runServe(args: string[]): Promise<number> {
   let resume: LoaderState | undefined;
   if (values.resume) {
     const bytes = readFileSync(values.resume);
-    resume = (bytes[0] === 0x7b ? JSON.parse(bytes.toString('utf8')) : unpacker.unpack(bytes)) as LoaderState;
+    resume = (bytes[0] === 0x7b ? JSON.parse(bytes.toString('utf8')) : decodeBody(bytes)) as LoaderState;
   }
   const shmDirectory = values['shm-dir'] ?? process.env.OCTOMIX_SHM_DIR ?? '/dev/shm';
   for (const path of removeStaleRings(shmDirectory)) console.error(`octomix serve: removed ${path}, left by a server that no longer runs`);
@@ -169,12 +139,20 @@ export async function runServe(args: string[]): Promise<number> {
   process.once('SIGTERM', () => void shutdown(0, 'SIGTERM: shutting down'));
   process.once('SIGINT', () => void shutdown(0, 'SIGINT: shutting down'));
 
-  loader = await DataLoader.open({
-    recipe: values.recipe, branch: values.branch, rank: positiveInteger('rank', values.rank), worldSize: positiveInteger('world-size', values['world-size']),
-    microBatchSize: positiveInteger('micro-batch-size', values['micro-batch-size']), prefetch: positiveInteger('prefetch', values.prefetch),
-    threads: positiveInteger('threads', values.threads), cacheDir: values['cache-dir'], resume, sharedMemoryPath: ringPath,
-    device: device as 'cpu',
-  });
+  try {
+    loader = await DataLoader.open({
+      recipe: values.recipe, branch: values.branch, rank: positiveInteger('rank', values.rank), worldSize: positiveInteger('world-size', values['world-size']),
+      microBatchSize: positiveInteger('micro-batch-size', values['micro-batch-size']), prefetch: positiveInteger('prefetch', values.prefetch),
+      threads: positiveInteger('threads', values.threads), cacheDir: values['cache-dir'], resume, sharedMemoryPath: ringPath,
+      device: device as 'cpu',
+    });
+  } catch (error) {
+    // The client waits for one stdout line: it gets the error's code and message there (stderr says it too).
+    const code = (error as { code?: unknown }).code;
+    process.stdout.write(`${JSON.stringify({ error: { code: typeof code === 'string' ? code : error instanceof RangeError || error instanceof TypeError ? 'INVALID_ARGUMENT' : 'INTERNAL', message: (error as Error).message } })}\n`);
+    removeRing();
+    throw error;
+  }
   if (shuttingDown) {  // a signal arrived while the plan was being built
     await loader.close();
     removeRing();
@@ -183,40 +161,35 @@ export async function runServe(args: string[]): Promise<number> {
   const open = loader;
   const layout = open.batchLayout;
   const hello = {
-    type: 'hello', version: 1, pid: process.pid, sharedMemory: open.sharedMemory, slotBytes: layout.total,
-    slots: open.sharedMemory!.bytes / layout.total, microBatchSize: open.microBatchSize, seqLength: open.seqLength,
+    type: 'hello', version: 2, pid: process.pid, sharedMemory: open.sharedMemory, slotBytes: layout.total,
+    slots: open.sharedMemory!.bytes / layout.total, layout, microBatchSize: open.microBatchSize, seqLength: open.seqLength,
     microBatchesPerStep: open.microBatchesPerStep, totalMicroBatches: open.totalMicroBatches, totalSteps: open.totalSteps,
-    sources: open.sources, stages: open.plan.stages.map((stage) => stage.name), planKey: open.plan.key, rank: open.rank, worldSize: open.worldSize,
+    startMicroBatch: open.nextIndex, sources: open.sources, stages: open.plan.stages.map((stage) => stage.name), planKey: open.plan.key,
+    rank: open.rank, worldSize: open.worldSize,
     // With cuda:N every batch is also in a device ring laid out like the shared one (same offsets from its base),
     // exported once as a CUDA IPC handle; a batch is on the device before its message is sent.
     device: open.device,
     ...(open.device !== 'cpu' ? { ipcHandle: open.deviceIpcHandle(), deviceBytes: open.sharedMemory!.bytes } : {}),
   };
+  const startMicroBatch = open.nextIndex;
+  let handedOut = startMicroBatch;
   const held = new Map<number, Batch>();
   const describe = (batch: Batch) => {
     const base = batch.slot * layout.total;
-    const rows = [batch.microBatchSize, batch.seqLength];
     return {
       type: 'batch', slot: batch.slot, index: batch.index, step: batch.step, microBatch: batch.microBatch, stage: batch.stage,
       stageIndex: batch.stageIndex, segments: batch.segments, maxSeqlen: batch.maxSeqlen, lossTokens: batch.lossTokens, sources: batch.sources,
-      fields: {
-        inputIds: { offset: base + layout.inputIds, dtype: 'int32', shape: rows },
-        labels: { offset: base + layout.labels, dtype: 'int32', shape: rows },
-        positionIds: { offset: base + layout.positionIds, dtype: 'int32', shape: rows },
-        lossMask: { offset: base + layout.lossMask, dtype: 'uint8', shape: rows },
-        cuSeqlens: { offset: base + layout.cuSeqlens, dtype: 'int32', shape: [batch.segments + 1] },
-        documentIds: { offset: base + layout.documentIds, dtype: 'int32', shape: [batch.segments] },
-        sourceIds: { offset: base + layout.sourceIds, dtype: 'uint16', shape: [batch.microBatchSize] },
-      },
+      fields: Object.fromEntries(layout.fields.map((field) => [field.name, { offset: base + field.offset, dtype: field.dtype, shape: fieldShape(field, batch) }])),
     };
   };
 
   // Messages are handled one at a time, in order, so a release that precedes a next frees its slot first.
-  const serve = (send: (message: unknown) => void) => {
+  const serve = (send: (message: unknown) => void, hangUp: () => void) => {
     let queue = Promise.resolve();
-    const handle = async (message: Record<string, unknown>) => {
+    const refuse = (error: unknown) => send({ type: 'error', code: (error as { code?: string }).code ?? 'INTERNAL', message: (error as Error).message });
+    const handle = async (request: Request) => {
       if (shuttingDown) return;
-      switch (message.type) {
+      switch (request.type) {
         case 'next': {
           try {
             const batch = await open.nextBatch();
@@ -225,38 +198,61 @@ export async function runServe(args: string[]): Promise<number> {
               return;
             }
             held.set(batch.slot, batch);
+            handedOut = batch.index + 1;
             send(describe(batch));
           } catch (error) {
-            send({ type: 'error', code: (error as { code?: string }).code ?? 'INTERNAL', message: (error as Error).message });
+            refuse(error);
           }
           return;
         }
         case 'release': {
-          const slot = Number(message.slot);
-          held.get(slot)?.release();
-          held.delete(slot);
+          const batch = held.get(request.slot);
+          if (!batch) {
+            refuse(new ProtocolError(`release.slot: no batch is held in slot ${request.slot} (held: ${[...held.keys()].join(', ') || 'none'})`));
+            return;
+          }
+          batch.release();
+          held.delete(request.slot);
           return;
         }
         case 'state': {
-          // A client that asks for batches ahead says how many it has handed to its trainer.
-          const consumed = typeof message.consumed === 'number' && Number.isInteger(message.consumed) && message.consumed >= 0 ? message.consumed : undefined;
-          send({ type: 'state', state: consumed === undefined ? open.state() : open.stateAt(consumed) });
+          // A client that asks for batches ahead says how many micro-batches its trainer has taken.
+          const consumed = request.consumed ?? handedOut;
+          if (consumed < startMicroBatch || consumed > handedOut) {
+            refuse(new ProtocolError(`state.consumed: must be between ${startMicroBatch} (where this server started) and ${handedOut} (the micro-batches handed out), received ${consumed}`));
+            return;
+          }
+          send({ type: 'state', state: open.stateAt(consumed) });
           return;
         }
         case 'progress': send({ type: 'progress', progress: open.progress }); return;
+        case 'ping': send({ type: 'pong', payload: request.payload ?? null }); return;
         case 'close': await shutdown(0); return;
-        default: send({ type: 'error', code: 'PROTOCOL', message: `unknown message type ${JSON.stringify(message.type)}` });
       }
     };
     send(hello);
-    return frameReader((message) => {
-      queue = queue.then(() => handle(message));
+    return frameReader(MAX_REQUEST_BYTES, (body) => {
+      let request: Request;
+      try {
+        request = parseRequest(decodeBody(body));
+      } catch (error) {
+        // Not a request we take (bad msgpack, wrong fields): say so and keep serving.
+        const message = error instanceof ProtocolError ? error.message : `the frame is not valid msgpack: ${(error as Error).message}`;
+        queue = queue.then(() => send({ type: 'error', code: 'PROTOCOL', message }));
+        return;
+      }
+      queue = queue.then(() => handle(request));
+    }, (length) => {
+      queue = queue.then(() => {
+        send({ type: 'error', code: 'PROTOCOL', message: `a frame of ${length} bytes is longer than the ${MAX_REQUEST_BYTES} a request may be; closing the connection` });
+        hangUp();
+      });
     });
   };
 
   if (values.stdio) {
-    const write = (message: unknown) => { if (!shuttingDown) process.stdout.write(frame(message)); };
-    process.stdin.on('data', serve(write));
+    const write = (message: unknown) => { if (!shuttingDown) process.stdout.write(encodeFrame(message)); };
+    process.stdin.on('data', serve(write, () => void shutdown(1, 'protocol error: closing')));
     process.stdin.on('end', () => void shutdown(0));
     process.stdout.on('error', () => void shutdown(1, 'the trainer closed stdout'));
   } else {
@@ -265,11 +261,11 @@ export async function runServe(args: string[]): Promise<number> {
     let client: Socket | undefined;
     const server = createServer((socket) => {
       if (client) {
-        socket.end(frame({ type: 'error', code: 'BUSY', message: 'this server already serves a trainer' }));
+        socket.end(encodeFrame({ type: 'error', code: 'BUSY', message: 'this server already serves a trainer' }));
         return;
       }
       client = socket;
-      socket.on('data', serve((message) => { if (!socket.destroyed) socket.write(frame(message)); }));
+      socket.on('data', serve((message) => { if (!socket.destroyed) socket.write(encodeFrame(message)); }, () => socket.end()));
       socket.on('close', () => void shutdown(0, shuttingDown ? undefined : 'the trainer disconnected: shutting down'));
       socket.on('error', () => { /* the close event follows */ });
     });

@@ -14,6 +14,7 @@ import { describeValue, DeviceUnavailableError, OctomixError, ShardFormatError }
 import { loadAddon } from '../native.js';
 import { describeStages, prepareLoaderPlan, type StageDelivery } from './loader-plan.js';
 import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
+import { FIELD_ARRAYS, fieldLength, type BatchLayout } from './batch-layout.js';
 
 /** A resume state that does not fit this loader (other recipe, branch or shards, or a mid-step split change). */
 export class ResumeStateError extends OctomixError {
@@ -88,14 +89,6 @@ export interface DataLoaderOptions {
   sharedMemoryPath?: string;
 }
 
-/** Where each field of a micro-batch lives inside its ring slot (bytes from the slot's start). */
-export interface BatchLayout {
-  inputIds: number; labels: number; positionIds: number; lossMask: number; cuSeqlens: number; documentIds: number;
-  sourceIds: number; samples: number;
-  /** Bytes per slot (page-aligned). */
-  total: number;
-}
-
 /** Where the run is. */
 export interface LoaderProgress {
   /** Global step of the next batch (steps completed so far). */
@@ -141,10 +134,8 @@ interface NativeLoaderBatch {
   devicePointer?: bigint;
 }
 
-/** Device addresses of a batch's fields (CUDA device pointers, as bigint). */
-export interface BatchDevicePointers {
-  inputIds: bigint; labels: bigint; positionIds: bigint; lossMask: bigint; cuSeqlens: bigint; documentIds: bigint; sourceIds: bigint;
-}
+/** Device addresses of a batch's fields (CUDA device pointers, as bigint), one per field of the batch. */
+export type BatchDevicePointers = { [K in keyof BatchFields]: bigint };
 
 let warnedAutoDevice = false;
 
@@ -244,23 +235,10 @@ export class Batch {
     this.slot = native.slot;
     this.segments = native.segments;
     const base = native.devicePointer;
-    this.device = base === undefined ? undefined : Object.freeze({
-      inputIds: base + BigInt(layout.inputIds), labels: base + BigInt(layout.labels), positionIds: base + BigInt(layout.positionIds),
-      lossMask: base + BigInt(layout.lossMask), cuSeqlens: base + BigInt(layout.cuSeqlens), documentIds: base + BigInt(layout.documentIds),
-      sourceIds: base + BigInt(layout.sourceIds),
-    });
-    const sourceIds = new Uint16Array(buffer, layout.sourceIds, shape.microBatchSize);
-    this.sources = Object.freeze(Array.from(sourceIds, (id) => sourceNames[id]));
-    this.#fields = {
-      inputIds: new Int32Array(buffer, layout.inputIds, tokens),
-      labels: new Int32Array(buffer, layout.labels, tokens),
-      positionIds: new Int32Array(buffer, layout.positionIds, tokens),
-      lossMask: new Uint8Array(buffer, layout.lossMask, tokens),
-      cuSeqlens: new Int32Array(buffer, layout.cuSeqlens, native.segments + 1),
-      documentIds: new Int32Array(buffer, layout.documentIds, native.segments),
-      sourceIds,
-      samples: new Float64Array(buffer, layout.samples, shape.microBatchSize),
-    };
+    this.device = base === undefined ? undefined : Object.freeze(Object.fromEntries(layout.fields.map((field) => [field.name, base + BigInt(field.offset)])) as unknown as BatchDevicePointers);
+    const counts = { microBatchSize: shape.microBatchSize, seqLength: shape.seqLength, segments: native.segments };
+    this.#fields = Object.fromEntries(layout.fields.map((field) => [field.name, new FIELD_ARRAYS[field.dtype](buffer, field.offset, fieldLength(field, counts))])) as unknown as BatchFields;
+    this.sources = Object.freeze(Array.from(this.#fields.sourceIds, (id) => sourceNames[id]));
     this.#release = release;
   }
 
@@ -287,6 +265,13 @@ export class Batch {
   get samples(): Float64Array { return this.#field('samples'); }
   /** Whether release() was called. */
   get released(): boolean { return this.#fields === undefined; }
+  /** @internal A field by its name in the loader's field table (`loader.batchLayout.fields`). */
+  field(name: string): ArrayBufferView {
+    if (!this.#fields) throw new BatchReleasedError(name);
+    const view = (this.#fields as unknown as Record<string, ArrayBufferView>)[name];
+    if (!view) throw new RangeError(`no batch field ${JSON.stringify(name)}`);
+    return view;
+  }
 
   /**
    * Hands the buffer back to the prefetch threads. Afterwards every field getter throws BatchReleasedError, and any
@@ -479,6 +464,11 @@ export class DataLoader implements AsyncIterable<Batch> {
   /** A few numbers that resume the exact stream: pass as `resume` (also with another worldSize, at a step boundary). */
   state(): LoaderState {
     return this.stateAt(this.#consumed);
+  }
+
+  /** @internal Micro-batches of this rank handed out so far, counted from the start of the run (resume included). */
+  get nextIndex(): number {
+    return this.#consumed;
   }
 
   /**

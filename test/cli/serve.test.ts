@@ -15,7 +15,6 @@ let folder: string;
 let shmDir: string;
 let recipePath: string;
 let longRecipePath: string;
-const FIELDS = ['inputIds', 'labels', 'positionIds', 'lossMask', 'cuSeqlens', 'documentIds', 'sourceIds'] as const;
 
 function hashFields(fields: ArrayBufferView[], meta: string): string {
   const hash = createHash('sha256');
@@ -24,10 +23,13 @@ function hashFields(fields: ArrayBufferView[], meta: string): string {
   return hash.digest('hex');
 }
 const meta = (index: number, step: number, microBatch: number, stage: string, maxSeqlen: number) => `${index}/${step}/${microBatch}/${stage}/${maxSeqlen}`;
-const hashBatch = (batch: Batch) => hashFields(FIELDS.map((name) => batch[name]), meta(batch.index, batch.step, batch.microBatch, batch.stage, batch.maxSeqlen));
+// Every field of the loader's one field table, in its order: the same list the server sends and clients read.
+let fieldNames: string[] = [];
+const hashBatch = (batch: Batch) => hashFields(fieldNames.map((name) => batch.field(name)), meta(batch.index, batch.step, batch.microBatch, batch.stage, batch.maxSeqlen));
 
 async function inProcess(extra: Record<string, unknown> = {}): Promise<string[]> {
   const loader = await DataLoader.open({ recipe: recipePath, branch: 'long', microBatchSize: 2, cacheDir: join(folder, 'cache'), ...extra });
+  fieldNames = loader.batchLayout.fields.map((field) => field.name);
   const hashes: string[] = [];
   for await (const batch of loader) {
     hashes.push(hashBatch(batch));
@@ -39,7 +41,8 @@ async function inProcess(extra: Record<string, unknown> = {}): Promise<string[]>
 
 async function readServed(client: ServeClient, message: Message): Promise<string> {
   const fields = message.fields as Record<string, FieldSpec>;
-  const arrays = await Promise.all(FIELDS.map((name) => client.field(fields[name])));
+  const arrays = await Promise.all(Object.keys(fields).map((name) => client.field(fields[name])));
+  expect(Object.keys(fields)).toEqual(fieldNames);
   return hashFields(arrays, meta(message.index as number, message.step as number, message.microBatch as number, message.stage as string, message.maxSeqlen as number));
 }
 
@@ -79,7 +82,7 @@ describe('octomix serve --device cpu', () => {
     expect(served.ready.sharedMemory.startsWith(join(shmDir, `octomix-${served.ready.pid}-`))).toBe(true);
     const client = new ServeClient(served.ready.socket);
     const hello = await client.hello;
-    expect(hello).toMatchObject({ type: 'hello', version: 1, microBatchSize: 2, seqLength: 128, sources: ['web', 'qa', 'cot'], stages: ['stable', 'decay'] });
+    expect(hello).toMatchObject({ type: 'hello', version: 2, microBatchSize: 2, seqLength: 128, sources: ['web', 'qa', 'cot'], stages: ['stable', 'decay'] });
     const hashes: string[] = [];
     let state: unknown;
     for (;;) {
@@ -123,10 +126,9 @@ describe('octomix serve --device cpu', () => {
 import hashlib, json, sys
 sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
 from octomix_client import OctomixClient
-FIELDS = ["input_ids", "labels", "position_ids", "loss_mask", "cu_seqlens", "document_ids", "source_ids"]
 def digest(batch):
     hash = hashlib.sha256()
-    for name in FIELDS:
+    for name in batch.keys():  # the server's field table, in its order
         hash.update(batch[name].tobytes())
     hash.update(f"{batch.index}/{batch.step}/{batch.micro_batch}/{batch.stage}/{batch.max_seqlen}".encode())
     return hash.hexdigest()

@@ -5,11 +5,10 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Packr, Unpackr } from 'msgpackr';
+import { FIELD_ARRAYS } from '../../src/mixture/batch-layout.js';
+import { decodeBody, encodeFrame, frameReader, MAX_REPLY_BYTES } from '../../src/serve/protocol.js';
 import { packageRoot } from '../../src/native.js';
 
-const packer = new Packr({ useRecords: false });
-const unpacker = new Unpackr({ useRecords: false });
 export const cli = join(packageRoot, 'dist', 'cli', 'main.js');
 
 export interface Served {
@@ -34,13 +33,10 @@ export async function startServer(args: string[], env: NodeJS.ProcessEnv = proce
 export type FieldSpec = { offset: number; dtype: string; shape: number[] };
 export type Message = Record<string, unknown> & { type: string };
 
-const ARRAYS = { int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array } as const;
-
 export class ServeClient {
   readonly hello: Promise<Message>;
   #input: NodeJS.ReadableStream & { destroy?: () => void };
   #output: NodeJS.WritableStream;
-  #buffer = Buffer.alloc(0);
   #waiting: ((message: Message) => void)[] = [];
   #queued: Message[] = [];
   #ring: number | undefined;
@@ -55,17 +51,12 @@ export class ServeClient {
       this.#input = transport.input;
       this.#output = transport.output;
     }
-    this.#input.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk]);
-      while (this.#buffer.length >= 4 && this.#buffer.length >= 4 + this.#buffer.readUInt32LE(0)) {
-        const length = this.#buffer.readUInt32LE(0);
-        const message = unpacker.unpack(this.#buffer.subarray(4, 4 + length)) as Message;
-        this.#buffer = this.#buffer.subarray(4 + length);
-        const waiter = this.#waiting.shift();
-        if (waiter) waiter(message);
-        else this.#queued.push(message);
-      }
-    });
+    this.#input.on('data', frameReader(MAX_REPLY_BYTES, (body) => {
+      const message = decodeBody(body) as Message;
+      const waiter = this.#waiting.shift();
+      if (waiter) waiter(message);
+      else this.#queued.push(message);
+    }, (length) => { throw new Error(`a reply frame of ${length} bytes`); }));
     this.hello = this.receive();
   }
 
@@ -76,10 +67,12 @@ export class ServeClient {
   }
 
   send(message: Record<string, unknown>): void {
-    const body = packer.pack(message);
-    const header = Buffer.alloc(4);
-    header.writeUInt32LE(body.length, 0);
-    this.#output.write(Buffer.concat([header, body]));
+    this.#output.write(encodeFrame(message));
+  }
+
+  /** Raw bytes, framed or not (protocol tests). */
+  write(bytes: Uint8Array): void {
+    this.#output.write(bytes);
   }
 
   async request(message: Record<string, unknown>): Promise<Message> {
@@ -88,9 +81,9 @@ export class ServeClient {
   }
 
   /** Reads a field of a batch message out of the shared-memory ring. */
-  async field(spec: FieldSpec): Promise<Int32Array | Uint8Array | Uint16Array> {
+  async field(spec: FieldSpec): Promise<Int32Array | Uint8Array | Uint16Array | Float64Array> {
     if (this.#ring === undefined) this.#ring = openSync(((await this.hello).sharedMemory as { path: string }).path, 'r');
-    const Type = ARRAYS[spec.dtype as keyof typeof ARRAYS];
+    const Type = FIELD_ARRAYS[spec.dtype as keyof typeof FIELD_ARRAYS];
     const count = spec.shape.reduce((a, b) => a * b, 1);
     const bytes = Buffer.alloc(count * Type.BYTES_PER_ELEMENT);
     readSync(this.#ring, bytes, 0, bytes.length, spec.offset);
