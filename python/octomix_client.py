@@ -418,8 +418,8 @@ class OctomixClient:
             self._device_base = None
         try:
             self._send({"type": "close"})
-        except OSError:
-            pass
+        except OctomixServerError:
+            pass  # already gone
         self._socket.close()
         try:
             self._ring.close()

@@ -51,8 +51,22 @@ export function encodeFrame(message: unknown): Buffer {
   return Buffer.concat([header, body]);
 }
 
+/**
+ * The one msgpack value of a frame's body. @throws {Error} for bytes that are not exactly one value of the types the
+ * protocol uses (nil, bool, numbers, str, bin, array, map): trailing bytes, the never-used byte 0xc1 (which msgpackr
+ * would decode as a marker object) and ext types are refused.
+ */
 export function decodeBody(body: Uint8Array): unknown {
-  return unpacker.unpack(body);
+  const values = unpacker.unpackMultiple(body) as unknown[];
+  if (values.length !== 1) throw new Error(`a frame must hold one msgpack value, it holds ${values.length}`);
+  const check = (value: unknown): void => {
+    if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return;
+    if (Array.isArray(value)) return value.forEach(check);
+    if (Object.getPrototypeOf(value) !== Object.prototype) throw new Error(`a value of a type the protocol does not use (${(value as object).constructor?.name ?? 'unknown'})`);
+    Object.values(value).forEach(check);
+  };
+  check(values[0]);
+  return values[0];
 }
 
 /**

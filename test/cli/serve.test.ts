@@ -15,6 +15,7 @@ let folder: string;
 let shmDir: string;
 let recipePath: string;
 let longRecipePath: string;
+let longerRecipePath: string;
 
 function hashFields(fields: ArrayBufferView[], meta: string): string {
   const hash = createHash('sha256');
@@ -49,6 +50,15 @@ async function readServed(client: ServeClient, message: Message): Promise<string
 const serveArgs = (recipe = recipePath, extra: string[] = []) => ['--recipe', recipe, '--branch', 'long', '--micro-batch-size', '2', '--cache-dir', join(folder, 'cache'),
   '--socket', join(folder, `s-${Math.random().toString(16).slice(2)}.sock`), '--shm-dir', shmDir, ...extra];
 
+/** Whether python3 has numpy and msgpack; where it has not, the Python tests say so and skip. */
+function pythonReady(): boolean {
+  const python = spawnSync('python3', ['-c', 'import numpy, msgpack'], { encoding: 'utf8' });
+  if (python.status === 0) return true;
+  // CI installs Debian's python3-numpy and python3-msgpack (.ci/run), so these run there.
+  console.warn(`skipping a Python client test: python3 with numpy and msgpack is not available (${python.stderr || python.error?.message})`);
+  return false;
+}
+
 beforeAll(async () => {
   folder = mkdtempSync(join(tmpdir(), 'octomix-serve-'));
   shmDir = join(folder, 'shm');
@@ -72,6 +82,9 @@ beforeAll(async () => {
   writeFileSync(recipePath, JSON.stringify(recipe(40_960)));
   longRecipePath = join(folder, 'long-recipe.json');
   writeFileSync(longRecipePath, JSON.stringify({ ...recipe(0), seqLength: 16, stages: [{ name: 'stable', tokens: 16 * 8 * 5200, mix: { web: 0.7, qa: 0.3 } }] }));
+  // 8,400 steps of 8 tiny sequences: 67,200 micro-batches of one row, past 65,536.
+  longerRecipePath = join(folder, 'longer-recipe.json');
+  writeFileSync(longerRecipePath, JSON.stringify({ ...recipe(0), seqLength: 16, stages: [{ name: 'stable', tokens: 16 * 8 * 8400, mix: { web: 0.7, qa: 0.3 } }] }));
 });
 
 describe('octomix serve --device cpu', () => {
@@ -115,12 +128,7 @@ describe('octomix serve --device cpu', () => {
   }, 60_000);
 
   it('python/octomix_client.py yields the same batches as numpy views, with state() and resume', async () => {
-    const python = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
-    if (python.status !== 0) {
-      // CI installs Debian's python3-numpy (.ci/run), so this runs there; a machine without it says so here.
-      console.warn(`skipping the Python client test: python3 with numpy is not available (${python.stderr || python.error?.message})`);
-      return;
-    }
+    if (!pythonReady()) return;
     const expected = await inProcess();
     const script = `
 import hashlib, json, sys
@@ -267,6 +275,188 @@ print(count)
     expect(result.stderr).not.toMatch(/Traceback/);
     expect(Number(result.stdout.trim())).toBeGreaterThan(0);
   }, 300_000);
+
+  it('answers malformed frames and wrong fields with a protocol error and keeps serving; an oversized frame closes the connection', async () => {
+    const expected = await inProcess();
+    const served = await startServer(serveArgs());
+    const client = new ServeClient(served.ready.socket);
+    await client.hello;
+    const framed = (body: Uint8Array) => {
+      const header = Buffer.alloc(4);
+      header.writeUInt32LE(body.length, 0);
+      return Buffer.concat([header, body]);
+    };
+    const hostile: [string, Uint8Array, RegExp][] = [
+      ['invalid msgpack', Buffer.from([0xc1]), /not valid msgpack/],
+      ['nil', Buffer.from([0xc0]), /a request must be a map, received null/],
+      ['deep nesting', Buffer.concat([Buffer.alloc(100_000, 0x91), Buffer.from([0xc0])]), /not valid msgpack|a request must be a map/],
+      ['a map claiming 4G entries', Buffer.from([0xdf, 0xff, 0xff, 0xff, 0xff]), /not valid msgpack/],
+      ['an ext type', Buffer.from([0xd4, 0x01, 0x00]), /not valid msgpack|a request must be a map/],
+      ['an empty frame', Buffer.alloc(0), /not valid msgpack/],
+    ];
+    let served0 = 0;
+    for (const [what, body, pattern] of hostile) {
+      client.write(framed(body));
+      const reply = await client.receive();
+      expect(reply, what).toMatchObject({ type: 'error', code: 'PROTOCOL' });
+      expect(reply.message as string, what).toMatch(pattern);
+      // Still serving, in order.
+      const batch = await client.request({ type: 'next' });
+      expect(await readServed(client, batch), what).toBe(expected[served0++]);
+      client.send({ type: 'release', slot: batch.slot });
+    }
+    for (const [message, pattern] of [
+      [{ type: 'state', consumed: '3' }, /state\.consumed: must be a non-negative integer, received string "3"/],
+      [{ type: 'state', consumed: 999 }, /state\.consumed: must be between 0 \(where this server started\) and 6 \(the micro-batches handed out\), received 999/],
+      [{ type: 'release', slot: 3 }, /release\.slot: no batch is held in slot 3/],
+      [{ type: 'release' }, /release\.slot: missing/],
+      [{ type: 'next', extra: true }, /next\.extra: unknown field/],
+    ] as const) {
+      const reply = await client.request(message);
+      expect(reply).toMatchObject({ type: 'error', code: 'PROTOCOL' });
+      expect(reply.message as string).toMatch(pattern);
+    }
+    expect((await client.request({ type: 'state' })).state).toMatchObject({ step: 1, microBatch: 2 });
+    // A 4 GB length prefix: refused without buffering, and the connection (so this one-trainer server) ends.
+    client.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00]));
+    const reply = await client.receive();
+    expect(reply).toMatchObject({ type: 'error', code: 'PROTOCOL' });
+    expect(reply.message as string).toMatch(/a frame of 4294967295 bytes is longer than the 1048576 a request may be/);
+    expect((await served.exited).code).toBe(0);
+    expect(existsSync(served.ready.sharedMemory)).toBe(false);
+    client.destroy();
+  }, 60_000);
+
+  it('the README loop through the Python client resumes exactly at step boundaries past 128 and 65,536 micro-batches; integers of every width round-trip', async () => {
+    if (!pythonReady()) return;
+    // The uninterrupted stream, in process: micro-batches [0, 160) and [65,480, 65,640) of one row each.
+    const options = { recipe: longerRecipePath, microBatchSize: 1, cacheDir: join(folder, 'cache') };
+    const probe = await DataLoader.open(options);
+    fieldNames = probe.batchLayout.fields.map((field) => field.name);
+    const farState = probe.stateAt(65_480);
+    await probe.close();
+    const read = async (resume: unknown, count: number) => {
+      const loader = await DataLoader.open({ ...options, ...(resume ? { resume } : {}) });
+      const hashes: string[] = [];
+      for await (const batch of loader) {
+        hashes.push(hashBatch(batch));
+        batch.release();
+        if (hashes.length === count) break;
+      }
+      await loader.close();
+      return hashes;
+    };
+    const near = await read(undefined, 160);
+    const far = await read(farState, 160);
+    const farPath = join(folder, 'far-state.json');
+    writeFileSync(farPath, JSON.stringify(farState));
+    const script = `
+import hashlib, json, os, sys
+sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
+from octomix_client import OctomixClient, OctomixServerError
+def digest(batch):
+    hash = hashlib.sha256()
+    for name in batch.keys():
+        hash.update(batch[name].tobytes())
+    hash.update(f"{batch.index}/{batch.step}/{batch.micro_batch}/{batch.stage}/{batch.max_seqlen}".encode())
+    return hash.hexdigest()
+common = dict(recipe=${JSON.stringify(longerRecipePath)}, micro_batch_size=1, cache_dir=${JSON.stringify(join(folder, 'cache'))},
+              command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=dict(os.environ, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)}))
+def loop(resume, until):
+    """The README loop: release, then state() at each step end; returns digests and the states by micro-batch."""
+    digests, states = [], {}
+    with OctomixClient(resume=resume, **common) as client:
+        for batch in client:
+            digests.append(digest(batch))
+            batch.release()
+            if batch.micro_batch == client.micro_batches_per_step - 1:
+                states[batch.index + 1] = client.state()
+            if batch.index + 1 == until:
+                break
+        widths = [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 220 * 10**9, 2**53 - 1, -1, -32, -33, -128, -129, -2**31, -2**31 - 1, -(2**53 - 1)]
+        echoed = client.ping({"widths": widths, "nested": [{"tokens": 220 * 10**9}]})
+        assert echoed == {"widths": widths, "nested": [{"tokens": 220 * 10**9}]}, echoed
+        assert all(type(value) is int for value in echoed["widths"])
+        try:
+            client._request({"type": "state", "consumed": 2**40})
+            raise AssertionError("a state beyond the batches handed out was accepted")
+        except OctomixServerError as error:
+            assert error.code == "PROTOCOL" and "received 1099511627776" in error.message, error
+    return digests, states
+out = {}
+near, states = loop(None, 160)
+out["near"] = near
+out["nearStates"] = {str(k): v["step"] * 8 + v["microBatch"] for k, v in states.items()}
+out["nearResumed"] = {str(point): loop(states[point], 160)[0] for point in (128, 136, 152)}
+with open(${JSON.stringify(farPath)}) as handle:
+    far_state = json.load(handle)
+far, states = loop(far_state, 65_640)
+out["far"] = far
+out["farResumed"] = {str(point): loop(states[point], 65_640)[0] for point in (65_536, 65_544, 65_600)}
+print(json.dumps(out))
+`;
+    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', cwd: packageRoot, timeout: 240_000 });
+    expect(result.stderr).not.toMatch(/Traceback/);
+    expect(result.status).toBe(0);
+    const out = JSON.parse(result.stdout) as { near: string[]; nearStates: Record<string, number>; nearResumed: Record<string, string[]>; far: string[]; farResumed: Record<string, string[]> };
+    expect(out.near).toEqual(near);
+    // Each saved state says exactly the micro-batches the trainer took (the pipelined request is not counted).
+    for (const [consumed, position] of Object.entries(out.nearStates)) expect(position).toBe(Number(consumed));
+    for (const [point, hashes] of Object.entries(out.nearResumed)) expect(hashes, `resumed at ${point}`).toEqual(near.slice(Number(point)));
+    expect(out.far).toEqual(far);
+    for (const [point, hashes] of Object.entries(out.farResumed)) expect(hashes, `resumed at ${point}`).toEqual(far.slice(Number(point) - 65_480));
+    expect(readdirSync(shmDir).filter((name) => name.endsWith('.ring'))).toEqual([]);
+  }, 240_000);
+
+  it('the Python client reports the server\'s error and code, works with prefetch 1, and never hangs on a dead or wedged server', async () => {
+    if (!pythonReady()) return;
+    const script = `
+import os, signal, sys, time
+sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
+from octomix_client import OctomixClient, OctomixServerError
+common = dict(recipe=${JSON.stringify(recipePath)}, micro_batch_size=2, cache_dir=${JSON.stringify(join(folder, 'cache'))},
+              command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=dict(os.environ, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)}))
+try:
+    OctomixClient(branch="nope", **common)
+    raise AssertionError("a wrong branch started")
+except OctomixServerError as error:
+    assert error.code == "RECIPE_INVALID" and 'no branch "nope"' in error.message, error
+with OctomixClient(branch="long", prefetch=1, **common) as client:
+    count = 0
+    for batch in client:
+        batch.release()
+        count += 1
+    assert count == client.total_micro_batches, count
+client = OctomixClient(branch="long", **common)
+next(iter(client)).release()
+os.kill(client._process.pid, signal.SIGKILL)
+started = time.monotonic()
+try:
+    for batch in client:
+        batch.release()
+    raise AssertionError("a dead server kept serving")
+except OctomixServerError as error:
+    assert error.code == "SERVER_GONE", error
+assert time.monotonic() - started < 5
+client.close()
+client = OctomixClient(branch="long", receive_timeout=1.0, **common)
+os.kill(client._process.pid, signal.SIGSTOP)
+started = time.monotonic()
+try:
+    for batch in client:
+        batch.release()
+    raise AssertionError("a wedged server did not time out")
+except OctomixServerError as error:
+    assert error.code == "SERVER_TIMEOUT", error
+assert time.monotonic() - started < 5
+os.kill(client._process.pid, signal.SIGCONT)
+client.close()
+print("ok")
+`;
+    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', cwd: packageRoot, timeout: 120_000 });
+    expect(result.stderr).not.toMatch(/Traceback/);
+    expect(result.stdout.trim()).toBe('ok');
+  }, 120_000);
 
   it('refuses wrong options with a clear message', () => {
     const run = (args: string[]) => spawnSync(process.execPath, [cli, 'serve', ...args], { encoding: 'utf8' });
