@@ -6,10 +6,10 @@ import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
 import { planRecipe } from '../mixture/plan.js';
 import { DEFAULT_QUALITY_STEPS, describeStages, measurePackingQuality, prepareLoaderPlan, qualityLines, type PackingQuality } from '../mixture/loader-plan.js';
-import { loadRecipe } from '../mixture/recipe.js';
+import { batchSplitProblem, loadRecipe } from '../mixture/recipe.js';
 
 const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE] [--cache-dir DIR] [--no-cache]
-                    [--quality-steps N | --no-quality]
+                    [--quality-steps N | --no-quality] [--world-size W --micro-batch-size M]
 
 Prints, for each stage and source: tokens requested, tokens available in the shards, epochs (this stage and
 cumulative), share, then what the DataLoader will deliver (real tokens, realised share, padding rate) and the
@@ -29,7 +29,10 @@ options:
   --no-cache        build the loader plan without reading or writing the cache
   --quality-steps N measure the packing quality over each stage's first N steps (default 2048; the whole stage
                     when it is shorter)
-  --no-quality      skip the packing-quality figures`;
+  --no-quality      skip the packing-quality figures
+  --world-size W    check that each global batch splits into W ranks (with --micro-batch-size, default the
+                    recipe's, else 1), as DataLoader.open will; exit 1 naming the sizes that would when not
+  --micro-batch-size M  sequences per micro-batch for that check`;
 
 export async function runPlan(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -38,6 +41,7 @@ export async function runPlan(args: string[]): Promise<number> {
     options: {
       branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' },
       'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, 'quality-steps': { type: 'string' }, 'no-quality': { type: 'boolean' },
+      'world-size': { type: 'string' }, 'micro-batch-size': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -63,7 +67,27 @@ export async function runPlan(args: string[]): Promise<number> {
     console.error('octomix plan: give --quality-steps or --no-quality, not both');
     return 2;
   }
+  const sizes: Record<string, number | undefined> = {};
+  for (const flag of ['world-size', 'micro-batch-size'] as const) {
+    const text = values[flag];
+    if (text === undefined) continue;
+    if (!/^\d+$/.test(text) || Number(text) < 1) {
+      console.error(`octomix plan: --${flag} must be a positive integer, received "${text}"`);
+      return 2;
+    }
+    sizes[flag] = Number(text);
+  }
   const recipe = loadRecipe(positionals[0]);
+  if (sizes['world-size'] !== undefined || sizes['micro-batch-size'] !== undefined) {
+    const worldSize = sizes['world-size'] ?? 1;
+    const microBatchSize = sizes['micro-batch-size'] ?? recipe.microBatchSize ?? 1;
+    const problem = batchSplitProblem(recipe, worldSize, microBatchSize);
+    if (problem) {
+      console.error(`octomix plan: ${problem}`);
+      return 1;
+    }
+    console.error(`octomix plan: each global batch of ${recipe.globalBatchSize} sequences splits into ${worldSize} rank(s) x ${recipe.globalBatchSize / (worldSize * microBatchSize)} micro-batch(es) of ${microBatchSize}`);
+  }
   const plan = planRecipe(recipe, values.branch);
   const prepared = await prepareLoaderPlan(recipe, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
   console.error(`octomix plan: loader plan ${prepared.key} ${prepared.cached ? 'read from the cache' : 'built'} in ${(prepared.milliseconds / 1000).toFixed(2)} s`);

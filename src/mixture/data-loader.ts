@@ -11,9 +11,10 @@
 import { availableParallelism } from 'node:os';
 import { buildInfo } from '../doctor.js';
 import { describeValue, DeviceUnavailableError, OctomixError, ShardFormatError } from '../errors.js';
+import { unknownKeyMessage, unknownKeys } from '../keys.js';
 import { loadAddon } from '../native.js';
 import { describeStages, prepareLoaderPlan, type StageDelivery } from './loader-plan.js';
-import { loadRecipe, RecipeError, type Recipe } from './recipe.js';
+import { batchSplitProblem, loadRecipe, RecipeError, type Recipe } from './recipe.js';
 import { FIELD_ARRAYS, fieldLength, type BatchLayout } from './batch-layout.js';
 
 /** A resume state that does not fit this loader (other recipe, branch or shards, or a mid-step split change). */
@@ -172,6 +173,30 @@ interface NativeDataLoader {
   ipcHandle(): Uint8Array | undefined;
 }
 
+
+/** The keys DataLoader.open takes (sharedMemoryPath is octomix serve's). */
+const OPTION_KEYS = ['recipe', 'branch', 'rank', 'worldSize', 'microBatchSize', 'prefetch', 'threads', 'resume', 'cacheDir', 'cache',
+  'ignoreIndex', 'padTokenId', 'maskEosInput', 'eosTokenId', 'device', 'sharedMemoryPath'];
+
+const STATE_KEYS = ['version', 'planKey', 'branch', 'step', 'microBatch', 'worldSize', 'microBatchSize', 'sources'];
+
+/** A `resume` value must be a state as `loader.state()` returns it, field by field. @throws {TypeError} naming the field */
+function checkStateShape(state: unknown): asserts state is LoaderState {
+  if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new TypeError(`resume must be a state returned by loader.state(), received ${describeValue(state)}`);
+  const record = state as Record<string, unknown>;
+  for (const key of unknownKeys(record, STATE_KEYS)) throw new TypeError(`resume.${key}: ${unknownKeyMessage(key, STATE_KEYS)}`);
+  if (record.version !== 1) throw new TypeError(`resume.version must be 1, received ${describeValue(record.version)}`);
+  if (typeof record.planKey !== 'string' || !/^[0-9a-f]{32}$/.test(record.planKey)) throw new TypeError(`resume.planKey must be a plan key (32 hex digits), received ${describeValue(record.planKey)}`);
+  if (record.branch !== null && typeof record.branch !== 'string') throw new TypeError(`resume.branch must be a string or null, received ${describeValue(record.branch)}`);
+  for (const [key, minimum] of [['step', 0], ['microBatch', 0], ['worldSize', 1], ['microBatchSize', 1]] as const) {
+    const value = record[key];
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) throw new TypeError(`resume.${key} must be an integer >= ${minimum}, received ${describeValue(value)}`);
+  }
+  const sources = record.sources;
+  if (sources === null || typeof sources !== 'object' || Array.isArray(sources) || Object.values(sources).some((value) => typeof value !== 'string')) {
+    throw new TypeError(`resume.sources must map source names to fingerprints, received ${describeValue(sources)}`);
+  }
+}
 
 function integerOption(name: string, value: unknown, fallback: number, minimum: number): number {
   if (value === undefined) return fallback;
@@ -366,15 +391,17 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (typeof options.recipe !== 'string' && (options.recipe === null || typeof options.recipe !== 'object')) {
       throw new TypeError(`recipe must be a path, recipe text, or a recipe object, received ${describeValue(options.recipe)}`);
     }
+    for (const key of unknownKeys(options, OPTION_KEYS)) throw new TypeError(`options.${key}: ${unknownKeyMessage(key, OPTION_KEYS)}`);
     if (options.branch !== undefined && typeof options.branch !== 'string') throw new TypeError(`branch must be a string, received ${describeValue(options.branch)}`);
+    // A malformed state fails here, before minutes of plan building.
+    if (options.resume !== undefined) checkStateShape(options.resume);
     const recipe = loadRecipe(options.recipe);
     const worldSize = integerOption('worldSize', options.worldSize, 1, 1);
     const rank = integerOption('rank', options.rank, 0, 0);
     if (rank >= worldSize) throw new RangeError(`rank must be < worldSize (${worldSize}), received ${rank}`);
     const microBatchSize = integerOption('microBatchSize', options.microBatchSize, recipe.microBatchSize ?? 1, 1);
-    if (recipe.globalBatchSize % (worldSize * microBatchSize) !== 0) {
-      throw new RangeError(`microBatchSize: the global batch of ${recipe.globalBatchSize} sequences does not split into worldSize ${worldSize} x microBatchSize ${microBatchSize} (received microBatchSize ${microBatchSize})`);
-    }
+    const split = batchSplitProblem(recipe, worldSize, microBatchSize);
+    if (split) throw new RangeError(`microBatchSize: ${split} (received microBatchSize ${microBatchSize})`);
     if (microBatchSize * recipe.seqLength > 2 ** 31 - 1) throw new RangeError(`microBatchSize: ${microBatchSize} x seqLength ${recipe.seqLength} tokens do not fit the int32 cuSeqlens of a micro-batch (received microBatchSize ${microBatchSize})`);
     const prefetch = integerOption('prefetch', options.prefetch, 4, 1);
     const threads = integerOption('threads', options.threads, Math.min(prefetch, availableParallelism()), 1);
@@ -424,11 +451,6 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   static #resumePoint(state: LoaderState, current: { key: string; branch: string | undefined; worldSize: number; microBatchSize: number; perStep: number; fingerprints: Record<string, string> }): number {
-    if (state === null || typeof state !== 'object' || state.version !== 1 || typeof state.planKey !== 'string' ||
-        !Number.isInteger(state.step) || state.step < 0 || !Number.isInteger(state.microBatch) || state.microBatch < 0 ||
-        !Number.isInteger(state.worldSize) || !Number.isInteger(state.microBatchSize)) {
-      throw new TypeError(`resume must be a state returned by loader.state(), received ${describeValue(state)}`);
-    }
     if (state.planKey !== current.key) {
       const changed = Object.entries(state.sources ?? {}).filter(([name, value]) => current.fingerprints[name] !== value).map(([name]) => name);
       if ((state.branch ?? undefined) !== current.branch) throw new ResumeStateError(`resume: the state is for branch ${JSON.stringify(state.branch)}, this loader reads branch ${JSON.stringify(current.branch ?? null)}`);

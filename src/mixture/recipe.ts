@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describeValue, OctomixError } from '../errors.js';
+import { unknownKeyMessage } from '../keys.js';
 
 /** A recipe that is malformed or inconsistent; the message names the key (e.g. `stages[1].branches.long.cot`). */
 export class RecipeError extends OctomixError {
@@ -61,18 +62,27 @@ export interface Recipe {
   stages: RecipeStage[];
 }
 
-/** `200B`, `4M`, `1.5K`, `20000000` or a number: K/M/B/T = 1e3/1e6/1e9/1e12 (B is billions, as in "200B tokens"). */
+const SCALES: Record<string, number> = { k: 1e3, m: 1e6, b: 1e9, t: 1e12, ki: 2 ** 10, mi: 2 ** 20, gi: 2 ** 30, ti: 2 ** 40 };
+
+/**
+ * A count of tokens or sequences: a positive integer, or a string such as `200B`, `4M`, `1.5K` (K/M/B/T =
+ * 1e3/1e6/1e9/1e12; B is billions, as in "200B tokens") or `4Mi`, `8Ki` (Ki/Mi/Gi/Ti = 2^10/2^20/2^30/2^40). The
+ * value must be a whole number (`1.5Ki` is 1,536; `1.0001K` is refused) and at most 2^53 - 1.
+ */
 export function parseBudget(key: string, value: unknown): number {
+  const expected = 'a positive integer or a string like 200B, 4M or 4Mi';
+  let result: number;
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value <= 0 || !Number.isInteger(value)) throw new RecipeError(key, `must be a positive integer, received ${describeValue(value)}`);
-    return value;
+    result = value;
+  } else if (typeof value === 'string') {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([kmbt]i?|gi)?\s*$/i.exec(value);
+    if (!match) throw new RecipeError(key, `must be ${expected}, received ${describeValue(value)}`);
+    result = Number(match[1]) * (SCALES[(match[2] ?? '').toLowerCase()] ?? 1);
+  } else {
+    throw new RecipeError(key, `must be ${expected}, received ${describeValue(value)}`);
   }
-  if (typeof value !== 'string') throw new RecipeError(key, `must be a number or a string like 200B or 4M, received ${describeValue(value)}`);
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmbt])?\s*$/i.exec(value);
-  if (!match) throw new RecipeError(key, `must be a number or a string like 200B or 4M, received ${describeValue(value)}`);
-  const scale = { k: 1e3, m: 1e6, b: 1e9, t: 1e12 }[(match[2] ?? '').toLowerCase() as 'k'] ?? 1;
-  const result = Math.round(Number(match[1]) * scale);
-  if (result <= 0) throw new RecipeError(key, `must be positive, received ${describeValue(value)}`);
+  if (!Number.isInteger(result) || result <= 0) throw new RecipeError(key, `must be ${expected} naming a whole positive count, received ${describeValue(value)}`);
+  if (!Number.isSafeInteger(result)) throw new RecipeError(key, `must be at most 2^53 - 1, received ${describeValue(value)}`);
   return result;
 }
 
@@ -90,7 +100,7 @@ function integerAt(key: string, value: unknown, minimum: number): number {
 
 function checkKeys(key: string, object: Record<string, unknown>, allowed: string[]): void {
   for (const name of Object.keys(object)) {
-    if (!allowed.includes(name)) throw new RecipeError(`${key ? `${key}.` : ''}${name}`, `unknown key (expected one of ${allowed.join(', ')})`);
+    if (!allowed.includes(name)) throw new RecipeError(`${key ? `${key}.` : ''}${name}`, unknownKeyMessage(name, allowed));
   }
 }
 
@@ -113,12 +123,20 @@ function parseMixture(key: string, value: unknown, sources: Record<string, Recip
   if (entries.length === 0) throw new RecipeError(key, 'must name at least one source');
   let total = 0;
   for (const [name, weight] of entries) {
-    if (!(name in sources)) throw new RecipeError(`${key}.${name}`, `unknown source (sources are ${Object.keys(sources).join(', ')})`);
+    // Own keys only: `constructor` or `toString` is not a source even though every object answers to it.
+    if (!Object.hasOwn(sources, name)) throw new RecipeError(`${key}.${name}`, `unknown source (sources are ${Object.keys(sources).join(', ')})`);
     if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) throw new RecipeError(`${key}.${name}`, `must be a positive share, received ${describeValue(weight)}`);
     total += weight;
   }
-  // Shares are of tokens; weights that do not sum to 1 are normalised, as Megatron normalises blend weights.
-  return Object.fromEntries(entries.map(([name, weight]) => [name, (weight as number) / total]));
+  if (!Number.isFinite(total)) throw new RecipeError(key, `the shares sum to ${total}; give shares that sum to 1 (or to any finite total)`);
+  // Shares are of tokens; weights that do not sum to 1 are normalised, as Megatron normalises blend weights, and
+  // the user is told the shares that result.
+  const mixture = Object.fromEntries(entries.map(([name, weight]) => [name, (weight as number) / total]));
+  if (Math.abs(total - 1) > 1e-9) {
+    process.emitWarning(`${key}: the shares sum to ${total}, not 1; normalised to ${Object.entries(mixture).map(([name, share]) => `${name} ${Number(share.toFixed(6))}`).join(', ')}`,
+      { code: 'OCTOMIX_SHARES_NORMALISED' });
+  }
+  return mixture;
 }
 
 /**
@@ -146,16 +164,27 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
     }
   }
   const root = objectAt('recipe', raw);
-  checkKeys('', root, ['seed', 'seqLength', 'globalBatchTokens', 'globalBatchSize', 'microBatchSize', 'packing', 'packingWindow', 'sources', 'stages']);
+  checkKeys('', root, ['seed', 'seqLength', 'globalBatchTokens', 'globalBatchSize', 'microBatchSize', 'packing', 'packingWindow', 'sources', 'stages', 'baseDir']);
+  if (root.baseDir !== undefined) {
+    if (typeof root.baseDir !== 'string' || root.baseDir === '') throw new RecipeError('baseDir', `must be a folder path, received ${describeValue(root.baseDir)}`);
+    baseDir = resolve(baseDir, root.baseDir);
+  }
   const seed = root.seed === undefined ? 1234 : integerAt('seed', root.seed, 0);
-  const seqLength = parseBudget('seqLength', root.seqLength);
+  if (!Number.isSafeInteger(seed)) throw new RecipeError('seed', `must be at most 2^53 - 1, received ${describeValue(root.seed)}`);
+  // A plain integer: "8K" would be 8,000 tokens, which no model's context is.
+  if (typeof root.seqLength === 'string') throw new RecipeError('seqLength', `must be an integer number of tokens (e.g. 8192), received ${describeValue(root.seqLength)}`);
+  const seqLength = integerAt('seqLength', root.seqLength, 1);
   let globalBatchSize: number;
   if (root.globalBatchSize !== undefined && root.globalBatchTokens !== undefined) throw new RecipeError('globalBatchSize', 'give globalBatchSize or globalBatchTokens, not both');
-  if (root.globalBatchSize !== undefined) globalBatchSize = integerAt('globalBatchSize', root.globalBatchSize, 1);
+  if (root.globalBatchSize !== undefined) globalBatchSize = parseBudget('globalBatchSize', root.globalBatchSize);
   else if (root.globalBatchTokens !== undefined) {
     const tokens = parseBudget('globalBatchTokens', root.globalBatchTokens);
-    globalBatchSize = Math.round(tokens / seqLength);
-    if (globalBatchSize < 1) throw new RecipeError('globalBatchTokens', `${tokens} tokens is less than one sequence of ${seqLength}`);
+    if (tokens % seqLength !== 0) {
+      const near = Math.max(1, Math.round(tokens / seqLength));
+      throw new RecipeError('globalBatchTokens', `${tokens.toLocaleString('en')} tokens is not a whole number of ${seqLength}-token sequences (${(tokens / seqLength).toFixed(2)}); ` +
+        `give ${(near * seqLength).toLocaleString('en')} (${near} sequences)${tokens === 4e6 && seqLength === 8192 ? ', e.g. 4Mi' : ''} or globalBatchSize in sequences`);
+    }
+    globalBatchSize = tokens / seqLength;
   } else throw new RecipeError('globalBatchTokens', 'missing (or give globalBatchSize in sequences)');
   const microBatchSize = root.microBatchSize === undefined ? undefined : integerAt('microBatchSize', root.microBatchSize, 1);
   const packing = root.packing ?? 'bestfit';
@@ -168,12 +197,23 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
   for (const [name, value] of Object.entries(sourcesObject)) {
     const key = `sources.${name}`;
     const source = objectAt(key, value);
-    checkKeys(key, source, ['path', 'maxEpochs']);
-    const paths = typeof source.path === 'string' ? [source.path] : source.path;
-    if (!Array.isArray(paths) || paths.length === 0 || paths.some((path) => typeof path !== 'string')) {
-      throw new RecipeError(`${key}.path`, `must be a prefix, a folder, or a list of them, received ${describeValue(source.path)}`);
+    // `name` and `prefixes` are what loadRecipe returns, so its output is a recipe too.
+    checkKeys(key, source, ['path', 'maxEpochs', 'name', 'prefixes']);
+    if (source.name !== undefined && source.name !== name) throw new RecipeError(`${key}.name`, `must be the source's key ${JSON.stringify(name)} when given, received ${describeValue(source.name)}`);
+    let prefixes: string[];
+    if (source.prefixes !== undefined) {
+      if (source.path !== undefined) throw new RecipeError(`${key}.path`, 'give path or prefixes, not both');
+      if (!Array.isArray(source.prefixes) || source.prefixes.length === 0 || source.prefixes.some((prefix) => typeof prefix !== 'string' || prefix === '')) {
+        throw new RecipeError(`${key}.prefixes`, `must be a non-empty list of shard prefixes, received ${describeValue(source.prefixes)}`);
+      }
+      prefixes = (source.prefixes as string[]).flatMap((prefix, i) => resolvePrefixes(`${key}.prefixes[${i}]`, prefix, baseDir));
+    } else {
+      const paths = typeof source.path === 'string' ? [source.path] : source.path;
+      if (!Array.isArray(paths) || paths.length === 0 || paths.some((path) => typeof path !== 'string')) {
+        throw new RecipeError(`${key}.path`, `must be a prefix, a folder, or a list of them, received ${describeValue(source.path)}`);
+      }
+      prefixes = (paths as string[]).flatMap((path, i) => resolvePrefixes(`${key}.path${Array.isArray(source.path) ? `[${i}]` : ''}`, path, baseDir));
     }
-    const prefixes = (paths as string[]).flatMap((path, i) => resolvePrefixes(`${key}.path${Array.isArray(source.path) ? `[${i}]` : ''}`, path, baseDir));
     const maxEpochs = source.maxEpochs === undefined ? undefined : (() => {
       if (typeof source.maxEpochs !== 'number' || !(source.maxEpochs > 0)) throw new RecipeError(`${key}.maxEpochs`, `must be a positive number, received ${describeValue(source.maxEpochs)}`);
       return source.maxEpochs;
@@ -207,4 +247,16 @@ export function stageMixture(stage: RecipeStage, index: number, branch: string |
   const mix = stage.branches![branch];
   if (!mix) throw new RecipeError(`stages[${index}].branches`, `no branch ${JSON.stringify(branch)} (branches are ${names.join(', ')})`);
   return mix;
+}
+
+/**
+ * Why a global batch does not split into `worldSize` ranks of `microBatchSize` micro-batches, or undefined when it
+ * does (the check DataLoader.open and `octomix plan --world-size` make).
+ */
+export function batchSplitProblem(recipe: Pick<Recipe, 'globalBatchSize'>, worldSize: number, microBatchSize: number): string | undefined {
+  if (recipe.globalBatchSize % (worldSize * microBatchSize) === 0) return undefined;
+  const divisors: number[] = [];
+  for (let d = 1; d <= recipe.globalBatchSize && divisors.length < 12; d++) if (recipe.globalBatchSize % (d * microBatchSize) === 0) divisors.push(d);
+  return `the global batch of ${recipe.globalBatchSize} sequences does not split into worldSize ${worldSize} x microBatchSize ${microBatchSize}` +
+    ` (world sizes that divide it at this microBatchSize: ${divisors.join(', ') || 'none'})`;
 }

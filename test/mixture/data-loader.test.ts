@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { pack, unpack } from 'msgpackr';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Batch, BatchReleasedError, DataLoader, RecipeError, ResumeStateError, ShardFormatError, ShardWriter, TokenDataset, type LoaderState } from '../../src/index.js';
+import { Batch, BatchReleasedError, DataLoader, loadRecipe, RecipeError, ResumeStateError, ShardFormatError, ShardWriter, TokenDataset, type LoaderState } from '../../src/index.js';
 import { packageRoot } from '../../src/native.js';
 
 // Token ids encode where they come from: source tag x 1e8 + document x 4096 + position.
@@ -519,6 +519,40 @@ describe('DataLoader plan cache and errors at open', () => {
     // maxEpochs: cot has 60 documents; 30% of a 3M-token stage needs far more than 8 epochs.
     await expect(DataLoader.open({ recipe: recipeFor('bestfit', { stages: [{ name: 'x', tokens: '3M', mix: { cot: 0.3, web: 0.7 } }] }) }))
       .rejects.toThrow(/stages\[0\]\.mix\.cot: needs .* epochs of cot .* maxEpochs is 8/);
+  });
+
+  it('refuses unknown options naming the nearest key, and a malformed resume before any plan is built', async () => {
+    const recipe = recipeFor('bestfit');
+    await expect(DataLoader.open({ recipe, branch: 'long', worldsize: 2 } as never)).rejects.toThrow(/^options\.worldsize: unknown key \(did you mean worldSize\?\); expected one of recipe, branch, rank, worldSize/);
+    await expect(DataLoader.open({ recipe, branch: 'long', prefech: 2 } as never)).rejects.toThrow(/options\.prefech: unknown key \(did you mean prefetch\?\)/);
+    await expect(DataLoader.open({ recipe, branch: 'long', colour: 'blue' } as never)).rejects.toThrow(/^options\.colour: unknown key; expected one of/);
+    // The recipe names a shard that does not exist: the resume state is refused first, so it is checked before
+    // any shard is opened or plan built.
+    const missing = recipeFor('bestfit', { sources: { web: { path: join(folder, 'nowhere') } }, stages: [{ name: 'x', tokens: 1000, mix: { web: 1 } }] });
+    const good = { version: 1, planKey: '0'.repeat(32), branch: null, step: 0, microBatch: 0, worldSize: 1, microBatchSize: 1, sources: {} };
+    for (const [state, pattern] of [
+      [{ ...good, step: '3' }, /^resume\.step must be an integer >= 0, received string "3"$/],
+      [{ ...good, step: 2 ** 60 }, /^resume\.step must be an integer >= 0, received number/],
+      [{ ...good, worldSize: 0 }, /^resume\.worldSize must be an integer >= 1, received number 0$/],
+      [{ ...good, planKey: 'abc' }, /^resume\.planKey must be a plan key/],
+      [{ ...good, stpe: 1 }, /^resume\.stpe: unknown key \(did you mean step\?\)/],
+      [{ ...good, sources: { web: 5 } }, /^resume\.sources must map source names to fingerprints/],
+      [{ ...good, version: 2 }, /^resume\.version must be 1, received number 2$/],
+      [null, /^resume must be a state returned by loader\.state\(\), received null$/],
+    ] as const) {
+      await expect(DataLoader.open({ recipe: missing, resume: state as unknown as LoaderState }), JSON.stringify(state)).rejects.toThrow(pattern);
+    }
+    await expect(DataLoader.open({ recipe: missing, resume: good as unknown as LoaderState })).rejects.toThrow(RecipeError);
+  });
+
+  it('takes the output of loadRecipe(), and recipe objects with a baseDir', async () => {
+    const options = { branch: 'long', microBatchSize: 2, cacheDir: cacheDir() };
+    const expected = await collect(await DataLoader.open({ recipe: recipeFor('bestfit'), ...options }));
+    expect(await collect(await DataLoader.open({ recipe: loadRecipe(recipeFor('bestfit')), ...options }))).toEqual(expected);
+    const relative = recipeFor('bestfit', {
+      baseDir: folder, sources: { web: { path: ['web-0', 'web-1'] }, qa: { path: 'qa' }, cot: { path: 'cot', maxEpochs: 8 } },
+    });
+    expect(await collect(await DataLoader.open({ recipe: relative, ...options }))).toEqual(expected);
   });
 });
 

@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ShardWriter } from '../../src/index.js';
 import { planRecipe } from '../../src/mixture/plan.js';
 import { measurePackingQuality, prepareLoaderPlan, type PackingQuality } from '../../src/mixture/loader-plan.js';
@@ -56,8 +57,28 @@ describe('loadRecipe', () => {
     expect(recipe.stages[0]).toMatchObject({ name: 'stable', tokens: 20_000, mix: { web: 0.7, qa: 0.3 } });
     expect(parseBudget('x', '200B')).toBe(200e9);
     expect(parseBudget('x', '4M')).toBe(4e6);
-    const unnormalised = loadRecipe(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ web: 7, qa: 3 }'), { baseDir: folder });
-    expect(unnormalised.stages[0].mix).toEqual({ web: 0.7, qa: 0.3 });
+    expect(parseBudget('x', '4Mi')).toBe(4_194_304);
+    expect(parseBudget('x', '8Ki')).toBe(8192);
+    expect(parseBudget('x', '1.5Ki')).toBe(1536);
+    expect(parseBudget('x', '2Ti')).toBe(2 * 2 ** 40);
+    const emitted = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const unnormalised = loadRecipe(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ web: 7, qa: 3 }'), { baseDir: folder });
+      expect(unnormalised.stages[0].mix).toEqual({ web: 0.7, qa: 0.3 });
+      loadRecipe(recipeText(), { baseDir: folder });  // shares that sum to 1: no warning
+      expect(emitted.mock.calls).toEqual([['stages[0].mix: the shares sum to 10, not 1; normalised to web 0.7, qa 0.3', { code: 'OCTOMIX_SHARES_NORMALISED' }]]);
+    } finally {
+      emitted.mockRestore();
+    }
+  });
+
+  it('takes its own output, and a baseDir for relative paths in a recipe object', () => {
+    const recipe = loadRecipe(join(folder, 'recipe.yaml'));
+    expect(loadRecipe(recipe)).toEqual(recipe);
+    expect(loadRecipe(JSON.parse(JSON.stringify(recipe)))).toEqual(recipe);
+    const relative = { ...parseYaml(recipeText()), baseDir: folder };
+    expect(loadRecipe(relative, { baseDir: '/nonexistent' })).toEqual(recipe);
+    expect(() => loadRecipe({ ...recipe, sources: { ...recipe.sources, qa: { ...recipe.sources.qa, name: 'other' } } })).toThrow('sources.qa.name: must be the source\'s key "qa" when given, received string "other"');
   });
 
   it('names the key and the value of every mistake', () => {
@@ -71,7 +92,15 @@ describe('loadRecipe', () => {
       }
       throw new Error('no error');
     };
-    expect(error(recipeText().replace('tokens: 20K', 'tokens: lots'))).toBe('stages[0].tokens: must be a number or a string like 200B or 4M, received string "lots"');
+    expect(error(recipeText().replace('tokens: 20K', 'tokens: lots'))).toBe('stages[0].tokens: must be a positive integer or a string like 200B, 4M or 4Mi, received string "lots"');
+    expect(error(recipeText().replace('tokens: 20K', 'tokens: 1.0001K'))).toBe('stages[0].tokens: must be a positive integer or a string like 200B, 4M or 4Mi naming a whole positive count, received string "1.0001K"');
+    expect(error(recipeText().replace('seqLength: 100', 'seqLength: 8K'))).toBe('seqLength: must be an integer number of tokens (e.g. 8192), received string "8K"');
+    expect(error(recipeText().replace('seqLength: 100', 'seqLength: 8192').replace('globalBatchTokens: 1K', 'globalBatchTokens: 4M'))).toBe(
+      'globalBatchTokens: 4,000,000 tokens is not a whole number of 8192-token sequences (488.28); give 3,997,696 (488 sequences), e.g. 4Mi or globalBatchSize in sequences');
+    expect(error(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ constructor: 1 }'))).toBe('stages[0].mix.constructor: unknown source (sources are web, qa, cot)');
+    expect(error(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ web: 1e308, qa: 1e308 }'))).toBe('stages[0].mix: the shares sum to Infinity; give shares that sum to 1 (or to any finite total)');
+    expect(error(recipeText().replace('seed: 7', 'sead: 7'))).toMatch(/^sead: unknown key \(did you mean seed\?\); expected one of seed, seqLength/);
+    expect(error(recipeText().replace('seed: 7', 'seed: 9007199254740993'))).toMatch(/^seed: must be at most 2\^53 - 1/);
     expect(error(recipeText().replace('{ cot: 0.3, web: 0.7 }', '{ cott: 0.3, web: 0.7 }'))).toMatch(/^stages\[1\]\.branches\.long\.cott: unknown source \(sources are web, qa, cot\)/);
     expect(error(recipeText().replace('qa: 0.3 }', 'qa: -1 }'))).toBe('stages[0].mix.qa: must be a positive share, received number -1');
     expect(error(recipeText().replace('shards/qa', 'shards/missing'))).toMatch(/^sources\.qa\.path: no shard .*missing\.idx/);
@@ -168,6 +197,17 @@ describe('octomix plan', () => {
     const failing = spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'greedy.yaml'), '--branch', 'long'], { encoding: 'utf8' });
     expect(failing.status).toBe(1);
     expect(failing.stderr).toMatch(/stages\[1\]\.branches\.long\.cot: needs 6\.00 epochs .*too many \[RECIPE_INVALID\]/);
+  });
+
+  it('checks the global batch split with --world-size and --micro-batch-size, as DataLoader.open will', () => {
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(packageRoot, 'dist', 'cli', 'main.js'), 'plan', join(folder, 'recipe.yaml'), '--branch', 'short', '--no-cache', '--no-quality', ...args], { encoding: 'utf8' });
+    const fits = cli('--world-size', '5', '--micro-batch-size', '2');
+    expect(fits.status).toBe(0);
+    expect(fits.stderr).toMatch(/each global batch of 10 sequences splits into 5 rank\(s\) x 1 micro-batch\(es\) of 2/);
+    const refused = cli('--world-size', '4');
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/the global batch of 10 sequences does not split into worldSize 4 x microBatchSize 1 \(world sizes that divide it at this microBatchSize: 1, 2, 5, 10\)/);
+    expect(cli('--world-size', 'four').status).toBe(2);
   });
 
   it('reports the packing quality of the sample order, as measurePackingQuality computes it', async () => {
