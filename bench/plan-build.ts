@@ -28,10 +28,25 @@ const stages = [
   { steps: Math.ceil(20e9 / perStep), shares: [0.7, 0, 0.3] },
 ];
 const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
-const addon = loadAddon() as unknown as { buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }> };
+const addon = loadAddon() as unknown as {
+  buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }>;
+  measurePackingQuality?(plan: Uint8Array, s: unknown, steps: number): Promise<{ steps: number; rows: number; sameDocumentNeighbours: number; uniformNeighbours: number;
+    sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyMeanLength: number; sourceMeanLength: number }[] }[]>;
+};
 console.log(`root ${root}; lengths in JS: peak RSS ${hwm().toFixed(0)} MB`);
 for (const packing of process.env.PACKING ? [process.env.PACKING] : ['bestfit', 'concat']) {
   const begin = performance.now();
   const result = await addon.buildLoaderPlan(sources, { seed: 1234, seqLength, globalBatchSize, packing, windowDocuments: 4096, spreadWindows: 8 }, stages);
   console.log(`${packing}: build ${((performance.now() - begin) / 1000).toFixed(2)} s, plan file ${(result.plan.length / 1e6).toFixed(1)} MB, peak RSS ${hwm().toFixed(0)} MB`);
+  if (addon.measurePackingQuality && process.env.QUALITY !== '0') {
+    const measured = performance.now();
+    const quality = await addon.measurePackingQuality(result.plan, sources, 2048);
+    console.log(`  packing quality over the first 2048 steps of each stage: ${((performance.now() - measured) / 1000).toFixed(2)} s, peak RSS ${hwm().toFixed(0)} MB`);
+    quality.forEach((stage, index) => {
+      console.log(`  stage ${index}: ${stage.rows} rows, same-document neighbours ${(stage.sameDocumentNeighbours * 100).toFixed(4)}% (uniform ${(stage.uniformNeighbours * 100).toFixed(4)}%)`);
+      stage.sources.forEach((source, i) => {
+        if (source.documentStarts) console.log(`    ${sources[i].name}: ${source.documentStarts} starts, rho ${source.firstAppearanceLengthCorrelation.toFixed(4)}, early mean ${source.earlyMeanLength.toFixed(0)} vs ${source.sourceMeanLength.toFixed(0)}`);
+      });
+    });
+  }
 }
