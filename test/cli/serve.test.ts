@@ -377,6 +377,24 @@ def loop(resume, until):
         echoed = client.ping({"widths": widths, "nested": [{"tokens": 220 * 10**9}]})
         assert echoed == {"widths": widths, "nested": [{"tokens": 220 * 10**9}]}, echoed
         assert all(type(value) is int for value in echoed["widths"])
+        # Random messages: nested maps and lists of integers at every width, floats, strings, bytes, booleans, None.
+        import random
+        generator = random.Random(1234)
+        def integer():
+            low, high = generator.choice([(0, 127), (128, 255), (256, 65535), (65536, 2**32 - 1), (2**32, 2**53 - 1), (-32, -1), (-128, -33), (-2**31, -129), (-(2**53 - 1), -2**31 - 1)])
+            return generator.randint(low, high)
+        def value(depth=0):
+            kind = generator.randrange(8 if depth < 3 else 6)
+            if kind <= 1: return integer()
+            if kind == 2: return generator.random() * 10**generator.randint(-5, 12) + 0.5
+            if kind == 3: return "".join(generator.choice("abc\u00e9\u4e2d\U0001F600") for _ in range(generator.randrange(40)))
+            if kind == 4: return generator.choice([True, False, None])
+            if kind == 5: return bytes(generator.randrange(256) for _ in range(generator.randrange(20)))
+            if kind == 6: return [value(depth + 1) for _ in range(generator.randrange(5))]
+            return {f"k{i}": value(depth + 1) for i in range(generator.randrange(5))}
+        for _ in range(300):
+            message = value()
+            assert client.ping(message) == message, message
         try:
             client._request({"type": "state", "consumed": 2**40})
             raise AssertionError("a state beyond the batches handed out was accepted")
