@@ -27,7 +27,9 @@ const env = {
   OCTOMIX_ADDON_PATH: addon,
   OCTOMIX_FUZZ_RUNS: process.env.OCTOMIX_FUZZ_RUNS ?? '10',
   LD_PRELOAD: [asan, ubsan].filter((p) => existsSync(p)).join(' '),
-  ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1',
+  // Node installs its own SIGSEGV handler, which would replace ASan's and print a bare "Segmentation fault":
+  // allow_user_segv_handler=0 keeps ASan's, so a wild read reports its stack.
+  ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1:allocator_may_return_null=1:handle_segv=1:allow_user_segv_handler=0',
   UBSAN_OPTIONS: 'print_stacktrace=1:halt_on_error=1',
 };
 // Preflight: prove the instrumented addon is the one that loads (a silent fallback to the plain build would make

@@ -50,7 +50,9 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path, std::strin
   file->path_ = path;
   file->size_ = static_cast<size_t>(info.st_size);
   if (file->size_ == 0) return file;
-  void* data = copyOnWrite ? ::mmap(nullptr, file->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd.get(), 0)
+  // Copy-on-write views (so JS may hold writable typed arrays whose writes never reach the file) are mapped
+  // MAP_NORESERVE: no swap is reserved for pages never written, so a shard larger than RAM + swap still maps.
+  void* data = copyOnWrite ? ::mmap(nullptr, file->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd.get(), 0)
                            : ::mmap(nullptr, file->size_, PROT_READ, MAP_SHARED, fd.get(), 0);
   if (data == MAP_FAILED) {
     error = systemError(path, "mmap", errno);

@@ -193,9 +193,15 @@ StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources
   perStep_ = perRank / options_.microBatchSize;
   total_ = plan_.totalSteps() * perStep_;
   nextToBuild_ = nextToYield_ = options_.startMicroBatch;
+  if (options_.startMicroBatch > total_) throw std::runtime_error("the start micro-batch lies past the plan's end");
+  std::vector<uint64_t> documents;
+  for (const SourceDocuments& source : sources_) documents.push_back(source.lengths.size());
+  std::string mismatch;
+  if (!plan_.matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
   for (uint32_t i = 0; i < sources_.size(); ++i) {
     streams_.emplace_back(&sources_[i], plan_.parameters, i);
     streams_.back().setWindowEnds(plan_.windowEnds[i]);
+    streams_.back().limitWindows(plan_.windowEnds[i].size());
   }
   // Fields at 64-byte boundaries (a cache line; what DMA engines and SIMD loads like) in one page-aligned block.
   const size_t tokens = size_t{options_.microBatchSize} * plan_.parameters.seqLength;
@@ -392,6 +398,17 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   uint32_t maxSeqlen = 0;
   uint64_t realTokens = 0;
   cuSeqlens[0] = 0;
+  // Each shard this batch reads is still whole (another process may have truncated a mapped file): a clear error
+  // instead of SIGBUS. A truncation between this check and the reads below can still raise SIGBUS.
+  std::vector<uint64_t> checked;
+  for (const RowPlan& plan : rows) {
+    for (const Chunk& chunk : plan.chunks) {
+      const uint64_t key = (uint64_t{plan.source} << 32) | sources_[plan.source].shardOf(chunk.document);
+      if (std::find(checked.begin(), checked.end(), key) != checked.end()) continue;
+      checked.push_back(key);
+      sources_[plan.source].checkShard(static_cast<size_t>(key & 0xFFFFFFFFu));
+    }
+  }
   for (size_t row = 0; row < rows.size(); ++row) {
     const RowPlan& plan = rows[row];
     const SourceDocuments& source = sources_[plan.source];

@@ -1,7 +1,10 @@
 #include "mixture/loader_plan.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <sys/stat.h>
 #include <stdexcept>
 #include <atomic>
 #include <exception>
@@ -9,6 +12,7 @@
 #include <thread>
 
 #include "common/hash.h"
+#include "common/sha256.h"
 
 namespace octomix::mixture {
 
@@ -73,9 +77,24 @@ SourceDocuments SourceDocuments::fromLengths(std::string name, std::vector<int32
   return source;
 }
 
+size_t SourceDocuments::shardOf(uint64_t document) const {
+  return static_cast<size_t>(std::upper_bound(shardStarts.begin(), shardStarts.end(), document) - shardStarts.begin()) - 1;
+}
+
+void SourceDocuments::checkShard(size_t shard) const {
+  if (shard >= shards.size()) return;
+  const MappedFile& bin = *shards[shard]->binFile();
+  struct stat info;
+  if (::stat(bin.path().c_str(), &info) != 0) throw std::runtime_error("source " + name + ": " + bin.path() + " is gone (" + std::strerror(errno) + ")");
+  if (static_cast<uint64_t>(info.st_size) < bin.size()) {
+    throw std::runtime_error("source " + name + ": " + bin.path() + " shrank from " + std::to_string(bin.size()) + " to " + std::to_string(info.st_size) +
+                             " bytes while the loader had it mapped (truncated by another process); the loader stops instead of reading past its end");
+  }
+}
+
 void SourceDocuments::read(uint64_t document, uint64_t offset, uint64_t count, int32_t* out) const {
   if (shards.empty()) throw std::runtime_error("source " + name + " was built from lengths alone and has no tokens to read");
-  size_t shard = static_cast<size_t>(std::upper_bound(shardStarts.begin(), shardStarts.end(), document) - shardStarts.begin()) - 1;
+  size_t shard = shardOf(document);
   const shards::IndexedDataset& dataset = *shards[shard];
   uint64_t sequence = document - shardStarts[shard];
   const uint8_t* data = dataset.sequenceData(sequence) + offset * dataset.itemBytes();
@@ -359,6 +378,7 @@ const PackedWindow& SourceStream::packed(uint64_t window) {
 void SourceStream::extendTo(uint64_t unit) {
   while (windowEnds_.empty() || windowEnds_.back() <= unit) {
     uint64_t window = windowEnds_.size();
+    if (window >= windowLimit_) throw std::runtime_error("source " + documents_->name + ": sample " + std::to_string(unit) + " lies past the plan's window table (a corrupt plan)");
     uint64_t previous = windowEnds_.empty() ? 0 : windowEnds_.back();
     const PackedWindow& windowPacking = packed(window);
     uint64_t size = 0;
@@ -506,8 +526,28 @@ inline uint32_t chooseSource(const std::vector<double>& shares, const uint64_t* 
 
 }  // namespace
 
+namespace {
+
+// A stage the interleave can run: one share per source, each finite and >= 0, at least one > 0. Anything else would
+// leave chooseSource without a source (it returns UINT32_MAX), so it is refused here, at its cause.
+void checkStages(const std::vector<PlanStage>& stages, size_t sourceCount) {
+  for (size_t index = 0; index < stages.size(); ++index) {
+    const PlanStage& stage = stages[index];
+    if (stage.shares.size() != sourceCount) throw std::runtime_error("stage " + std::to_string(index) + " has " + std::to_string(stage.shares.size()) + " shares for " + std::to_string(sourceCount) + " sources");
+    bool positive = false;
+    for (double share : stage.shares) {
+      if (!std::isfinite(share) || share < 0) throw std::runtime_error("stage " + std::to_string(index) + " has a share that is not a finite number >= 0");
+      positive = positive || share > 0;
+    }
+    if (!positive) throw std::runtime_error("stage " + std::to_string(index) + " gives no source a positive share");
+  }
+}
+
+}  // namespace
+
 Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanParameters& parameters,
                const std::vector<PlanStage>& stages) {
+  checkStages(stages, sources.size());
   Plan plan;
   plan.parameters = parameters;
   plan.stages = stages;
@@ -538,7 +578,7 @@ Plan buildPlan(const std::vector<const SourceDocuments*>& sources, const PlanPar
         plan.checkpoints.push_back(taken[source]);
       }
       for (uint64_t i = 0; i < parameters.globalBatchSize; ++i) {
-        uint32_t source = chooseSource(stage.shares, taken.data(), total);
+        uint32_t source = chooseSource(stage.shares, taken.data(), total);  // < count: checkStages
         uint32_t fill = streams[source].fill(cursor[source]++);
         taken[source] += fill;
         total += fill;
@@ -577,6 +617,7 @@ void replayStep(const Plan& plan, std::vector<SourceStream>& streams, uint64_t s
   samples.resize(plan.parameters.globalBatchSize);
   for (uint64_t i = 0; i < plan.parameters.globalBatchSize; ++i) {
     uint32_t source = chooseSource(stage.shares, taken.data(), total);
+    if (source >= count) throw std::runtime_error("the plan's stage has no source with a positive share");
     sources[i] = source;
     samples[i] = cursor[source];
     uint32_t fill = streams[source].fill(cursor[source]++);
@@ -590,6 +631,7 @@ void replayStep(const Plan& plan, std::vector<SourceStream>& streams, uint64_t s
 namespace {
 constexpr char kPlanMagic[8] = {'O', 'C', 'T', 'O', 'P', 'L', 'A', 'N'};
 constexpr uint32_t kPlanVersion = 2;
+constexpr size_t kChecksumBytes = 64;  // sha256 of every byte before it, as hex
 
 struct Writer {
   std::vector<uint8_t> bytes;
@@ -662,12 +704,84 @@ std::vector<uint8_t> Plan::serialize() const {
       writer.put<uint64_t>(entry.tokens);
     }
   }
+  Sha256 checksum;
+  checksum.update(writer.bytes.data(), writer.bytes.size());
+  const std::string hex = checksum.hex();
+  writer.bytes.insert(writer.bytes.end(), hex.begin(), hex.end());
   return std::move(writer.bytes);
 }
 
+bool Plan::validate(std::string& error) const {
+  if (parameters.seqLength == 0 || parameters.windowDocuments == 0 || parameters.globalBatchSize == 0 || parameters.spreadWindows == 0 ||
+      parameters.spreadWindows > LongDocumentCache::kSlots || static_cast<uint8_t>(parameters.packing) > 1) {
+    error = "plan parameters out of range";
+    return false;
+  }
+  try {
+    checkStages(stages, sourceCount);
+  } catch (const std::exception& failure) {
+    error = failure.what();
+    return false;
+  }
+  if (windowEnds.size() != sourceCount || windowsPerEpoch.size() != sourceCount || stats.size() != stages.size()) {
+    error = "plan tables do not match its sources and stages";
+    return false;
+  }
+  const uint64_t steps = totalSteps();
+  if (checkpoints.size() != (steps + 1) * sourceCount * 2) {
+    error = "plan checkpoints do not match its steps";
+    return false;
+  }
+  for (uint32_t source = 0; source < sourceCount; ++source) {
+    const auto& ends = windowEnds[source];
+    if (windowsPerEpoch[source] == 0) {
+      error = "plan source " + std::to_string(source) + " has no windows per epoch";
+      return false;
+    }
+    for (size_t i = 1; i < ends.size(); ++i) {
+      if (ends[i] < ends[i - 1]) {
+        error = "plan window table of source " + std::to_string(source) + " decreases at window " + std::to_string(i);
+        return false;
+      }
+    }
+    // Every sample a checkpoint names must lie inside the window table, so a replay never packs past it; cursors
+    // never go back; a row's tokens fit its sequences.
+    const uint64_t tableEnd = ends.empty() ? 0 : ends.back();
+    uint64_t previous = 0;
+    uint64_t stageStartCursor = 0;
+    uint64_t nextStageStart = 0;
+    size_t stage = 0;
+    for (uint64_t step = 0; step <= steps; ++step) {
+      const uint64_t cursor = checkpoints[(step * sourceCount + source) * 2];
+      const uint64_t taken = checkpoints[(step * sourceCount + source) * 2 + 1];
+      while (stage < stages.size() && step == nextStageStart) {
+        stageStartCursor = cursor;
+        nextStageStart += stages[stage++].steps;
+      }
+      // bestfit: samples below the cursor are rows of the table; concat: the last window read ends at token
+      // cursor x seqLength, which the table must hold.
+      const bool inside = parameters.packing == Packing::kBestFit ? cursor <= tableEnd
+                                                                  : cursor == 0 || (cursor <= tableEnd / parameters.seqLength && cursor * uint64_t{parameters.seqLength} < tableEnd);
+      if (cursor < previous || !inside || taken > (cursor - stageStartCursor) * uint64_t{parameters.seqLength}) {
+        error = "plan checkpoint of step " + std::to_string(step) + ", source " + std::to_string(source) + " is out of range";
+        return false;
+      }
+      previous = cursor;
+    }
+  }
+  return true;
+}
+
 bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string& error) {
-  if (size < 12 || std::memcmp(data, kPlanMagic, 8) != 0) {
+  if (size < 12 + kChecksumBytes || std::memcmp(data, kPlanMagic, 8) != 0) {
     error = "not an octomix plan (bad magic)";
+    return false;
+  }
+  size -= kChecksumBytes;
+  Sha256 checksum;
+  checksum.update(data, size);
+  if (checksum.hex() != std::string(reinterpret_cast<const char*>(data + size), kChecksumBytes)) {
+    error = "plan checksum mismatch: the file was modified or damaged";
     return false;
   }
   Reader reader{data, size, 8};
@@ -718,6 +832,21 @@ bool Plan::deserialize(const uint8_t* data, size_t size, Plan& plan, std::string
   if (!consistent) {
     error = "plan is truncated or corrupt";
     return false;
+  }
+  return plan.validate(error);
+}
+
+bool Plan::matches(const std::vector<uint64_t>& documentsPerSource, std::string& error) const {
+  if (documentsPerSource.size() != sourceCount) {
+    error = "the plan has " + std::to_string(sourceCount) + " sources, the recipe " + std::to_string(documentsPerSource.size());
+    return false;
+  }
+  for (uint32_t source = 0; source < sourceCount; ++source) {
+    const uint64_t expected = (documentsPerSource[source] + parameters.windowDocuments - 1) / parameters.windowDocuments;
+    if (windowsPerEpoch[source] != expected) {
+      error = "the plan's source " + std::to_string(source) + " has " + std::to_string(windowsPerEpoch[source]) + " windows per epoch, its shards " + std::to_string(expected);
+      return false;
+    }
   }
   return true;
 }

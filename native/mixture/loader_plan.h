@@ -64,6 +64,11 @@ struct SourceDocuments {
   static SourceDocuments fromLengths(std::string name, std::vector<int32_t> lengths);
   // Copies `count` tokens of `document` from `offset` into `out` as int32.
   void read(uint64_t document, uint64_t offset, uint64_t count, int32_t* out) const;
+  // The shard holding `document`.
+  size_t shardOf(uint64_t document) const;
+  // Throws when shard `shard`'s .bin is no longer the size it was mapped at (truncated in place by another process:
+  // reading its mapped pages past the new end would raise SIGBUS).
+  void checkShard(size_t shard) const;
 };
 
 // A piece of one document placed in a sample.
@@ -118,6 +123,9 @@ class SourceStream {
   // Windows built so far and each one's end in samples (bestfit) or stream tokens (concat).
   const std::vector<uint64_t>& windowEnds() const { return windowEnds_; }
   void setWindowEnds(std::vector<uint64_t> ends) { windowEnds_ = std::move(ends); }
+  // A replay of a plan never needs a window past the plan's table: with a limit, asking for one throws instead of
+  // packing on (a corrupt cursor could otherwise spin through windows without end).
+  void limitWindows(uint64_t windows) { windowLimit_ = windows; }
   uint64_t windowsPerEpoch() const { return windowsPerEpoch_; }
   // Document at stream position (epoch-major).
   uint64_t documentAt(uint64_t epoch, uint64_t position) const;
@@ -149,6 +157,7 @@ class SourceStream {
   PackedWindow cached_[2];
   int cacheNext_ = 0;
   LongDocumentCache longCache_;
+  uint64_t windowLimit_ = UINT64_MAX;
 };
 
 struct SourceStageStats {
@@ -169,9 +178,16 @@ struct Plan {
 
   uint64_t totalSteps() const;
   uint64_t stageOfStep(uint64_t step) const;
+  // The plan's bytes, ending with a sha256 of everything before it.
   std::vector<uint8_t> serialize() const;
-  // Returns false with `error` for bytes that are not a plan of this version.
+  // Returns false with `error` for bytes that are not a plan of this version, whose checksum does not match, or
+  // whose contents fail validate().
   static bool deserialize(const uint8_t* data, size_t size, Plan& plan, std::string& error);
+  // Everything a replay relies on: parameters in range, every stage with a positive share, monotonic window tables,
+  // checkpoints inside them and never going back, tokens taken that fit the sequences taken.
+  bool validate(std::string& error) const;
+  // Whether the plan was built for sources of these document counts (windows per epoch).
+  bool matches(const std::vector<uint64_t>& documentsPerSource, std::string& error) const;
 };
 
 // Simulates every sample of every stage. `sources` order is the recipe's source order.

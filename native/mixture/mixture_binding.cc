@@ -310,11 +310,19 @@ Napi::Value measurePackingQualityBinding(const Napi::CallbackInfo& info) {
   return job->start(env, 1, 1, "octomix.measurePackingQuality");
 }
 
-// readLoaderPlan(plan: Uint8Array) -> the summary buildLoaderPlan gives, for a cached plan.
+// readLoaderPlan(plan: Uint8Array, documentsPerSource?: number[]) -> the summary buildLoaderPlan gives, for a cached
+// plan; with document counts, also checks the plan was built for sources of those sizes (PLAN_INVALID if not).
 Napi::Value readLoaderPlanBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   mixture::Plan plan;
   if (info.Length() < 1 || !parsePlan(env, info[0], plan)) return env.Undefined();
+  if (info.Length() > 1 && info[1].IsArray()) {
+    Napi::Array counts = info[1].As<Napi::Array>();
+    std::vector<uint64_t> documents;
+    for (uint32_t i = 0; i < counts.Length(); ++i) documents.push_back(static_cast<uint64_t>(counts.Get(i).ToNumber().DoubleValue()));
+    std::string mismatch;
+    if (!plan.matches(documents, mismatch)) return throwCoded(env, mismatch, "PLAN_INVALID");
+  }
   return planSummary(env, plan);
 }
 

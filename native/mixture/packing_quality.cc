@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 
 namespace octomix::mixture {
 
@@ -46,10 +48,15 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y) {
 
 std::vector<StageQuality> measurePackingQuality(const Plan& plan, const std::vector<const SourceDocuments*>& sources, uint64_t maxStepsPerStage) {
   const size_t count = sources.size();
+  std::vector<uint64_t> documents;
+  for (const SourceDocuments* source : sources) documents.push_back(source->lengths.size());
+  std::string mismatch;
+  if (!plan.matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
   std::vector<SourceStream> streams;
   for (uint32_t i = 0; i < count; ++i) {
     streams.emplace_back(sources[i], plan.parameters, i);
     streams.back().setWindowEnds(plan.windowEnds[i]);
+    streams.back().limitWindows(plan.windowEnds[i].size());
   }
   std::vector<double> sourceMean(count, 0);
   for (size_t source = 0; source < count; ++source) {

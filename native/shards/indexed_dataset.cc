@@ -83,13 +83,20 @@ bool ShardWriter::open(std::string& error) {
     error = "dtype code " + std::to_string(dtype_) + " is not an integer token dtype";
     return false;
   }
-  std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temporaryCounter.fetch_add(1));
-  binTemporary_ = prefix_ + ".bin" + suffix;
-  idxTemporary_ = prefix_ + ".idx" + suffix;
-  bin_ = FileDescriptor(::open(binTemporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!bin_.valid()) {
-    error = systemError(binTemporary_, "create", errno);
-    return false;
+  // Fresh names created with O_EXCL | O_NOFOLLOW: a leftover or a planted file (or symlink) at a temporary name is
+  // never written through; the next counter value is tried instead.
+  for (int attempt = 0;; ++attempt) {
+    std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temporaryCounter.fetch_add(1));
+    binTemporary_ = prefix_ + ".bin" + suffix;
+    idxTemporary_ = prefix_ + ".idx" + suffix;
+    bin_ = FileDescriptor(::open(binTemporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (bin_.valid()) break;
+    if (errno != EEXIST || attempt >= 64) {
+      error = systemError(binTemporary_, "create", errno);
+      binTemporary_.clear();  // not ours: abort() must not remove it
+      idxTemporary_.clear();
+      return false;
+    }
   }
   buffer_.reserve(kWriteBufferBytes);
   return true;
@@ -178,7 +185,7 @@ bool ShardWriter::finish(std::string& error) {
     error = "cannot close " + binTemporary_ + ": " + closeError;
     return false;
   }
-  FileDescriptor idx(::open(idxTemporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  FileDescriptor idx(::open(idxTemporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!idx.valid()) {
     error = systemError(idxTemporary_, "create", errno);
     return false;
@@ -277,12 +284,16 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix, 
   dataset->sequences_ = readU64(idx + 18);
   dataset->documentCount_ = readU64(idx + 26);
   uint64_t n = dataset->sequences_, d = dataset->documentCount_;
-  // Overflow-safe size check: the counts come from the file and are not trusted.
-  if (n > (UINT64_MAX / 16) || d > (UINT64_MAX / 16) || d == 0) {
-    error = idxPath + ": corrupt counts (sequences " + std::to_string(n) + ", document indices " + std::to_string(d) + ")";
+  // The counts come from the file and are not trusted: 34 + 12n + 8d is computed with checked arithmetic, so it
+  // cannot wrap around to match a small file (a wrapped size once matched a 98-byte file).
+  uint64_t expected = 0, lengthsBytes = 0, indexBytes = 0;
+  if (d == 0 || __builtin_mul_overflow(n, uint64_t{12}, &lengthsBytes) || __builtin_mul_overflow(d, uint64_t{8}, &indexBytes) ||
+      __builtin_add_overflow(lengthsBytes, indexBytes, &expected) || __builtin_add_overflow(expected, uint64_t{kHeaderBytes}, &expected) ||
+      expected + n < expected) {
+    error = idxPath + ": corrupt counts: " + std::to_string(n) + " sequences and " + std::to_string(d) + " document indices cannot fit its " +
+            std::to_string(idxSize) + " bytes";
     return nullptr;
   }
-  uint64_t expected = kHeaderBytes + 12 * n + 8 * d;
   if (idxSize != expected && idxSize != expected + n) {  // + n: Megatron's multimodal sequence modes
     error = idxPath + ": size " + std::to_string(idxSize) + " bytes does not match its header (" + std::to_string(n) +
             " sequences, " + std::to_string(d) + " document indices need " + std::to_string(expected) +
@@ -293,11 +304,17 @@ std::shared_ptr<IndexedDataset> IndexedDataset::open(const std::string& prefix, 
   dataset->pointers_ = dataset->lengths_ + 4 * n;
   dataset->documentIndices_ = dataset->pointers_ + 8 * n;
   size_t item = dataset->itemBytes();
+  // The running total is checked so that total x item cannot wrap (a wrapped product could match a forged offset).
+  const uint64_t maxTokens = static_cast<uint64_t>(INT64_MAX) / item;
   uint64_t total = 0;
   for (uint64_t i = 0; i < n; ++i) {
     int32_t length = dataset->length(i);
     if (length < 0) {
       error = idxPath + ": sequence " + std::to_string(i) + " has negative length " + std::to_string(length);
+      return nullptr;
+    }
+    if (total > maxTokens) {
+      error = idxPath + ": corrupt lengths: the sequences before " + std::to_string(i) + " already hold more tokens than any file can";
       return nullptr;
     }
     if (static_cast<uint64_t>(dataset->pointer(i)) != total * item) {

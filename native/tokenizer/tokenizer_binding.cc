@@ -524,7 +524,14 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   Napi::Uint32Array slabArray(Napi::Env env, const std::vector<uint32_t>& ids) {
     size_t bytes = ids.size() * sizeof(uint32_t);
     if (bytes == 0 || bytes > kSlabBytes / 16) return toTypedArray(env, ids);
-    if (slab_.IsEmpty() || slabUsed_ + bytes > kSlabBytes) {
+    // A slab whose buffer was transferred (postMessage, structuredClone with transfer) is detached: its Data() is
+    // null and its length 0, so it is replaced instead of written through.
+    bool usable = !slab_.IsEmpty() && slabUsed_ + bytes <= kSlabBytes;
+    if (usable) {
+      Napi::ArrayBuffer current = slab_.Value();
+      usable = !current.IsDetached() && current.Data() != nullptr && current.ByteLength() == kSlabBytes;
+    }
+    if (!usable) {
       slab_.Reset(Napi::ArrayBuffer::New(env, kSlabBytes), 1);
       slabUsed_ = 0;
     }

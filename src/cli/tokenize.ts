@@ -6,7 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ShardWriter, optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
@@ -97,9 +98,7 @@ async function markComplete(prefix: string, end: Position, tail: ShardCounters):
     end,
     complete: true,
   };
-  const temporary = `${prefix}.json.tmp-${process.pid}`;
-  await writeFile(temporary, `${JSON.stringify(updated, null, 2)}\n`);
-  await rename(temporary, `${prefix}.json`);
+  await writeFileAtomic(`${prefix}.json`, `${JSON.stringify(updated, null, 2)}\n`);
 }
 
 export async function runTokenize(args: string[]): Promise<number> {

@@ -6,8 +6,8 @@ import { verifyShard } from '../shards/verify.js';
 
 const help = `usage: octomix verify PREFIX...
 
-Checks each shard (PREFIX.bin, PREFIX.idx) against PREFIX.json: file sizes, header, index, counts, and the sha256
-digest recomputed over every token. A PREFIX written with --max-shard-* stands for all its numbered shards
+Checks each shard (PREFIX.bin, PREFIX.idx) against PREFIX.json: file sizes, header, index, counts, the sha256 of
+the index (document lengths and boundaries) and the sha256 digest recomputed over every token. A PREFIX written with --max-shard-* stands for all its numbered shards
 (PREFIX_00000, PREFIX_00001, ...). Exits 1 when any shard does not verify.`;
 
 /** PREFIX itself, or its numbered shards when only those exist. */
@@ -36,6 +36,7 @@ export async function runVerify(args: string[]): Promise<number> {
     const result = await verifyShard(prefix);
     if (result.ok) {
       console.log(`ok   ${displayPath(prefix)}: ${result.manifest!.documents.toLocaleString('en')} documents (${result.manifest!.sequences.toLocaleString('en')} non-empty), ${result.manifest!.tokens.toLocaleString('en')} tokens, sha256 ${result.manifest!.digest.value.slice(0, 16)}…`);
+      for (const note of result.notes) console.log(`     note: ${note}`);
     } else {
       failures++;
       console.log(`FAIL ${displayPath(prefix)}: ${result.problems.join('; ')}`);

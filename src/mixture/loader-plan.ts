@@ -5,8 +5,8 @@
  * DataLoader.open and `octomix plan`. Every shard is opened and checked here, so a missing, corrupt or changed
  * shard fails before training, naming its source.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ShardFormatError } from '../errors.js';
@@ -128,10 +128,13 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
   const fingerprints: Record<string, string> = {};
   const shardFingerprints: string[][] = [];
   let eosFromManifest: number | undefined;
+  const documentsPerSource: number[] = [];
   for (const name of names) {
     const perShard: string[] = [];
+    let documents = 0;
     for (const prefix of recipe.sources[name].prefixes) {
       const dataset = TokenDataset.open(prefix);
+      documents += dataset.numDocuments;
       const manifest = readManifest(prefix);
       if (manifest && (manifest.tokens !== dataset.numTokens || manifest.sequences !== dataset.numDocuments)) {
         throw new ShardFormatError(prefix, `source ${name}: ${prefix} changed since it was written: its manifest records ${manifest.sequences} sequences and ${manifest.tokens} tokens, the shard holds ${dataset.numDocuments} and ${dataset.numTokens}`);
@@ -140,6 +143,7 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
       perShard.push(createHash('sha256').update(new Uint8Array(dataset.documentLengths.buffer)).digest('hex'));
     }
     shardFingerprints.push(perShard);
+    documentsPerSource.push(documents);
     fingerprints[name] = createHash('sha256').update(perShard.join(',')).digest('hex').slice(0, 16);
   }
   const stages = recipe.stages.map((stage, index) => {
@@ -154,7 +158,7 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
 
   const addon = loadAddon() as unknown as {
     buildLoaderPlan(sources: unknown, parameters: unknown, stages: unknown): Promise<NativePlanSummary & { plan: Uint8Array }>;
-    readLoaderPlan(plan: Uint8Array): NativePlanSummary;
+    readLoaderPlan(plan: Uint8Array, documentsPerSource?: number[]): NativePlanSummary;
   };
   const useCache = options.cache ?? true;
   const cacheDir = options.cacheDir ?? defaultCacheDir();
@@ -166,10 +170,12 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
   if (useCache && existsSync(cachePath)) {
     try {
       bytes = readFileSync(cachePath);
-      summary = addon.readLoaderPlan(bytes);
+      summary = addon.readLoaderPlan(bytes, documentsPerSource);
       cached = true;
-    } catch {
-      bytes = undefined;  // a corrupt or older cache file is rebuilt and replaced
+    } catch (error) {
+      // A damaged, tampered-with or older cache file is never trusted: it is rebuilt and replaced, and said so.
+      bytes = undefined;
+      process.emitWarning(`octomix: the cached loader plan ${cachePath} is not valid (${(error as Error).message}); rebuilding it`, { code: 'OCTOMIX_PLAN_CACHE_INVALID' });
     }
   }
   if (!bytes || !summary) {
@@ -177,13 +183,22 @@ export async function prepareLoaderPlan(recipe: Recipe, branch: string | undefin
     bytes = built.plan;
     summary = built;
     if (useCache) {
-      const temporary = `${cachePath}.tmp-${process.pid}`;
+      // A fresh temporary name opened with O_EXCL | O_NOFOLLOW: a file or symlink planted at that name in a shared
+      // cache folder is never written through.
+      const temporary = `${cachePath}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+      let created = false;
       try {
         mkdirSync(cacheDir, { recursive: true });
-        writeFileSync(temporary, bytes);
+        const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+        created = true;
+        try {
+          writeSync(fd, bytes);
+        } finally {
+          closeSync(fd);
+        }
         renameSync(temporary, cachePath);  // whole or absent: ranks racing to write the same key are harmless
       } catch (error) {
-        try { unlinkSync(temporary); } catch { /* never written */ }
+        if (created) try { unlinkSync(temporary); } catch { /* already renamed or removed */ }
         process.emitWarning(`octomix: cannot cache the loader plan in ${cacheDir}: ${(error as Error).message}`);
       }
     }

@@ -3,7 +3,9 @@
  * PREFIX.json manifest. Files are written under temporary names and renamed only when complete: .bin, then .idx,
  * then the manifest, so a pair without a manifest is never taken as finished by `octomix tokenize`'s resume.
  */
-import { rename, writeFile, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../io/atomic-file.js';
 import { describeValue, ShardWriteError } from '../errors.js';
 import { loadAddon, type NativeShardWriter } from '../native.js';
 
@@ -115,7 +117,7 @@ export class ShardWriter {
       throw new ShardWriteError((error as Error).message, { cause: error });
     }
     const summary: ShardSummary = { prefix: this.prefix, dtype: this.dtype, ...stats };
-    const body = {
+    const body: Record<string, unknown> = {
       format: 'megatron-indexed-dataset',
       version: 1,
       ...manifest,
@@ -127,12 +129,12 @@ export class ShardWriter {
       idxBytes: 34 + 12 * summary.sequences + 8 * (summary.documents + 1),
       digest: { algorithm: 'sha256', of: 'token ids as little-endian int64', value: summary.digest },
     };
-    const temporary = `${this.prefix}.json.tmp-${process.pid}`;
     try {
-      await writeFile(temporary, `${JSON.stringify(body, null, 2)}\n`);
-      await rename(temporary, `${this.prefix}.json`);
+      // The token digest says nothing of where documents begin and end; this one covers the whole index (lengths,
+      // offsets, document boundaries), so `octomix verify` notices a moved boundary or a flipped index bit.
+      body.indexDigest = { algorithm: 'sha256', of: 'the .idx file', value: createHash('sha256').update(await readFile(`${this.prefix}.idx`)).digest('hex') };
+      await writeFileAtomic(`${this.prefix}.json`, `${JSON.stringify(body, null, 2)}\n`);
     } catch (error) {
-      await unlink(temporary).catch(() => {});
       throw new ShardWriteError(`cannot write ${this.prefix}.json: ${(error as Error).message}`, { cause: error });
     }
     return summary;

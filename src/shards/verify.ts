@@ -3,6 +3,7 @@
  * and index, the recorded counts, and the digest recomputed over every token. Used by `octomix verify` and by
  * `octomix tokenize` before it keeps a shard from an interrupted run.
  */
+import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { TokenDigest } from './digest.js';
 import { TokenDataset } from './token-dataset.js';
@@ -16,6 +17,8 @@ export interface ShardManifest {
   binBytes: number;
   idxBytes: number;
   digest: { algorithm: string; value: string };
+  /** sha256 of the whole .idx file (manifests written before octomix recorded it lack it). */
+  indexDigest?: { algorithm: string; value: string };
   [key: string]: unknown;
 }
 
@@ -23,6 +26,8 @@ export interface VerifyResult {
   prefix: string;
   ok: boolean;
   problems: string[];
+  /** What could not be checked, and why (e.g. a manifest without an index digest). */
+  notes: string[];
   manifest?: ShardManifest;
 }
 
@@ -37,7 +42,7 @@ export async function verifyShard(prefix: string, options: { digest?: boolean } 
   try {
     manifest = await readManifest(prefix);
   } catch (error) {
-    return { prefix, ok: false, problems: [`${prefix}.json: ${(error as Error).message}`] };
+    return { prefix, ok: false, problems: [`${prefix}.json: ${(error as Error).message}`], notes: [] };
   }
   for (const [suffix, expected] of [['bin', manifest.binBytes], ['idx', manifest.idxBytes]] as const) {
     try {
@@ -47,21 +52,28 @@ export async function verifyShard(prefix: string, options: { digest?: boolean } 
       problems.push(`${prefix}.${suffix}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (error as Error).message}`);
     }
   }
-  if (problems.length > 0) return { prefix, ok: false, problems, manifest };
+  const notes: string[] = [];
+  if (problems.length > 0) return { prefix, ok: false, problems, notes, manifest };
   let dataset: TokenDataset;
   try {
     dataset = TokenDataset.open(prefix);
   } catch (error) {
-    return { prefix, ok: false, problems: [(error as Error).message], manifest };
+    return { prefix, ok: false, problems: [(error as Error).message], notes, manifest };
   }
   if (dataset.dtype !== manifest.dtype) problems.push(`dtype ${dataset.dtype}, the manifest says ${manifest.dtype}`);
   if (dataset.numTokens !== manifest.tokens) problems.push(`${dataset.numTokens} tokens, the manifest says ${manifest.tokens}`);
   if (dataset.numDocuments !== manifest.sequences) problems.push(`${dataset.numDocuments} sequences, the manifest says ${manifest.sequences}`);
+  if (manifest.indexDigest?.value === undefined) {
+    notes.push('the manifest records no index digest (written by an older octomix): document boundaries were checked for consistency, not against the manifest');
+  } else if (problems.length === 0) {
+    const value = createHash('sha256').update(await readFile(`${prefix}.idx`)).digest('hex');
+    if (value !== manifest.indexDigest.value) problems.push(`index digest ${value}, the manifest says ${manifest.indexDigest.value}: document lengths or boundaries changed`);
+  }
   if (options.digest !== false && problems.length === 0) {
     const digest = new TokenDigest();
     for (let i = 0; i < dataset.numDocuments; i++) digest.update(dataset.document(i) as ArrayLike<number>);
     const value = digest.hex();
     if (value !== manifest.digest?.value) problems.push(`digest ${value}, the manifest says ${manifest.digest?.value}`);
   }
-  return { prefix, ok: problems.length === 0, problems, manifest };
+  return { prefix, ok: problems.length === 0, problems, notes, manifest };
 }
