@@ -27,6 +27,9 @@ export interface RecipeSource {
   maxEpochs?: number;
 }
 
+/** The largest recipes the loader plans (a 220B-token run at 8k with 4Mi batches is 53,000 steps, 27M sequences). */
+export const LIMITS = { seqLength: 2 ** 24, globalBatchSize: 2 ** 20, steps: 2 ** 26, sequences: 2 ** 32 } as const;
+
 /** Documents per packing window when a recipe does not say (see `Recipe.packingWindow`). */
 export const DEFAULT_PACKING_WINDOW = 4096;
 
@@ -174,6 +177,7 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
   // A plain integer: "8K" would be 8,000 tokens, which no model's context is.
   if (typeof root.seqLength === 'string') throw new RecipeError('seqLength', `must be an integer number of tokens (e.g. 8192), received ${describeValue(root.seqLength)}`);
   const seqLength = integerAt('seqLength', root.seqLength, 1);
+  if (seqLength > LIMITS.seqLength) throw new RecipeError('seqLength', `must be at most ${LIMITS.seqLength.toLocaleString('en')} tokens, received ${describeValue(root.seqLength)}`);
   let globalBatchSize: number;
   if (root.globalBatchSize !== undefined && root.globalBatchTokens !== undefined) throw new RecipeError('globalBatchSize', 'give globalBatchSize or globalBatchTokens, not both');
   if (root.globalBatchSize !== undefined) globalBatchSize = parseBudget('globalBatchSize', root.globalBatchSize);
@@ -186,6 +190,9 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
     }
     globalBatchSize = tokens / seqLength;
   } else throw new RecipeError('globalBatchTokens', 'missing (or give globalBatchSize in sequences)');
+  if (globalBatchSize > LIMITS.globalBatchSize) {
+    throw new RecipeError(root.globalBatchSize !== undefined ? 'globalBatchSize' : 'globalBatchTokens', `${globalBatchSize.toLocaleString('en')} sequences per global batch is more than the ${LIMITS.globalBatchSize.toLocaleString('en')} the loader plans`);
+  }
   const microBatchSize = root.microBatchSize === undefined ? undefined : integerAt('microBatchSize', root.microBatchSize, 1);
   const packing = root.packing ?? 'bestfit';
   if (packing !== 'concat' && packing !== 'bestfit') throw new RecipeError('packing', `must be concat or bestfit, received ${describeValue(packing)}`);
@@ -236,6 +243,16 @@ export function loadRecipe(input: string | object, options: { baseDir?: string }
     const branches = Object.fromEntries(Object.entries(branchesObject).map(([branch, mix]) => [branch, parseMixture(`${key}.branches.${branch}`, mix, sources)]));
     return { name, tokens, branches };
   });
+  // The plan simulates every sequence and keeps a checkpoint per step: budgets beyond these would take hours and
+  // gigabytes to plan (or never finish), so they are refused here, naming the stage that crosses the limit.
+  let steps = 0;
+  for (const [index, stage] of stages.entries()) {
+    steps += Math.ceil(stage.tokens / (globalBatchSize * seqLength));
+    if (steps > LIMITS.steps || steps * globalBatchSize > LIMITS.sequences) {
+      throw new RecipeError(`stages[${index}].tokens`, `the stages up to this one need ${steps.toLocaleString('en')} steps of ${globalBatchSize} sequences; the loader plans at most ` +
+        `${LIMITS.steps.toLocaleString('en')} steps and ${LIMITS.sequences.toLocaleString('en')} sequences (lower the budget, or raise seqLength or the batch)`);
+    }
+  }
   return { seed, seqLength, globalBatchSize, ...(microBatchSize !== undefined ? { microBatchSize } : {}), packing, packingWindow, sources, stages };
 }
 

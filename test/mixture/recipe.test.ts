@@ -101,6 +101,11 @@ describe('loadRecipe', () => {
     expect(error(recipeText().replace('{ web: 0.7, qa: 0.3 }', '{ web: 1e308, qa: 1e308 }'))).toBe('stages[0].mix: the shares sum to Infinity; give shares that sum to 1 (or to any finite total)');
     expect(error(recipeText().replace('seed: 7', 'sead: 7'))).toMatch(/^sead: unknown key \(did you mean seed\?\); expected one of seed, seqLength/);
     expect(error(recipeText().replace('seed: 7', 'seed: 9007199254740993'))).toMatch(/^seed: must be at most 2\^53 - 1/);
+    // Sizes that would hang the plan build or exhaust memory are refused up front, naming the key.
+    expect(error(recipeText().replace('globalBatchTokens: 1K', 'globalBatchSize: 1099511627776'))).toBe('globalBatchSize: 1,099,511,627,776 sequences per global batch is more than the 1,048,576 the loader plans');
+    expect(error(recipeText().replace('tokens: 20K', 'tokens: 1000000000000000000'))).toMatch(/^stages\[0\]\.tokens: must be at most 2\^53 - 1/);
+    expect(error(recipeText().replace('tokens: 20K', 'tokens: 9000T'))).toMatch(/^stages\[0\]\.tokens: the stages up to this one need 9,000,000,000,000 steps of 10 sequences; the loader plans at most 67,108,864 steps/);
+    expect(error(recipeText().replace('seqLength: 100', 'seqLength: 1e308'))).toMatch(/^seqLength: must be at most 16,777,216 tokens/);
     expect(error(recipeText().replace('{ cot: 0.3, web: 0.7 }', '{ cott: 0.3, web: 0.7 }'))).toMatch(/^stages\[1\]\.branches\.long\.cott: unknown source \(sources are web, qa, cot\)/);
     expect(error(recipeText().replace('qa: 0.3 }', 'qa: -1 }'))).toBe('stages[0].mix.qa: must be a positive share, received number -1');
     expect(error(recipeText().replace('shards/qa', 'shards/missing'))).toMatch(/^sources\.qa\.path: no shard .*missing\.idx/);
