@@ -1,5 +1,8 @@
 #include "mixture/data_loader.h"
 
+#include <sys/file.h>
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -39,18 +42,43 @@ SharedRing::SharedRing(const std::string& file, size_t size) : path(file), bytes
     ::unlink(file.c_str());
     throw std::runtime_error("cannot reserve " + std::to_string(size) + " bytes in " + file + ": " + std::strerror(failure));
   }
+  // The server holds an exclusive lock on its ring for as long as it lives (the kernel drops it when the process
+  // dies, however it dies): another server treats a ring as stale only when it can take that lock, so a live ring
+  // is never removed, whatever PID namespace its server runs in.
+  if (::flock(descriptor, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    ::close(descriptor);
+    ::unlink(file.c_str());
+    throw std::runtime_error("cannot lock " + file + ": " + std::strerror(error));
+  }
   void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0);
-  ::close(descriptor);
   if (mapping == MAP_FAILED) {
     int error = errno;
+    ::close(descriptor);
     ::unlink(file.c_str());
     throw std::runtime_error("cannot map " + file + ": " + std::strerror(error));
   }
+  lockDescriptor = descriptor;
   base = static_cast<uint8_t*>(mapping);
 }
 
 SharedRing::~SharedRing() {
   if (base != nullptr) munmap(base, bytes);
+  if (lockDescriptor >= 0) ::close(lockDescriptor);
+}
+
+RingProbe probeRing(const std::string& file) {
+  int descriptor = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (descriptor < 0) return RingProbe::kGone;
+  struct stat info;
+  RingProbe result = RingProbe::kLive;
+  if (::fstat(descriptor, &info) != 0 || !S_ISREG(info.st_mode) || info.st_uid != ::geteuid()) {
+    result = RingProbe::kForeign;  // not a file this user's servers make: left alone
+  } else if (::flock(descriptor, LOCK_EX | LOCK_NB) == 0) {
+    result = RingProbe::kStale;  // no server holds it
+  }
+  ::close(descriptor);
+  return result;
 }
 
 namespace {

@@ -55,7 +55,13 @@ struct SharedRing {
   std::string path;
   uint8_t* base = nullptr;
   size_t bytes = 0;
+  int lockDescriptor = -1;  // holds the ring's exclusive flock while the ring lives
 };
+
+// What another server's ring file is: kStale (nobody holds its lock: its server is gone), kLive, kForeign (not a
+// regular file of this user), or kGone.
+enum class RingProbe { kStale, kLive, kForeign, kGone };
+RingProbe probeRing(const std::string& file);
 
 // One ring buffer: a page-aligned block holding every field of one micro-batch. Shared with the ArrayBuffers handed
 // to JS, so memory outlives a loader that is collected while a batch view is still referenced.

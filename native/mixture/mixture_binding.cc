@@ -654,9 +654,26 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
   std::shared_ptr<DataLoaderWrap*> alive_ = std::make_shared<DataLoaderWrap*>(this);
 };
 
+// probeRing(path) -> 'stale' | 'live' | 'foreign' | 'gone': whether a server still holds a ring file's lock.
+Napi::Value probeRingBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "probeRing(path: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  switch (mixture::probeRing(info[0].As<Napi::String>().Utf8Value())) {
+    case mixture::RingProbe::kStale: return Napi::String::New(env, "stale");
+    case mixture::RingProbe::kLive: return Napi::String::New(env, "live");
+    case mixture::RingProbe::kForeign: return Napi::String::New(env, "foreign");
+    case mixture::RingProbe::kGone: return Napi::String::New(env, "gone");
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void registerMixture(Napi::Env env, Napi::Object exports) {
+  exports.Set("probeRing", Napi::Function::New(env, probeRingBinding, "probeRing"));
   exports.Set("buildGptIndices", Napi::Function::New(env, buildGptIndicesBinding, "buildGptIndices"));
   exports.Set("buildLoaderPlan", Napi::Function::New(env, buildLoaderPlanBinding, "buildLoaderPlan"));
   exports.Set("readLoaderPlan", Napi::Function::New(env, readLoaderPlanBinding, "readLoaderPlan"));

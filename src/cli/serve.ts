@@ -19,11 +19,12 @@
  * If the loader cannot open, the server prints { "error": { code, message } } as its one stdout line and exits 1.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fieldShape } from '../mixture/batch-layout.js';
+import { loadAddon } from '../native.js';
 import { DataLoader, type Batch, type LoaderState } from '../mixture/data-loader.js';
 import { decodeBody, encodeFrame, frameReader, MAX_REQUEST_BYTES, parseRequest, ProtocolError, type Request } from '../serve/protocol.js';
 
@@ -51,7 +52,12 @@ options:
 
 const RING_PATTERN = /^octomix-(\d+)-[0-9a-f]+\.ring$/;
 
-/** Removes rings left by servers that no longer run (killed with SIGKILL, or a crashed machine's leftovers). */
+/**
+ * Removes rings left by servers that no longer run (killed with SIGKILL, or a crashed machine's leftovers). A live
+ * server holds an exclusive lock on its ring, so a ring counts as stale only when its lock can be taken; the PID in
+ * its name is never trusted (a server in another PID namespace sharing /dev/shm has PIDs that mean nothing here).
+ * Files not owned by this user are left alone.
+ */
 export function removeStaleRings(directory: string): string[] {
   const removed: string[] = [];
   let names: string[];
@@ -60,24 +66,42 @@ export function removeStaleRings(directory: string): string[] {
   } catch {
     return removed;
   }
+  const { probeRing } = loadAddon() as unknown as { probeRing(path: string): 'stale' | 'live' | 'foreign' | 'gone' };
   for (const name of names) {
-    const match = RING_PATTERN.exec(name);
-    if (!match) continue;
-    const pid = Number(match[1]);
-    let alive = true;
+    if (!RING_PATTERN.test(name)) continue;
+    const path = join(directory, name);
+    if (probeRing(path) !== 'stale') continue;
     try {
-      process.kill(pid, 0);
-    } catch (error) {
-      alive = (error as NodeJS.ErrnoException).code === 'EPERM';  // EPERM: alive, another user's
-    }
-    if (!alive) {
-      try {
-        unlinkSync(join(directory, name));
-        removed.push(join(directory, name));
-      } catch { /* removed by another server meanwhile */ }
-    }
+      unlinkSync(path);
+      removed.push(path);
+    } catch { /* removed by another server meanwhile */ }
   }
   return removed;
+}
+
+/**
+ * Makes way for a socket at `path`: nothing there, or a socket no server listens on (removed). Anything else is
+ * left alone and named: a regular file (a typo must not delete data), or a socket a live server answers on.
+ */
+async function clearStaleSocket(path: string): Promise<string | undefined> {
+  let info;
+  try {
+    info = lstatSync(path);
+  } catch {
+    return undefined;  // nothing there
+  }
+  if (!info.isSocket()) return `--socket ${path}: a ${info.isDirectory() ? 'folder' : info.isSymbolicLink() ? 'symbolic link' : 'file'} is there, not a socket; choose another path (it is left as it is)`;
+  // Listening sockets are in /proc/net/unix with the accepting-connections flag (0x10000). Connecting to find out
+  // would take a live server's one trainer slot and so end it.
+  const absolute = resolve(path);
+  const listening = readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).some((line) => {
+    const fields = line.trim().split(/\s+/);
+    const bound = fields.slice(7).join(' ');
+    return fields.length >= 8 && (bound === absolute || bound === path) && (Number.parseInt(fields[3], 16) & 0x10000) !== 0;
+  });
+  if (listening) return `--socket ${path}: another server is listening there`;
+  unlinkSync(path);  // a socket left by a server that is gone
+  return undefined;
 }
 
 function positiveInteger(name: string, value: string | undefined): number | undefined {
@@ -108,6 +132,13 @@ export async function runServe(args: string[]): Promise<number> {
   if (Boolean(values.socket) === Boolean(values.stdio)) {
     console.error(`octomix serve: give exactly one of --socket PATH and --stdio\n\n${help}`);
     return 2;
+  }
+  if (values.socket) {
+    const problem = await clearStaleSocket(values.socket);
+    if (problem) {
+      console.error(`octomix serve: ${problem}`);
+      return 2;
+    }
   }
   const device = values.device ?? 'cpu';
   if (device !== 'cpu' && !/^cuda:\d+$/.test(device)) throw new RangeError(`--device must be cpu or cuda:N, received "${device}"`);
@@ -257,7 +288,6 @@ export async function runServe(args: string[]): Promise<number> {
     process.stdout.on('error', () => void shutdown(1, 'the trainer closed stdout'));
   } else {
     const socketPath = values.socket!;
-    if (existsSync(socketPath)) unlinkSync(socketPath);  // a socket file from an earlier run
     let client: Socket | undefined;
     const server = createServer((socket) => {
       if (client) {
@@ -269,10 +299,17 @@ export async function runServe(args: string[]): Promise<number> {
       socket.on('close', () => void shutdown(0, shuttingDown ? undefined : 'the trainer disconnected: shutting down'));
       socket.on('error', () => { /* the close event follows */ });
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(socketPath, resolve);
-    });
+    // Created 0600 (umask 0177 while it is made): another local user can neither connect nor take the one
+    // trainer slot.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, resolve);
+      });
+    } finally {
+      process.umask(umask);
+    }
     void done.then(() => {
       server.close();
       try { unlinkSync(socketPath); } catch { /* gone */ }

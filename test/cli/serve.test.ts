@@ -3,7 +3,7 @@
 // trainer, stale rings of a killed server removed by the next one, and no memory growth over 10,000 batches.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -475,6 +475,55 @@ print("ok")
     expect(result.stderr).not.toMatch(/Traceback/);
     expect(result.stdout.trim()).toBe('ok');
   }, 120_000);
+
+  it('--socket never removes a file that is not a stale socket, creates its socket 0600, and never takes a live server\'s ring', async () => {
+    // A regular file at the socket path (a typo) is left as it is.
+    const file = join(folder, 'precious.txt');
+    writeFileSync(file, 'data');
+    const onFile = spawnSync(process.execPath, [cli, 'serve', '--recipe', recipePath, '--branch', 'long', '--socket', file], { encoding: 'utf8' });
+    expect(onFile.status).toBe(2);
+    expect(onFile.stderr).toContain(`--socket ${file}: a file is there, not a socket; choose another path (it is left as it is)`);
+    expect(readFileSync(file, 'utf8')).toBe('data');
+    // A live server's socket is refused, and that server keeps serving.
+    const served = await startServer(serveArgs());
+    expect(statSync(served.ready.socket).mode & 0o777).toBe(0o600);
+    const second = spawnSync(process.execPath, [cli, 'serve', '--recipe', recipePath, '--branch', 'long', '--socket', served.ready.socket, '--shm-dir', shmDir], { encoding: 'utf8' });
+    expect(second.status).toBe(2);
+    expect(second.stderr).toContain('another server is listening there');
+    // Another server starting meanwhile leaves the live ring alone, whatever PID its name carries.
+    const disguised = join(shmDir, 'octomix-999999-abcdef.ring');
+    copyFileSync(served.ready.sharedMemory, disguised);  // a ring nobody holds, named for a PID that is not running
+    // A live ring named for a PID this namespace does not have (its server runs in another PID namespace): held
+    // under its lock by another process, it must stay.
+    const foreignLive = join(shmDir, 'octomix-999998-fedcba.ring');
+    writeFileSync(foreignLive, 'ring');
+    const holder = spawn('python3', ['-c', `import fcntl, sys, time\nf = open(${JSON.stringify(foreignLive)}, "rb")\nfcntl.flock(f, fcntl.LOCK_EX)\nprint("held", flush=True)\ntime.sleep(60)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((resolve) => holder.stdout!.once('data', resolve));
+    const third = await startServer(serveArgs());
+    holder.kill('SIGKILL');
+    expect(existsSync(foreignLive)).toBe(true);
+    expect(existsSync(served.ready.sharedMemory)).toBe(true);
+    expect(existsSync(disguised)).toBe(false);
+    expect(third.stderr()).toContain(`removed ${disguised}`);
+    third.process.kill('SIGTERM');
+    await third.exited;
+    const client = new ServeClient(served.ready.socket);
+    await client.hello;
+    expect((await client.request({ type: 'next' })).type).toBe('batch');
+    client.send({ type: 'close' });
+    expect((await served.exited).code).toBe(0);
+    client.destroy();
+    // A socket left by a server that is gone is replaced.
+    const killed = await startServer(serveArgs());
+    killed.process.kill('SIGKILL');
+    await killed.exited;
+    expect(lstatSync(killed.ready.socket).isSocket()).toBe(true);
+    const again = await startServer(serveArgs(recipePath).map((arg) => (arg.endsWith('.sock') ? killed.ready.socket : arg)));
+    expect(again.ready.socket).toBe(killed.ready.socket);
+    again.process.kill('SIGTERM');
+    await again.exited;
+    unlinkSync(foreignLive);
+  }, 60_000);
 
   it('refuses wrong options with a clear message', () => {
     const run = (args: string[]) => spawnSync(process.execPath, [cli, 'serve', ...args], { encoding: 'utf8' });

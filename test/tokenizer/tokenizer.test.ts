@@ -196,3 +196,22 @@ describe('decode and vocabulary lookups', () => {
     expect(() => llama.idToToken('1' as unknown as number)).toThrow(TypeError);
   });
 });
+
+describe('results handed to other threads', () => {
+  it('encode after a result buffer was transferred (structuredClone, postMessage) gives fresh, correct ids, never a crash', async () => {
+    const expected = Array.from(llama.encode('Hello world'));
+    for (let round = 0; round < 3; round++) {
+      const ids = llama.encode('Hello world');
+      structuredClone(ids, { transfer: [ids.buffer] });  // detaches the shared result slab
+      expect(ids.length).toBe(0);
+      expect(Array.from(llama.encode('Hello world'))).toEqual(expected);
+      const { port1, port2 } = new MessageChannel();
+      const sent = llama.encode('Hello world');
+      port1.postMessage(sent, [sent.buffer]);
+      const received = await new Promise<Uint32Array>((resolve) => port2.once('message', resolve));
+      port1.close();
+      expect(Array.from(received)).toEqual(expected);
+      expect(Array.from(llama.encode('Hello world'))).toEqual(expected);
+    }
+  });
+});
