@@ -2,6 +2,12 @@
 // SHARD_FORMAT for a bad pair (the message names the file and what is wrong), SHARD_IO for system errors (errno
 // text, e.g. "No space left on device"), SHARD_ID for a token id that does not fit the dtype.
 #include "shards/shards_binding.h"
+#include "common/file.h"
+#include <cerrno>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 
 #include <cstring>
 #include <exception>
@@ -216,7 +222,54 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
 
 }  // namespace
 
+namespace {
+
+// lockFile(path) -> number | string: takes an exclusive flock on PATH (created 0644 if absent, never through a
+// symlink) and returns its descriptor, held until unlockFile or the process's end (the kernel drops the lock
+// however it ends), or the reason it cannot ("busy" when another process holds it).
+Napi::Value lockFileBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "lockFile(path: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    int descriptor = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (descriptor < 0) return Napi::String::New(env, systemError(path, "open", errno));
+    if (::flock(descriptor, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(descriptor);
+      return Napi::String::New(env, error == EWOULDBLOCK ? "busy" : systemError(path, "lock", error));
+    }
+    // The holder before us unlinks the file before it lets go (unlockFile): a lock on an unlinked file locks
+    // nothing, so check the path still names the file we locked, and start again if not.
+    struct stat held, named;
+    if (::fstat(descriptor, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+      return Napi::Number::New(env, descriptor);
+    }
+    ::close(descriptor);
+  }
+  return Napi::String::New(env, "cannot lock " + path + ": it keeps being replaced");
+}
+
+// unlockFile(descriptor, path): removes the lock file, then lets go of the lock (in that order, see lockFile).
+Napi::Value unlockFileBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "unlockFile(descriptor: number, path: string)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ::unlink(info[1].As<Napi::String>().Utf8Value().c_str());
+  ::close(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
+}  // namespace
+
 void registerShards(Napi::Env env, Napi::Object exports) {
+  exports.Set("lockFile", Napi::Function::New(env, lockFileBinding, "lockFile"));
+  exports.Set("unlockFile", Napi::Function::New(env, unlockFileBinding, "unlockFile"));
   exports.Set("ShardWriter", ShardWriterWrap::define(env));
   exports.Set("TokenDataset", TokenDatasetWrap::define(env));
 }

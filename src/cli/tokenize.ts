@@ -17,7 +17,7 @@ import { fieldFormatter, templateFormatter, type RecordFormatter } from '../io/f
 import { displayPath, expandInputs, selectPart, type InputFile } from '../io/inputs.js';
 import { formatCount, formatDuration, parseSize, Progress } from '../io/progress.js';
 import { byteChunks, readRecords } from '../io/readers.js';
-import { packageRoot } from '../native.js';
+import { loadAddon, packageRoot } from '../native.js';
 
 const help = `usage: octomix tokenize --tokenizer tokenizer.json --output out/PREFIX [options] INPUT...
 
@@ -190,6 +190,19 @@ export async function runTokenize(args: string[]): Promise<number> {
     const reason = error.code === 'EEXIST' || error.code === 'ENOTDIR' ? 'a file is in the way' : error.message;
     throw new Error(`--output ${values.output}: cannot create the folder ${dirname(output)}: ${reason}`);
   });
+  // One run per output at a time: two runs started together would interleave their shards. PREFIX.lock is held for
+  // the whole run (the kernel drops it however the process ends) and removed when the run ends.
+  const locks = loadAddon() as unknown as { lockFile(path: string): number | string; unlockFile(descriptor: number, path: string): void };
+  const lockPath = `${output}.lock`;
+  const locked = locks.lockFile(lockPath);
+  if (locked === 'busy') throw new Error(`--output ${values.output}: another octomix tokenize is writing this output (it holds ${displayPath(lockPath)}); wait for it to finish, or choose another --output`);
+  if (typeof locked === 'string') throw new Error(`--output ${values.output}: ${locked}`);
+  try {
+    return await tokenizeLocked();
+  } finally {
+    locks.unlockFile(locked, lockPath);
+  }
+  async function tokenizeLocked(): Promise<number> {
   const numbered = maxShardTokens !== undefined || maxShardBytes !== undefined;
   const shardPrefix = (index: number) => (numbered ? `${output}_${String(index).padStart(5, '0')}` : output);
   const version = JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')).version as string;
@@ -197,7 +210,7 @@ export async function runTokenize(args: string[]): Promise<number> {
   const sources = files.map((file) => ({ path: file.path, size: file.size, mtimeMs: file.mtimeMs }));
   // Everything that decides the output. A resumed run must match it exactly.
   const run = {
-    tokenizer: { path: resolve(values.tokenizer), sha256: tokenizerSha256, vocabSize: tokenizer.vocabSize },
+    tokenizer: { path: resolve(values.tokenizer!), sha256: tokenizerSha256, vocabSize: tokenizer.vocabSize },
     sources,
     text: values.template ? { template: values.template } : { field: values.field ?? 'text' },
     bos: bos ?? null,
@@ -409,9 +422,12 @@ export async function runTokenize(args: string[]): Promise<number> {
       parts.push(chunk);
       size += chunk.length;
       if (size < batchBytes) continue;
+      // Only the new chunk is searched for a line end, and the parts are joined once per batch sent: a long line
+      // costs linear time, not a re-join of everything buffered for every chunk.
+      const cutInChunk = chunk.lastIndexOf(0x0a);
+      if (cutInChunk < 0) continue;  // still inside one long line: keep reading
       const joined = Buffer.concat(parts, size);
-      const cut = joined.lastIndexOf(0x0a);
-      if (cut < 0) continue;  // one long line so far: keep reading
+      const cut = size - chunk.length + cutInChunk;
       await send(joined.subarray(0, cut + 1));
       parts = [joined.subarray(cut + 1)];
       size = joined.length - cut - 1;
@@ -509,4 +525,5 @@ export async function runTokenize(args: string[]): Promise<number> {
     `${formatDuration(seconds)}, peak RSS ${peakResidentMegabytes()} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
   );
   return 0;
+  }
 }

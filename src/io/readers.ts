@@ -4,7 +4,8 @@
  * Lines are split on bytes and decoded with a fatal UTF-8 decoder first, so invalid UTF-8 is counted (and then
  * replaced by U+FFFD) instead of silently replaced.
  */
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
+import { OctomixError } from '../errors.js';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
@@ -34,9 +35,41 @@ function decode(bytes: Uint8Array): { text: string; invalidUtf8: boolean } {
   }
 }
 
-/** The file's bytes after decompression, in chunks of about 1 MiB. */
+/**
+ * Fails when the file is not the one the run listed: another process truncated, appended to or rewrote it while it
+ * was read (a shrunk input once gave a shard marked complete with two thirds of its corpus missing).
+ */
+export function checkUnchanged(file: InputFile, bytesRead: number | undefined): void {
+  let size: number;
+  let mtimeMs: number;
+  try {
+    const info = statSync(file.path);
+    if (!info.isFile()) return;  // a pipe (e.g. <(zstdcat ...)) has no size to compare
+    ({ size, mtimeMs } = info);
+  } catch (error) {
+    throw new InputChangedError(`${file.path} disappeared while it was read (${(error as Error).message}); the run stops and keeps nothing of it`);
+  }
+  if (size !== file.size || mtimeMs !== file.mtimeMs || (bytesRead !== undefined && bytesRead !== file.size)) {
+    throw new InputChangedError(`${file.path} changed while it was read: it was ${file.size} bytes (mtime ${new Date(file.mtimeMs).toISOString()}), ` +
+      `${bytesRead !== undefined ? `${bytesRead} bytes were read, ` : ''}it is now ${size} bytes (mtime ${new Date(mtimeMs).toISOString()}); the run stops and keeps nothing of it`);
+  }
+}
+
+/** An input file that changed while it was read. */
+export class InputChangedError extends OctomixError {
+  constructor(message: string) {
+    super('INPUT_CHANGED', message);
+  }
+}
+
+/** The file's bytes after decompression, in chunks of about 1 MiB; at the end, checks the file did not change. */
 export async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
   const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
+  yield* decompressed(file, stream);
+  checkUnchanged(file, stream.bytesRead);
+}
+
+async function* decompressed(file: InputFile, stream: ReturnType<typeof createReadStream>): AsyncGenerator<Uint8Array> {
   if (file.compression === 'gzip') {
     yield* stream.pipe(createGunzip());
     return;
@@ -119,6 +152,7 @@ async function* parquetRows(file: InputFile, columns: string[] | undefined): Asy
     }
     rowStart = rowEnd;
   }
+  checkUnchanged(file, undefined);
 }
 
 async function* wholeText(file: InputFile): AsyncGenerator<InputRecord> {

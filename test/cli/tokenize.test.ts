@@ -296,3 +296,57 @@ describe('octomix inspect and verify', () => {
     expect(octomix(['verify', join(copy, 'corpus')]).stdout).toMatch(/corpus\.idx: missing/);
   });
 });
+
+describe('octomix tokenize against a changing world', () => {
+  const line = (i: number) => `${JSON.stringify({ text: `document ${i} ${'x'.repeat(i % 50)}` })}\n`;
+  const fifo = (path: string) => expect(spawnSync('mkfifo', [path]).status).toBe(0);
+  const start = (args: string[]) => {
+    const child = spawn(process.execPath, [cli, 'tokenize', '--tokenizer', llama, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk; });
+    const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+    return done;
+  };
+  // The run holds PREFIX.lock once it has listed its inputs and before it reads them.
+  const locked = async (prefix: string) => {
+    for (let waited = 0; !existsSync(`${prefix}.lock`); waited += 20) {
+      if (waited > 30_000) throw new Error(`${prefix}.lock never appeared`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+
+  it('an input that shrinks while the run reads it fails the run; nothing is marked complete', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octomix-shrink-'));
+    // The first input is a pipe, so the run is still waiting on it when the second one is cut short.
+    fifo(join(dir, 'a.jsonl'));
+    const lines = Array.from({ length: 3000 }, (_, i) => line(i)).join('');
+    writeFileSync(join(dir, 'b.jsonl'), lines);
+    const run = start(['--output', join(dir, 'out', 'corpus'), join(dir, 'a.jsonl'), join(dir, 'b.jsonl')]);
+    await locked(join(dir, 'out', 'corpus'));
+    writeFileSync(join(dir, 'b.jsonl'), lines.slice(0, lines.indexOf('\n', lines.length / 3) + 1));  // another process truncates it at a line end
+    writeFileSync(join(dir, 'a.jsonl'), line(1));  // opens the pipe's writing end, writes, closes
+    const { code, stderr } = await run;
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/b\.jsonl changed while it was read: it was \d+ bytes .*, \d+ bytes were read|b\.jsonl changed while it was read: it was \d+ bytes/);
+    expect(stderr).toContain('[INPUT_CHANGED]');
+    const manifests = existsSync(join(dir, 'out')) ? readdirSync(join(dir, 'out')).filter((name) => name.endsWith('.json')) : [];
+    for (const manifest of manifests) expect(JSON.parse(readFileSync(join(dir, 'out', manifest), 'utf8')).complete).not.toBe(true);
+  }, 60_000);
+
+  it('two runs on one output: the second is refused while the first holds the output, and the first completes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'octomix-lock-'));
+    fifo(join(dir, 'a.jsonl'));
+    writeFileSync(join(dir, 'b.jsonl'), line(2));
+    const first = start(['--output', join(dir, 'out', 'corpus'), join(dir, 'a.jsonl')]);
+    await locked(join(dir, 'out', 'corpus'));
+    const second = octomix(['tokenize', '--tokenizer', llama, '--output', join(dir, 'out', 'corpus'), join(dir, 'b.jsonl')]);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/--output .*corpus: another octomix tokenize is writing this output \(it holds .*corpus\.lock\); wait for it to finish, or choose another --output/);
+    writeFileSync(join(dir, 'a.jsonl'), line(1));
+    expect((await first).code).toBe(0);
+    expect(readdirSync(join(dir, 'out')).sort()).toEqual(['corpus.bin', 'corpus.idx', 'corpus.json']);  // the lock is gone with the run
+    expect(octomix(['verify', join(dir, 'out', 'corpus')]).code).toBe(0);
+    // Once the first is done, the output is free again.
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', join(dir, 'out', 'other'), join(dir, 'b.jsonl')]).code).toBe(0);
+  }, 60_000);
+});
