@@ -5,10 +5,11 @@
 
 export type FormatResult = { text: string } | { error: 'missing-field' | 'non-string-field'; field: string };
 
+/** A field by dotted path, own properties only: `constructor` or `toString` is a field only when the record has it. */
 function lookup(value: unknown, path: string): unknown {
   let current = value;
   for (const key of path.split('.')) {
-    if (current === null || typeof current !== 'object') return undefined;
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<string, unknown>)[key];
   }
   return current;

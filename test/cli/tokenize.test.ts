@@ -224,6 +224,24 @@ describe('octomix tokenize', () => {
     expect(tokenizer.decode(ids[5])).toBe('a bare string line<|end_of_text|>');
   });
 
+  it('looks fields up as own properties in both parsers: --field constructor or toString is a field only when the record has it', () => {
+    const input = join(folder, 'prototype-names.jsonl');
+    writeFileSync(input, '{"text":"plain"}\n{"constructor":"has it"}\n{"toString":"other"}\n');
+    for (const field of ['constructor', 'toString']) {
+      const manifests = ['native', 'js'].map((parser) => {
+        const out = join(folder, `proto-${field}-${parser}`, 'shard');
+        const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--field', field, '--json-parser', parser, '--skip-bad-records', '--progress', 'none', input]);
+        expect(run.code, `${field} ${parser}: ${run.stderr}`).toBe(0);
+        return JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+      });
+      expect(manifests[0].documents, field).toBe(1);
+      expect(manifests[0].skippedRecords, field).toEqual({ 'malformed-json': 0, 'missing-field': 2, 'non-string-field': 0 });
+      expect(manifests[1].documents, field).toBe(manifests[0].documents);
+      expect(manifests[1].skippedRecords, field).toEqual(manifests[0].skippedRecords);
+      expect(manifests[1].digest, field).toEqual(manifests[0].digest);
+    }
+  });
+
   it('stops at a bad record with file:line, or counts bad records, invalid UTF-8 and empty documents', () => {
     const input = join(folder, 'bad.jsonl');
     writeFileSync(input, Buffer.concat([
