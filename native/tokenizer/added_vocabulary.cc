@@ -4,17 +4,13 @@
 #include <cstring>
 
 #include "tokenizer/bpe_model.h"
+#include "tokenizer/fields.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/unicode.h"
 
 namespace octomix {
 
 namespace {
-
-bool readFlag(const json::Value& token, const char* key, bool fallback) {
-  const json::Value* field = token.find(key);
-  return field != nullptr && field->isBool() ? field->boolean : fallback;
-}
 
 // The code point that ends text[0..end), for the single_word check (\w of the regex crate, probed from HF).
 uint32_t lastCodePoint(const uint8_t* text, size_t end) {
@@ -94,11 +90,20 @@ bool AddedVocabulary::load(const json::Value& addedTokens, const BpeModel& model
     }
     AddedToken token;
     token.content = content->string;
-    token.special = readFlag(entry, "special", false);
-    token.singleWord = readFlag(entry, "single_word", false);
-    token.leftStrip = readFlag(entry, "lstrip", false);
-    token.rightStrip = readFlag(entry, "rstrip", false);
-    token.normalized = readFlag(entry, "normalized", !token.special);
+    // Every flag is a required boolean in HF's added token, and the id a u32 (it is then reassigned, below).
+    using fields::Presence;
+    if (!fields::readBool(entry, "special", Presence::kRequired, false, token.special, path, error) ||
+        !fields::readBool(entry, "single_word", Presence::kRequired, false, token.singleWord, path, error) ||
+        !fields::readBool(entry, "lstrip", Presence::kRequired, false, token.leftStrip, path, error) ||
+        !fields::readBool(entry, "rstrip", Presence::kRequired, false, token.rightStrip, path, error) ||
+        !fields::readBool(entry, "normalized", Presence::kRequired, false, token.normalized, path, error)) {
+      return false;
+    }
+    const json::Value* idField = entry.find("id");
+    if (idField == nullptr || !idField->isNumber() || !idField->isInteger || idField->integer < 0 || idField->integer > 0xFFFFFFFFll) {
+      error = path + ".id: must be an integer id (u32)";
+      return false;
+    }
     // HF ignores the JSON id: a content already known keeps its id, a new one gets the next free id.
     const AddedToken* existing = findByContent(token.content);
     uint32_t modelId = model.tokenToId(token.content);
@@ -131,11 +136,13 @@ bool AddedVocabulary::load(const json::Value& addedTokens, const BpeModel& model
   maxId_ = maxAdded;
   std::string normalizedContent;
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    const AddedToken& token = tokens_[i];
+    AddedToken& token = tokens_[i];
+    token.decoded = token.content;
     if (!token.normalized) {
       raw_.add(token.content, static_cast<int32_t>(i));
     } else if (normalizer.normalize(token.content, normalizedContent)) {
       normalized_.add(normalizedContent, static_cast<int32_t>(i));
+      token.decoded = normalizedContent;  // HF decodes a normalized token as its normalized content
     } else {
       normalized_.add(token.content, static_cast<int32_t>(i));
     }

@@ -16,6 +16,7 @@ class Normalizer;
 
 struct AddedToken {
   std::string content;
+  std::string decoded;  // what decode writes: the normalized content for a normalized token, as HF stores it
   uint32_t id = 0;
   bool singleWord = false;
   bool leftStrip = false;

@@ -3,16 +3,9 @@
 #include <algorithm>
 
 #include "tokenizer/byte_level.h"
+#include "tokenizer/fields.h"
 
 namespace octomix {
-
-namespace {
-
-bool fieldIsEmptyString(const json::Value* field) {
-  return field == nullptr || field->isNull() || (field->isString() && field->string.empty());
-}
-
-}  // namespace
 
 void BpeModel::insertPair(uint32_t left, uint32_t right, uint32_t rank, uint32_t merged) {
   uint64_t key = (static_cast<uint64_t>(left) << 32) | right;
@@ -32,32 +25,42 @@ bool BpeModel::load(const json::Value& model, std::string& error, bool& unsuppor
     error = "model.type: " + type->string + " model";
     return false;
   }
-  const json::Value* dropout = model.find("dropout");
-  if (dropout != nullptr && dropout->isNumber() && dropout->number > 0) {
+  // Types first, as HF checks them (a wrong type is an error, never read as absent); then what is unsupported.
+  using fields::Presence;
+  const json::Value* dropout = nullptr;
+  const std::string* prefix = nullptr;
+  const std::string* suffix = nullptr;
+  const std::string* unknownName = nullptr;
+  bool byteFallback = false;
+  if (!fields::readNumber(model, "dropout", Presence::kNullable, dropout, "model", error) ||
+      !fields::readBool(model, "byte_fallback", Presence::kNullable, false, byteFallback, "model", error) ||
+      !fields::readBool(model, "ignore_merges", Presence::kNullable, false, ignoreMerges_, "model", error) ||
+      !fields::readBool(model, "fuse_unk", Presence::kNullable, false, fuseUnknown_, "model", error) ||
+      !fields::readString(model, "continuing_subword_prefix", Presence::kNullable, prefix, "model", error) ||
+      !fields::readString(model, "end_of_word_suffix", Presence::kNullable, suffix, "model", error) ||
+      !fields::readString(model, "unk_token", Presence::kNullable, unknownName, "model", error)) {
+    return false;
+  }
+  if (dropout != nullptr && dropout->number > 0) {
     unsupported = true;
     error = "model.dropout: " + std::to_string(dropout->number) + " (random merges cannot be reproduced)";
     return false;
   }
-  if (!fieldIsEmptyString(model.find("continuing_subword_prefix"))) {
+  if (prefix != nullptr && !prefix->empty()) {
     unsupported = true;
     error = "model.continuing_subword_prefix: not empty";
     return false;
   }
-  if (!fieldIsEmptyString(model.find("end_of_word_suffix"))) {
+  if (suffix != nullptr && !suffix->empty()) {
     unsupported = true;
     error = "model.end_of_word_suffix: not empty";
     return false;
   }
-  const json::Value* byteFallback = model.find("byte_fallback");
-  if (byteFallback != nullptr && byteFallback->isBool() && byteFallback->boolean) {
+  if (byteFallback) {
     unsupported = true;
     error = "model.byte_fallback: true (SentencePiece-style BPE)";
     return false;
   }
-  const json::Value* ignoreMerges = model.find("ignore_merges");
-  ignoreMerges_ = ignoreMerges != nullptr && ignoreMerges->isBool() && ignoreMerges->boolean;
-  const json::Value* fuseUnknown = model.find("fuse_unk");
-  fuseUnknown_ = fuseUnknown != nullptr && fuseUnknown->isBool() && fuseUnknown->boolean;
 
   const json::Value* vocab = model.find("vocab");
   if (vocab == nullptr || !vocab->isObject()) {
@@ -72,6 +75,13 @@ bool BpeModel::load(const json::Value& model, std::string& error, bool& unsuppor
       return false;
     }
     maxId = std::max(maxId, static_cast<uint32_t>(entry.second.integer));
+  }
+  // Tables are dense by id: a vocabulary whose ids run far beyond its entries (one id of 10^8 in a 300-byte file)
+  // would allocate gigabytes, so it goes to the JS backend, which stores it sparsely as HF does.
+  if (!vocab->object.empty() && maxId > 16 * vocab->object.size() + 65536) {
+    unsupported = true;
+    error = "model.vocab: ids up to " + std::to_string(maxId) + " for " + std::to_string(vocab->object.size()) + " entries (a sparse vocabulary)";
+    return false;
   }
   tokens_.assign(vocab->object.empty() ? 0 : maxId + 1, std::string());
   tokenBytes_.assign(tokens_.size(), std::string());
@@ -95,14 +105,11 @@ bool BpeModel::load(const json::Value& model, std::string& error, bool& unsuppor
   }
   vocabularyEntries_ = tokenVocabulary_.size();
 
-  const json::Value* unknown = model.find("unk_token");
-  if (unknown != nullptr && unknown->isString()) {
-    const uint32_t* id = tokenVocabulary_.find(unknown->string);
-    if (id == nullptr) {
-      error = "model.unk_token: \"" + unknown->string + "\" is not in the vocabulary";
-      return false;
-    }
-    unknownId_ = *id;
+  // HF loads a file whose unk_token is not in the vocabulary (it only matters for a piece with no id, which a
+  // byte-level vocabulary never has), so such a name is kept without an id rather than refused.
+  if (unknownName != nullptr) {
+    const uint32_t* id = tokenVocabulary_.find(*unknownName);
+    if (id != nullptr) unknownId_ = *id;
   }
 
   const json::Value* merges = model.find("merges");

@@ -1,5 +1,6 @@
 #include "tokenizer/pre_tokenizer.h"
 
+#include "tokenizer/fields.h"
 #include "tokenizer/unicode.h"
 
 namespace octomix {
@@ -287,10 +288,6 @@ bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, s
   const std::string* type = json::componentType(value, path, error);
   if (type == nullptr) return false;
   const std::string& name = *type;
-  auto flag = [&](const char* key, bool fallback) {
-    const json::Value* field = value.find(key);
-    return field != nullptr && field->isBool() ? field->boolean : fallback;
-  };
   if (name == "Sequence") {
     const json::Value* list = value.find("pretokenizers");
     if (list == nullptr || !list->isArray()) {
@@ -307,24 +304,39 @@ bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, s
     error = path + ": a pre-tokenizer step after ByteLevel";
     return false;
   }
+  using fields::Presence;
   if (name == "ByteLevel") {
     Step step{Step::Kind::ByteLevel};
-    step.addPrefixSpace = flag("add_prefix_space", true);
-    step.useRegex = flag("use_regex", true);
+    bool trimOffsets = false;
+    if (!fields::readBool(value, "add_prefix_space", Presence::kRequired, true, step.addPrefixSpace, path, error) ||
+        !fields::readBool(value, "trim_offsets", Presence::kRequired, true, trimOffsets, path, error) ||
+        !fields::readBool(value, "use_regex", Presence::kOptional, true, step.useRegex, path, error)) {
+      return false;
+    }
     steps_.push_back(step);
     hasByteLevel_ = true;
     return true;
   }
   if (name == "Digits") {
     Step step{Step::Kind::Scan};
-    step.scanner = flag("individual_digits", false) ? ScannerKind::DigitsIndividual : ScannerKind::DigitsContiguous;
+    bool individual = false;
+    if (!fields::readBool(value, "individual_digits", Presence::kRequired, false, individual, path, error)) return false;
+    step.scanner = individual ? ScannerKind::DigitsIndividual : ScannerKind::DigitsContiguous;
     steps_.push_back(step);
     return true;
   }
   if (name == "Split") {
+    // pattern is HF's externally tagged enum: a map with exactly one key, String or Regex, holding a string.
     const json::Value* pattern = value.find("pattern");
-    const json::Value* regex = pattern != nullptr ? pattern->find("Regex") : nullptr;
-    if (regex == nullptr || !regex->isString()) {
+    if (pattern == nullptr || !pattern->isObject() || pattern->object.size() != 1 ||
+        (pattern->find("String") == nullptr && pattern->find("Regex") == nullptr) || !pattern->object.begin()->second.isString()) {
+      error = path + ".pattern: must be {\"String\": ...} or {\"Regex\": ...} with one string";
+      return false;
+    }
+    bool inverted = false;
+    if (!fields::readBool(value, "invert", Presence::kRequired, false, inverted, path, error)) return false;
+    const json::Value* regex = pattern->find("Regex");
+    if (regex == nullptr) {
       unsupported = true;
       error = path + ".pattern: only Regex patterns of known pre-tokenizers are supported";
       return false;
@@ -336,7 +348,7 @@ bool PreTokenizer::loadStep(const json::Value& value, const std::string& path, s
               " (only Isolated)";
       return false;
     }
-    if (flag("invert", false)) {
+    if (inverted) {
       unsupported = true;
       error = path + ".invert: true";
       return false;

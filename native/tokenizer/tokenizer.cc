@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
+#include "tokenizer/fields.h"
+
 #include <algorithm>
 
 #include "tokenizer/byte_level.h"
@@ -61,6 +63,13 @@ std::shared_ptr<Tokenizer> Tokenizer::load(std::string_view text, LoadResult& re
       result.unsupported = true;
       result.error = "decoder.type: " + (type && type->isString() ? type->string : std::string("?")) +
                      " decoder (only ByteLevel)";
+      return nullptr;
+    }
+    bool ignored = false;
+    using fields::Presence;
+    if (!fields::readBool(*decoder, "add_prefix_space", Presence::kRequired, true, ignored, "decoder", result.error) ||
+        !fields::readBool(*decoder, "trim_offsets", Presence::kRequired, true, ignored, "decoder", result.error) ||
+        !fields::readBool(*decoder, "use_regex", Presence::kOptional, true, ignored, "decoder", result.error)) {
       return nullptr;
     }
   } else {
@@ -229,11 +238,11 @@ int64_t Tokenizer::decode(const uint32_t* ids, size_t count, bool skipSpecialTok
         // The ByteLevel decoder maps a token through the byte alphabet when every character is in it, else keeps
         // the token's own UTF-8.
         std::string bytes;
-        if (byteLevelToBytes(added->content, bytes)) out.append(bytes);
-        else out.append(added->content);
+        if (byteLevelToBytes(added->decoded, bytes)) out.append(bytes);
+        else out.append(added->decoded);
       } else {
         if (!first) out.push_back(' ');
-        out.append(added->content);
+        out.append(added->decoded);
       }
       first = false;
       continue;

@@ -215,3 +215,17 @@ describe('results handed to other threads', () => {
     }
   });
 });
+
+describe('added tokens with normalized: true', () => {
+  it('decode writes the normalized content, as HF stores it (NFC: e + U+0301 is decoded as é, through the byte map)', async () => {
+    const json = toyTokenizer({ addedTokens: [{ id: 256, content: 'e\u0301x', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false }], normalizer: { type: 'NFC' } });
+    const ours = await Tokenizer.fromJSON(json, { backend: 'native' });
+    const theirs = hf.Tokenizer.fromString(JSON.stringify(json));
+    for (const text of ['e\u0301x and \u00e9x', '\u00e9x']) {
+      const ids = Array.from(ours.encode(text));
+      expect(ids).toEqual(Array.from((await theirs.encode(text, null, { addSpecialTokens: true })).getIds()));
+      expect(ours.decode(Uint32Array.from(ids))).toBe(await theirs.decode(ids, false));
+    }
+    expect(ours.decode(Uint32Array.from([256]))).toBe(await theirs.decode([256], false));
+  });
+});
