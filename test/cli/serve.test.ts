@@ -7,9 +7,10 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildInfo, DataLoader, ShardWriter, type Batch } from '../../src/index.js';
+import { buildInfo, DataLoader, ShardWriter, type Batch, type LoaderState } from '../../src/index.js';
 import { packageRoot } from '../../src/native.js';
-import { cli, ServeClient, startServer, type FieldSpec, type Message } from '../helpers/serve-client.js';
+import { cli, ServeClient, startServer } from '../helpers/serve-client.js';
+import { fixture, inProcess, prepareServeFixture, readServed, serveArgs } from '../helpers/serve-fixture.js';
 
 let folder: string;
 let shmDir: string;
@@ -17,74 +18,9 @@ let recipePath: string;
 let longRecipePath: string;
 let longerRecipePath: string;
 
-function hashFields(fields: ArrayBufferView[], meta: string): string {
-  const hash = createHash('sha256');
-  for (const field of fields) hash.update(new Uint8Array(field.buffer, field.byteOffset, field.byteLength));
-  hash.update(meta);
-  return hash.digest('hex');
-}
-const meta = (index: number, step: number, microBatch: number, stage: string, maxSeqlen: number) => `${index}/${step}/${microBatch}/${stage}/${maxSeqlen}`;
-// Every field of the loader's one field table, in its order: the same list the server sends and clients read.
-let fieldNames: string[] = [];
-const hashBatch = (batch: Batch) => hashFields(fieldNames.map((name) => batch.field(name)), meta(batch.index, batch.step, batch.microBatch, batch.stage, batch.maxSeqlen));
-
-async function inProcess(extra: Record<string, unknown> = {}): Promise<string[]> {
-  const loader = await DataLoader.open({ recipe: recipePath, branch: 'long', microBatchSize: 2, cacheDir: join(folder, 'cache'), ...extra });
-  fieldNames = loader.batchLayout.fields.map((field) => field.name);
-  const hashes: string[] = [];
-  for await (const batch of loader) {
-    hashes.push(hashBatch(batch));
-    batch.release();
-  }
-  await loader.close();
-  return hashes;
-}
-
-async function readServed(client: ServeClient, message: Message): Promise<string> {
-  const fields = message.fields as Record<string, FieldSpec>;
-  const arrays = await Promise.all(Object.keys(fields).map((name) => client.field(fields[name])));
-  expect(Object.keys(fields)).toEqual(fieldNames);
-  return hashFields(arrays, meta(message.index as number, message.step as number, message.microBatch as number, message.stage as string, message.maxSeqlen as number));
-}
-
-const serveArgs = (recipe = recipePath, extra: string[] = []) => ['--recipe', recipe, '--branch', 'long', '--micro-batch-size', '2', '--cache-dir', join(folder, 'cache'),
-  '--socket', join(folder, `s-${Math.random().toString(16).slice(2)}.sock`), '--shm-dir', shmDir, ...extra];
-
-/** Whether python3 has numpy and msgpack; where it has not, the Python tests say so and skip. */
-function pythonReady(): boolean {
-  const python = spawnSync('python3', ['-c', 'import numpy, msgpack'], { encoding: 'utf8' });
-  if (python.status === 0) return true;
-  // CI installs Debian's python3-numpy and python3-msgpack (.ci/run), so these run there.
-  console.warn(`skipping a Python client test: python3 with numpy and msgpack is not available (${python.stderr || python.error?.message})`);
-  return false;
-}
-
 beforeAll(async () => {
-  folder = mkdtempSync(join(tmpdir(), 'octomix-serve-'));
-  shmDir = join(folder, 'shm');
-  mkdirSync(shmDir);
-  let seed = 9;
-  const random = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
-  for (const [name, documents, maxLength] of [['web', 600, 500], ['qa', 500, 150], ['cot', 40, 1500]] as const) {
-    const writer = ShardWriter.create(join(folder, name), { dtype: 'uint16' });
-    for (let d = 0; d < documents; d++) {
-      const length = 1 + Math.floor(random() * maxLength);
-      writer.addDocument(Uint32Array.from({ length }, () => 1 + Math.floor(random() * 60000)));
-    }
-    await writer.finish();
-  }
-  const recipe = (stableTokens: number) => ({
-    seed: 3, seqLength: 128, globalBatchSize: 8, packing: 'bestfit',
-    sources: { web: { path: join(folder, 'web') }, qa: { path: join(folder, 'qa') }, cot: { path: join(folder, 'cot') } },
-    stages: [{ name: 'stable', tokens: stableTokens, mix: { web: 0.7, qa: 0.3 } }, { name: 'decay', tokens: 8192, branches: { long: { cot: 0.3, web: 0.7 } } }],
-  });
-  recipePath = join(folder, 'recipe.json');
-  writeFileSync(recipePath, JSON.stringify(recipe(40_960)));
-  longRecipePath = join(folder, 'long-recipe.json');
-  writeFileSync(longRecipePath, JSON.stringify({ ...recipe(0), seqLength: 16, stages: [{ name: 'stable', tokens: 16 * 8 * 5200, mix: { web: 0.7, qa: 0.3 } }] }));
-  // 8,400 steps of 8 tiny sequences: 67,200 micro-batches of one row, past 65,536.
-  longerRecipePath = join(folder, 'longer-recipe.json');
-  writeFileSync(longerRecipePath, JSON.stringify({ ...recipe(0), seqLength: 16, stages: [{ name: 'stable', tokens: 16 * 8 * 8400, mix: { web: 0.7, qa: 0.3 } }] }));
+  await prepareServeFixture();
+  ({ folder, shmDir, recipePath, longRecipePath, longerRecipePath } = fixture);
 });
 
 describe('octomix serve --device cpu', () => {
@@ -126,46 +62,6 @@ describe('octomix serve --device cpu', () => {
     expect(resumed.stderr()).toMatch(/the trainer disconnected/);
     expect(existsSync(resumed.ready.sharedMemory)).toBe(false);
   }, 60_000);
-
-  it('python/octomix_client.py yields the same batches as numpy views, with state() and resume', async () => {
-    if (!pythonReady()) return;
-    const expected = await inProcess();
-    const script = `
-import hashlib, json, sys
-sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
-from octomix_client import OctomixClient
-def digest(batch):
-    hash = hashlib.sha256()
-    for name in batch.keys():  # the server's field table, in its order
-        hash.update(batch[name].tobytes())
-    hash.update(f"{batch.index}/{batch.step}/{batch.micro_batch}/{batch.stage}/{batch.max_seqlen}".encode())
-    return hash.hexdigest()
-common = dict(recipe=${JSON.stringify(recipePath)}, branch="long", micro_batch_size=2, cache_dir=${JSON.stringify(join(folder, 'cache'))},
-              command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=dict(__import__("os").environ, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)}))
-out = {"first": [], "rest": []}
-with OctomixClient(**common) as client:
-    assert client.micro_batches_per_step == 4 and client.sources == ["web", "qa", "cot"]
-    for batch in client:
-        assert batch.input_ids.shape == (2, 128) and batch.input_ids.dtype.name == "int32"
-        out["first"].append(digest(batch))
-        batch.release()
-        if len(out["first"]) == 10:
-            break
-    state = client.state()
-with OctomixClient(resume=state, **common) as client:
-    for batch in client:
-        out["rest"].append(digest(batch))
-        batch.release()
-print(json.dumps(out))
-`;
-    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', cwd: packageRoot, timeout: 120_000 });
-    expect(result.stderr).not.toMatch(/Traceback/);
-    expect(result.status).toBe(0);
-    const out = JSON.parse(result.stdout) as { first: string[]; rest: string[] };
-    expect(out.first).toEqual(expected.slice(0, 10));
-    expect(out.rest).toEqual(expected.slice(10));
-    expect(readdirSync(shmDir).filter((name) => name.endsWith('.ring'))).toEqual([]);
-  }, 120_000);
 
   it('shuts down cleanly on SIGTERM with batches in flight, and exits when its trainer is killed', async () => {
     const served = await startServer(serveArgs());
@@ -326,155 +222,6 @@ print(count)
     expect(existsSync(served.ready.sharedMemory)).toBe(false);
     client.destroy();
   }, 60_000);
-
-  it('the README loop through the Python client resumes exactly at step boundaries past 128 and 65,536 micro-batches; integers of every width round-trip', async () => {
-    if (!pythonReady()) return;
-    // The uninterrupted stream, in process: micro-batches [0, 160) and [65,480, 65,640) of one row each.
-    const options = { recipe: longerRecipePath, microBatchSize: 1, cacheDir: join(folder, 'cache') };
-    const probe = await DataLoader.open(options);
-    fieldNames = probe.batchLayout.fields.map((field) => field.name);
-    const farState = probe.stateAt(65_480);
-    await probe.close();
-    const read = async (resume: unknown, count: number) => {
-      const loader = await DataLoader.open({ ...options, ...(resume ? { resume } : {}) });
-      const hashes: string[] = [];
-      for await (const batch of loader) {
-        hashes.push(hashBatch(batch));
-        batch.release();
-        if (hashes.length === count) break;
-      }
-      await loader.close();
-      return hashes;
-    };
-    const near = await read(undefined, 160);
-    const far = await read(farState, 160);
-    const farPath = join(folder, 'far-state.json');
-    writeFileSync(farPath, JSON.stringify(farState));
-    const script = `
-import hashlib, json, os, sys
-sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
-from octomix_client import OctomixClient, OctomixServerError
-def digest(batch):
-    hash = hashlib.sha256()
-    for name in batch.keys():
-        hash.update(batch[name].tobytes())
-    hash.update(f"{batch.index}/{batch.step}/{batch.micro_batch}/{batch.stage}/{batch.max_seqlen}".encode())
-    return hash.hexdigest()
-common = dict(recipe=${JSON.stringify(longerRecipePath)}, micro_batch_size=1, cache_dir=${JSON.stringify(join(folder, 'cache'))},
-              command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=dict(os.environ, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)}))
-def loop(resume, until):
-    """The README loop: release, then state() at each step end; returns digests and the states by micro-batch."""
-    digests, states = [], {}
-    with OctomixClient(resume=resume, **common) as client:
-        for batch in client:
-            digests.append(digest(batch))
-            batch.release()
-            if batch.micro_batch == client.micro_batches_per_step - 1:
-                states[batch.index + 1] = client.state()
-            if batch.index + 1 == until:
-                break
-        widths = [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 220 * 10**9, 2**53 - 1, -1, -32, -33, -128, -129, -2**31, -2**31 - 1, -(2**53 - 1)]
-        echoed = client.ping({"widths": widths, "nested": [{"tokens": 220 * 10**9}]})
-        assert echoed == {"widths": widths, "nested": [{"tokens": 220 * 10**9}]}, echoed
-        assert all(type(value) is int for value in echoed["widths"])
-        # Random messages: nested maps and lists of integers at every width, floats, strings, bytes, booleans, None.
-        import random
-        generator = random.Random(1234)
-        def integer():
-            low, high = generator.choice([(0, 127), (128, 255), (256, 65535), (65536, 2**32 - 1), (2**32, 2**53 - 1), (-32, -1), (-128, -33), (-2**31, -129), (-(2**53 - 1), -2**31 - 1)])
-            return generator.randint(low, high)
-        def value(depth=0):
-            kind = generator.randrange(8 if depth < 3 else 6)
-            if kind <= 1: return integer()
-            if kind == 2: return generator.random() * 10**generator.randint(-5, 12) + 0.5
-            if kind == 3: return "".join(generator.choice("abc\u00e9\u4e2d\U0001F600") for _ in range(generator.randrange(40)))
-            if kind == 4: return generator.choice([True, False, None])
-            if kind == 5: return bytes(generator.randrange(256) for _ in range(generator.randrange(20)))
-            if kind == 6: return [value(depth + 1) for _ in range(generator.randrange(5))]
-            return {f"k{i}": value(depth + 1) for i in range(generator.randrange(5))}
-        for _ in range(300):
-            message = value()
-            assert client.ping(message) == message, message
-        try:
-            client._request({"type": "state", "consumed": 2**40})
-            raise AssertionError("a state beyond the batches handed out was accepted")
-        except OctomixServerError as error:
-            assert error.code == "PROTOCOL" and "received 1099511627776" in error.message, error
-    return digests, states
-out = {}
-near, states = loop(None, 160)
-out["near"] = near
-out["nearStates"] = {str(k): v["step"] * 8 + v["microBatch"] for k, v in states.items()}
-out["nearResumed"] = {str(point): loop(states[point], 160)[0] for point in (128, 136, 152)}
-with open(${JSON.stringify(farPath)}) as handle:
-    far_state = json.load(handle)
-far, states = loop(far_state, 65_640)
-out["far"] = far
-out["farResumed"] = {str(point): loop(states[point], 65_640)[0] for point in (65_536, 65_544, 65_600)}
-print(json.dumps(out))
-`;
-    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', cwd: packageRoot, timeout: 240_000 });
-    expect(result.stderr).not.toMatch(/Traceback/);
-    expect(result.status).toBe(0);
-    const out = JSON.parse(result.stdout) as { near: string[]; nearStates: Record<string, number>; nearResumed: Record<string, string[]>; far: string[]; farResumed: Record<string, string[]> };
-    expect(out.near).toEqual(near);
-    // Each saved state says exactly the micro-batches the trainer took (the pipelined request is not counted).
-    for (const [consumed, position] of Object.entries(out.nearStates)) expect(position).toBe(Number(consumed));
-    for (const [point, hashes] of Object.entries(out.nearResumed)) expect(hashes, `resumed at ${point}`).toEqual(near.slice(Number(point)));
-    expect(out.far).toEqual(far);
-    for (const [point, hashes] of Object.entries(out.farResumed)) expect(hashes, `resumed at ${point}`).toEqual(far.slice(Number(point) - 65_480));
-    expect(readdirSync(shmDir).filter((name) => name.endsWith('.ring'))).toEqual([]);
-  }, 240_000);
-
-  it('the Python client reports the server\'s error and code, works with prefetch 1, and never hangs on a dead or wedged server', async () => {
-    if (!pythonReady()) return;
-    const script = `
-import os, signal, sys, time
-sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
-from octomix_client import OctomixClient, OctomixServerError
-common = dict(recipe=${JSON.stringify(recipePath)}, micro_batch_size=2, cache_dir=${JSON.stringify(join(folder, 'cache'))},
-              command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=dict(os.environ, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)}))
-try:
-    OctomixClient(branch="nope", **common)
-    raise AssertionError("a wrong branch started")
-except OctomixServerError as error:
-    assert error.code == "RECIPE_INVALID" and 'no branch "nope"' in error.message, error
-with OctomixClient(branch="long", prefetch=1, **common) as client:
-    count = 0
-    for batch in client:
-        batch.release()
-        count += 1
-    assert count == client.total_micro_batches, count
-client = OctomixClient(branch="long", **common)
-next(iter(client)).release()
-os.kill(client._process.pid, signal.SIGKILL)
-started = time.monotonic()
-try:
-    for batch in client:
-        batch.release()
-    raise AssertionError("a dead server kept serving")
-except OctomixServerError as error:
-    assert error.code == "SERVER_GONE", error
-assert time.monotonic() - started < 5
-client.close()
-client = OctomixClient(branch="long", receive_timeout=1.0, **common)
-os.kill(client._process.pid, signal.SIGSTOP)
-started = time.monotonic()
-try:
-    for batch in client:
-        batch.release()
-    raise AssertionError("a wedged server did not time out")
-except OctomixServerError as error:
-    assert error.code == "SERVER_TIMEOUT", error
-assert time.monotonic() - started < 5
-os.kill(client._process.pid, signal.SIGCONT)
-client.close()
-print("ok")
-`;
-    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', cwd: packageRoot, timeout: 120_000 });
-    expect(result.stderr).not.toMatch(/Traceback/);
-    expect(result.stdout.trim()).toBe('ok');
-  }, 120_000);
 
   it('--socket never removes a file that is not a stale socket, creates its socket 0600, and never takes a live server\'s ring', async () => {
     // A regular file at the socket path (a typo) is left as it is.

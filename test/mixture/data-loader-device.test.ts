@@ -55,7 +55,7 @@ describe.skipIf(!gpu.gpuPath)('device cuda:0 (GPU machine)', () => {
       if (count % 10 === 0) {
         for (const name of ['inputIds', 'labels', 'positionIds', 'lossMask', 'cuSeqlens', 'documentIds', 'sourceIds'] as const) {
           const host = batch[name];
-          const offset = Number(batch.device![name] - batch.device!.inputIds) + loader.batchLayout.inputIds;
+          const offset = Number(batch.device![name] - batch.device!.inputIds) + loader.batchLayout.fields.find((field) => field.name === 'inputIds')!.offset;
           const device = loader.readDevice(batch, offset, host.byteLength);
           expect(Buffer.from(device).equals(Buffer.from(host.buffer, host.byteOffset, host.byteLength)), `${name} of batch ${batch.index}`).toBe(true);
         }

@@ -1,6 +1,7 @@
 // The Tokenizer API contract: argument validation, load errors, bad and huge input, batch behaviour, the JS
 // fallback, special tokens. Exactness itself is in exactness-notes, fuzz and corpus tests.
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { MessageChannel as NodeMessageChannel } from 'node:worker_threads';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
@@ -205,9 +206,9 @@ describe('results handed to other threads', () => {
       structuredClone(ids, { transfer: [ids.buffer] });  // detaches the shared result slab
       expect(ids.length).toBe(0);
       expect(Array.from(llama.encode('Hello world'))).toEqual(expected);
-      const { port1, port2 } = new MessageChannel();
+      const { port1, port2 } = new NodeMessageChannel();
       const sent = llama.encode('Hello world');
-      port1.postMessage(sent, [sent.buffer]);
+      port1.postMessage(sent, [sent.buffer as ArrayBuffer]);
       const received = await new Promise<Uint32Array>((resolve) => port2.once('message', resolve));
       port1.close();
       expect(Array.from(received)).toEqual(expected);

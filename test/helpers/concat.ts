@@ -3,8 +3,8 @@
  * index, concatenated, cut into windows of seqLength + 1 tokens that share one token with the next window
  * (_query_document_sample_shuffle_indices). The indices come from native/mixture/gpt_indices.cc.
  */
-import { loadAddon, type NativeGptIndices } from '../native.js';
-import type { TokenDataset } from '../shards/token-dataset.js';
+import { loadAddon, type NativeGptIndices } from '../../src/native.js';
+import type { TokenDataset } from '../../src/shards/token-dataset.js';
 
 export interface ConcatIndex {
   seqLength: number;

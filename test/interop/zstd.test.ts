@@ -1,0 +1,35 @@
+// Interop with the zstd command (test:interop; CI installs Debian's zstd): a .jsonl.zst that zstd really compressed
+// (compressed blocks, several frames, a checksum) tokenizes to the same shard as the plain .jsonl. `npm test` checks
+// the .zst path on frames of raw blocks that the tests make themselves. Where zstd is absent, the test skips and
+// its name says why.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/native.js';
+import { modelFiles } from '../helpers/oracle.js';
+
+const probe = spawnSync('zstd', ['--version'], { encoding: 'utf8' });
+const available = probe.status === 0;
+const skipNote = available ? '' : ` (skipped: the zstd command is not available here: ${probe.error?.message ?? probe.stderr})`;
+const cli = join(packageRoot, 'dist', 'cli', 'main.js');
+
+describe('zstd, live', () => {
+  it.skipIf(!available)(`a .jsonl.zst compressed by the zstd command gives the same shard as the plain .jsonl${skipNote}`, () => {
+    const folder = mkdtempSync(join(tmpdir(), 'octomix-zstd-'));
+    const lines = Array.from({ length: 20_000 }, (_, i) => JSON.stringify({ text: `record ${i}: ${'compressible text '.repeat(i % 17)}` })).join('\n') + '\n';
+    writeFileSync(join(folder, 'plain.jsonl'), lines);
+    // Two frames back to back (zstd reads concatenated frames), with checksums.
+    const first = spawnSync('zstd', ['-q', '-c', '--check', '-19'], { input: lines.slice(0, lines.length / 2) });
+    const second = spawnSync('zstd', ['-q', '-c', '--check'], { input: lines.slice(lines.length / 2) });
+    expect(first.status).toBe(0);
+    writeFileSync(join(folder, 'packed.jsonl.zst'), Buffer.concat([first.stdout, second.stdout]));
+    for (const name of ['plain.jsonl', 'packed.jsonl.zst']) {
+      const run = spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', modelFiles.llama3, '--output', join(folder, name.split('.')[0]), '--progress', 'none', join(folder, name)], { encoding: 'utf8' });
+      expect(run.status, run.stderr).toBe(0);
+    }
+    expect(readFileSync(join(folder, 'packed.bin')).equals(readFileSync(join(folder, 'plain.bin')))).toBe(true);
+    expect(readFileSync(join(folder, 'packed.idx')).equals(readFileSync(join(folder, 'plain.idx')))).toBe(true);
+  });
+});
