@@ -28,6 +28,13 @@ Napi::Value buildInfo(const Napi::CallbackInfo& info) {
   result.Set("threads", Napi::Number::New(env, static_cast<double>(octomix::ThreadPool::defaultThreadCount())));
   const octomix::cuda::Driver& driver = octomix::cuda::driver();
   result.Set("cudaDriver", Napi::Boolean::New(env, driver.loaded));
+  result.Set("cudaDriverLibrary", driver.library);
+  if (driver.standinStatus != nullptr) {
+    std::string report(driver.standinStatus(nullptr, 0) + 1, '\0');
+    driver.standinStatus(report.data(), report.size());
+    report.resize(report.size() - 1);
+    result.Set("cudaStandinStatus", report);
+  }
   if (!driver.loaded) {
     result.Set("cudaDriverError", driver.loadError);
   } else {

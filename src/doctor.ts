@@ -19,8 +19,10 @@ export interface BuildInfo {
   cpuCount: number;
   /** Threads octomix's native pool uses by default (the CPUs in this process's affinity mask). */
   threads: number;
-  /** Whether libcuda.so.1 could be loaded; the GPU path reaches CUDA only through it. */
+  /** Whether the CUDA driver library could be loaded; the GPU path reaches CUDA only through it. */
   cudaDriver: boolean;
+  /** The driver library octomix loads: libcuda.so.1, or the one OCTOMIX_CUDA_DRIVER names (tests use a stand-in). */
+  cudaDriverLibrary: string;
   /** The driver's CUDA version as an integer (e.g. 12040 = 12.4), when loaded. */
   cudaDriverVersion?: number;
   /** Why the driver could not be loaded. */
@@ -48,10 +50,21 @@ export function buildInfo(): BuildInfo {
     cpuCount: availableParallelism(),
     threads: native.threads,
     cudaDriver: native.cudaDriver,
+    cudaDriverLibrary: native.cudaDriverLibrary,
     ...(native.cudaDriverVersion !== undefined ? { cudaDriverVersion: native.cudaDriverVersion } : {}),
     ...(native.cudaDriverError !== undefined ? { cudaDriverError: native.cudaDriverError } : {}),
     gpuPath: native.gpuPath,
     ...(native.gpuPathReason !== undefined ? { gpuPathReason: native.gpuPathReason } : {}),
     cudaDevices: native.cudaDevices,
   };
+}
+
+/**
+ * @internal With the tests' CUDA stand-in loaded (OCTOMIX_CUDA_DRIVER): its report of live allocations, host
+ * registrations, streams, events, retained contexts and IPC mappings, and every violation of the driver's contract
+ * it saw. Undefined with a real driver.
+ */
+export function cudaStandinStatus(): { allocations: number; registrations: number; streams: number; events: number; retainedContexts: number; ipcMappings: number; violations: string[] } | undefined {
+  const report = loadAddon().buildInfo().cudaStandinStatus;
+  return report === undefined ? undefined : JSON.parse(report);
 }

@@ -45,6 +45,8 @@ export interface NativeBuildInfo {
   sanitizers: string;
   threads: number;
   cudaDriver: boolean;
+  cudaDriverLibrary: string;
+  cudaStandinStatus?: string;
   cudaDriverVersion?: number;
   cudaDriverError?: string;
   gpuPath: boolean;

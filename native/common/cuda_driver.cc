@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <cstdlib>
+
 namespace octomix::cuda {
 
 namespace {
@@ -9,16 +11,18 @@ namespace {
 template <typename Function>
 bool bind(void* library, const char* name, Function& out, std::string& error) {
   out = reinterpret_cast<Function>(dlsym(library, name));
-  if (out == nullptr && error.empty()) error = std::string("libcuda.so.1 has no ") + name;
+  if (out == nullptr && error.empty()) error = std::string("the CUDA driver library has no ") + name;
   return out != nullptr;
 }
 
 Driver load() {
   Driver table;
-  void* library = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  const char* override = std::getenv("OCTOMIX_CUDA_DRIVER");
+  table.library = override != nullptr && override[0] != '\0' ? override : "libcuda.so.1";
+  void* library = dlopen(table.library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (library == nullptr) {
     const char* reason = dlerror();
-    table.loadError = reason != nullptr ? reason : "libcuda.so.1 not found";
+    table.loadError = reason != nullptr ? reason : table.library + " not found";
     return table;
   }
   // The _v2 names are what cuda.h maps the plain names to since CUDA 4-11; the driver keeps both.
@@ -49,6 +53,7 @@ Driver load() {
   bind(library, "cuEventDestroy_v2", table.eventDestroy, error);
   bind(library, "cuIpcGetMemHandle", table.ipcGetMemoryHandle, error);
   bind(library, "cuGetErrorName", table.getErrorName, error);
+  table.standinStatus = reinterpret_cast<size_t (*)(char*, size_t)>(dlsym(library, "octomixStandinStatus"));
   if (!error.empty()) {
     table.loadError = error;
     return table;  // the library stays loaded: unloading a driver mid-process is never worth it

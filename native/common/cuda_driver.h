@@ -1,5 +1,5 @@
-// The CUDA driver API, reached at run time through dlopen("libcuda.so.1"): one build runs with and without a GPU and
-// compiles without a CUDA toolkit. Only the entry points octomix uses are declared, with the driver's own types
+// The CUDA driver API, reached at run time through dlopen("libcuda.so.1"), or the library $OCTOMIX_CUDA_DRIVER names
+// (the tests' host-memory stand-in): one build runs with and without a GPU and compiles without a CUDA toolkit. Only the entry points octomix uses are declared, with the driver's own types
 // reduced to what crosses the ABI (handles are pointers, device pointers 64-bit integers, results ints).
 #pragma once
 #include <cstddef>
@@ -25,7 +25,8 @@ constexpr unsigned kHostRegisterPortable = 1;     // CU_MEMHOSTREGISTER_PORTABLE
 
 struct Driver {
   bool loaded = false;
-  std::string loadError;  // why libcuda.so.1 or an entry point is missing
+  std::string library;    // what was loaded: libcuda.so.1, or $OCTOMIX_CUDA_DRIVER (the tests' host-memory stand-in)
+  std::string loadError;  // why the library or an entry point is missing
   int version = 0;        // cuDriverGetVersion, e.g. 12040
 
   Result (*init)(unsigned) = nullptr;
@@ -54,6 +55,8 @@ struct Driver {
   Result (*eventDestroy)(Event) = nullptr;
   Result (*ipcGetMemoryHandle)(IpcMemoryHandle*, DevicePointer) = nullptr;
   Result (*getErrorName)(Result, const char**) = nullptr;
+  // Only in the tests' stand-in (test/cuda-standin): its JSON report of live resources and violations.
+  size_t (*standinStatus)(char*, size_t) = nullptr;
 };
 
 // Loads the driver once (thread-safe); `loaded` says whether every entry point was found.

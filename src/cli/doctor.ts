@@ -14,8 +14,8 @@ export async function runDoctor(args: string[]): Promise<number> {
     return 0;
   }
   const cuda = info.cudaDriver
-    ? `present (driver CUDA ${Math.floor((info.cudaDriverVersion ?? 0) / 1000)}.${((info.cudaDriverVersion ?? 0) % 1000) / 10})`
-    : `absent (${info.cudaDriverError ?? 'libcuda.so.1 not found'}); the GPU path is inactive, host memory is used`;
+    ? `present (${info.cudaDriverLibrary}${info.cudaDriverLibrary !== 'libcuda.so.1' ? ', chosen by OCTOMIX_CUDA_DRIVER' : ''}; driver CUDA ${Math.floor((info.cudaDriverVersion ?? 0) / 1000)}.${((info.cudaDriverVersion ?? 0) % 1000) / 10})`
+    : `absent (${info.cudaDriverError ?? `${info.cudaDriverLibrary} not found`}); the GPU path is inactive, host memory is used`;
   console.log(
     [
       `octomix ${info.version}`,

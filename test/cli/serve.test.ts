@@ -244,7 +244,12 @@ print(count)
     // under its lock by another process, it must stay.
     const foreignLive = join(shmDir, 'octomix-999998-fedcba.ring');
     writeFileSync(foreignLive, 'ring');
-    const holder = spawn('python3', ['-c', `import fcntl, sys, time\nf = open(${JSON.stringify(foreignLive)}, "rb")\nfcntl.flock(f, fcntl.LOCK_EX)\nprint("held", flush=True)\ntime.sleep(60)`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--input-type=module', '-e', `
+      import { createRequire } from 'node:module';
+      const addon = createRequire(${JSON.stringify(join(packageRoot, 'package.json'))})(${JSON.stringify(process.env.OCTOMIX_ADDON_PATH ?? join(packageRoot, 'build', 'Release', 'octomix.node'))});
+      if (typeof addon.lockFile(${JSON.stringify(foreignLive)}) !== 'number') process.exit(1);
+      console.log('held');
+      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((resolve) => holder.stdout!.once('data', resolve));
     const third = await startServer(serveArgs());
     holder.kill('SIGKILL');

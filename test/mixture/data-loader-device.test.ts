@@ -1,24 +1,18 @@
 // The DataLoader's device option. Without a usable GPU (this project's CI and development machine): 'cuda:N' throws
 // DeviceUnavailableError with the driver's reason and 'auto' falls back to host memory with one warning. With a GPU
-// (run on the GPU machine): every batch's device copy equals its host fields, over many batches.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// (run on the GPU machine): every batch's device copy equals its host fields, over many batches. The same checks run
+// everywhere against the host-memory CUDA stand-in in data-loader-standin.test.ts.
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildInfo, DataLoader, DeviceUnavailableError, ShardWriter } from '../../src/index.js';
+import { buildInfo, DataLoader, DeviceUnavailableError } from '../../src/index.js';
+import { checkDeviceCopies, deviceRecipe, writeDeviceShards } from '../helpers/device-cases.js';
 
 const gpu = buildInfo();
 let folder: string;
-const recipe = () => ({
-  seed: 1, seqLength: 256, globalBatchSize: 8, packing: 'bestfit',
-  sources: { web: { path: join(folder, 'web') } }, stages: [{ name: 'all', tokens: 256 * 8 * 300, mix: { web: 1 } }],
-});
+const recipe = () => deviceRecipe(folder);
 
 beforeAll(async () => {
-  folder = mkdtempSync(join(tmpdir(), 'octomix-device-'));
-  const writer = ShardWriter.create(join(folder, 'web'), { dtype: 'int32' });
-  for (let d = 0; d < 500; d++) writer.addDocument(Uint32Array.from({ length: 1 + ((d * 7919) % 700) }, (_, i) => d * 1000 + i));
-  await writer.finish();
+  folder = await writeDeviceShards();
 });
 
 describe.skipIf(gpu.gpuPath)(`device option without a usable GPU (here: ${gpu.gpuPathReason})`, () => {
@@ -44,26 +38,8 @@ describe.skipIf(gpu.gpuPath)(`device option without a usable GPU (here: ${gpu.gp
   });
 });
 
-describe.skipIf(!gpu.gpuPath)('device cuda:0 (GPU machine)', () => {
-  it('copies every batch to the device: device bytes equal the host fields, over 2,000 batches', async () => {
-    const loader = await DataLoader.open({ recipe: recipe(), device: 'cuda:0', microBatchSize: 1, cacheDir: join(folder, 'cache') });
-    expect(loader.device).toBe('cuda:0');
-    let count = 0;
-    for await (const batch of loader) {
-      await batch.ready;
-      expect(typeof batch.device!.inputIds).toBe('bigint');
-      if (count % 10 === 0) {
-        for (const name of ['inputIds', 'labels', 'positionIds', 'lossMask', 'cuSeqlens', 'documentIds', 'sourceIds'] as const) {
-          const host = batch[name];
-          const offset = Number(batch.device![name] - batch.device!.inputIds) + loader.batchLayout.fields.find((field) => field.name === 'inputIds')!.offset;
-          const device = loader.readDevice(batch, offset, host.byteLength);
-          expect(Buffer.from(device).equals(Buffer.from(host.buffer, host.byteOffset, host.byteLength)), `${name} of batch ${batch.index}`).toBe(true);
-        }
-      }
-      batch.release();
-      count++;
-    }
-    expect(count).toBe(2_400);
-    await loader.close();
+describe.skipIf(!gpu.gpuPath)(`device cuda:0 (${gpu.cudaDevices[0]?.name ?? 'GPU machine'})`, () => {
+  it('copies every batch to the device: device bytes equal the host fields, over 2,400 batches', async () => {
+    expect(await checkDeviceCopies(folder, 10)).toBe(2_400);
   }, 120_000);
 });
