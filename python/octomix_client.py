@@ -69,7 +69,7 @@ def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-# --- CUDA IPC (device='cuda:N'; needs torch and the driver's libcuda.so.1) -------------------------------------
+# --- CUDA IPC (device='cuda:N'; the driver's libcuda.so.1, or the library OCTOMIX_CUDA_DRIVER names) ------------
 
 class _DeviceArray:
     """A device buffer described by __cuda_array_interface__ (version 3), so torch.as_tensor wraps it without a copy."""
@@ -87,17 +87,41 @@ def _driver():
     if _libcuda is None:
         import ctypes
 
-        _libcuda = ctypes.CDLL("libcuda.so.1")
+        _libcuda = ctypes.CDLL(os.environ.get("OCTOMIX_CUDA_DRIVER") or "libcuda.so.1")
     return _libcuda
+
+
+def _check(result: int, call: str) -> None:
+    if result != 0:
+        raise OctomixServerError("DEVICE_UNAVAILABLE", f"{call} failed with CUDA error {result}")
+
+
+def _make_context_current(ordinal: int) -> None:
+    """Makes device `ordinal`'s primary context current on this thread through the driver API (the context torch
+    uses too), so mapping the ring needs no torch."""
+    import ctypes
+
+    library = _driver()
+    _check(library.cuInit(ctypes.c_uint(0)), "cuInit")
+    device = ctypes.c_int(0)
+    _check(library.cuDeviceGet(ctypes.byref(device), ctypes.c_int(ordinal)), "cuDeviceGet")
+    context = ctypes.c_void_p(0)
+    _check(library.cuDevicePrimaryCtxRetain(ctypes.byref(context), device), "cuDevicePrimaryCtxRetain")
+    _check(library.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+
+
+def _release_context(ordinal: int) -> None:
+    import ctypes
+
+    library = _driver()
+    release = getattr(library, "cuDevicePrimaryCtxRelease_v2", None) or library.cuDevicePrimaryCtxRelease
+    release(ctypes.c_int(ordinal))
 
 
 def _open_ipc_handle(handle: bytes, ordinal: int) -> int:
     import ctypes
 
-    import torch
-
-    torch.cuda.set_device(ordinal)
-    torch.zeros(1, device=f"cuda:{ordinal}")  # makes torch's context current on this thread
+    _make_context_current(ordinal)
 
     class IpcHandle(ctypes.Structure):
         _fields_ = [("reserved", ctypes.c_char * 64)]
@@ -115,6 +139,13 @@ def _close_ipc_handle(pointer: int) -> None:
     import ctypes
 
     _driver().cuIpcCloseMemHandle(ctypes.c_uint64(pointer))
+
+
+def _copy_device_to_host(pointer: int, out: np.ndarray) -> None:
+    import ctypes
+
+    copy = getattr(_driver(), "cuMemcpyDtoH_v2", None) or _driver().cuMemcpyDtoH
+    _check(copy(out.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint64(pointer), ctypes.c_size_t(out.nbytes)), "cuMemcpyDtoH")
 
 
 # --- client ----------------------------------------------------------------------------------------------------
@@ -196,6 +227,21 @@ class Batch:
             tensors[snake_case(name)] = torch.as_tensor(array, device=self._client.device)
         self._uses_device = True
         return tensors
+
+    def read_device(self, name: str) -> np.ndarray:
+        """With device='cuda:N': field `name` copied back from the server's device ring (cuMemcpyDtoH), as numpy;
+        for checking the device copy without torch."""
+        base = self._client._device_base
+        if base is None:
+            raise RuntimeError("batch.read_device() needs a client opened with device='cuda:N'")
+        if self.released:
+            raise RuntimeError("batch.read_device() after release()")
+        for field, spec in self._specs.items():
+            if snake_case(field) == name:
+                out = np.empty(tuple(spec["shape"]), dtype=np.dtype(spec["dtype"]))
+                _copy_device_to_host(base + spec["offset"], out)
+                return out
+        raise KeyError(name)
 
     def release(self) -> None:
         """Hands the slot back to the server; the views must not be read afterwards."""
@@ -415,6 +461,7 @@ class OctomixClient:
         self._closed = True
         if self._device_base is not None:  # unmap before the server frees the device ring
             _close_ipc_handle(self._device_base)
+            _release_context(int(self.device.split(":")[1]))
             self._device_base = None
         try:
             self._send({"type": "close"})

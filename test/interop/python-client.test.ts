@@ -209,4 +209,32 @@ print("ok")
     expect(result.stderr).not.toMatch(/Traceback/);
     expect(result.stdout.trim()).toBe('ok');
   }, 120_000);
+  it.skipIf(!python.available)(`--device cuda:0 on the CUDA stand-in: the Python client maps the device ring over IPC with ctypes (no torch); device fields equal the host views${skipNote}`, () => {
+    const standin = join(packageRoot, 'build', 'Release', 'libcuda_standin.so');
+    const script = `
+import ctypes, json, os, sys
+sys.path.insert(0, ${JSON.stringify(join(packageRoot, 'python'))})
+import numpy as np
+from octomix_client import OctomixClient
+env = dict(os.environ, OCTOMIX_CUDA_DRIVER=${JSON.stringify(standin)}, OCTOMIX_SHM_DIR=${JSON.stringify(shmDir)})
+with OctomixClient(recipe=${JSON.stringify(recipePath)}, branch="long", micro_batch_size=2, device="cuda:0", cache_dir=${JSON.stringify(join(folder, 'cache'))},
+                   command=[${JSON.stringify(process.execPath)}, ${JSON.stringify(cli)}], env=env) as client:
+    count = 0
+    for batch in client:
+        for name in batch.keys():
+            assert np.array_equal(batch.read_device(name), batch[name]), (name, batch.index)
+        batch.release()
+        count += 1
+library = ctypes.CDLL(${JSON.stringify(standin)})
+buffer = ctypes.create_string_buffer(4096)
+library.octomixStandinStatus(buffer, ctypes.c_size_t(4096))
+print(json.dumps({"count": count, "status": json.loads(buffer.value.decode())}))
+`;
+    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, OCTOMIX_CUDA_DRIVER: standin } });
+    expect(result.stderr).not.toMatch(/Traceback|VIOLATION/);
+    const out = JSON.parse(result.stdout) as { count: number; status: { ipcMappings: number; retainedContexts: number; violations: string[] } };
+    expect(out.count).toBeGreaterThan(10);
+    // The client unmapped the ring and let go of its context; the server (its own process) reported no violation.
+    expect(out.status).toMatchObject({ ipcMappings: 0, retainedContexts: 0, violations: [] });
+  }, 120_000);
 });
