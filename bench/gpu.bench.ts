@@ -4,7 +4,7 @@
  *     torch's pinned host-to-device bandwidth measured in the same run (target: at least 80% of it);
  *   - a PyTorch trainer loop's batches/s through `octomix serve --device cuda:0` against a torch DataLoader with
  *     pin_memory=True over numpy memmaps of the same shards (target: ahead, and never the bottleneck).
- * Run there through ../shared/device/pack.sh (Node is carried in the bundle). Prints markdown for docs/benchmarks.md.
+ * Run there with scripts/gpu-check.sh (Node is carried in the bundle). Prints markdown for docs/benchmarks.md.
  * OCTOMIX_BENCH_GPU_BATCHES (default 2000), OCTOMIX_BENCH_GPU_WORKERS (torch DataLoader workers, default 8).
  */
 import { spawnSync } from 'node:child_process';

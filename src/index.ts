@@ -1,6 +1,7 @@
 /**
- * octomix: exact, fast Hugging Face BPE tokenization for Node.js (and, in later modules, Megatron token shards and
- * staged mixture loading). This file is the whole public surface.
+ * octomix: exact, fast Hugging Face BPE tokenization for Node.js, Megatron-LM token shards (writer and memory-mapped
+ * reader), staged mixture recipes, and the streaming DataLoader (shuffled packed batches into host or device memory,
+ * resumable on every rank). This file is the whole public surface.
  */
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export type {

@@ -1,5 +1,5 @@
 // Megatron-LM's GPTDataset indices, bit for bit (megatron/core/datasets/gpt_dataset.py and helpers.cpp, see
-// ../shared/notes/megatron-format.md §2): the epoch count, the separate final epoch, the shuffled document index,
+// Megatron-LM's gpt_dataset.py and helpers.cpp): the epoch count, the separate final epoch, the shuffled document index,
 // the sample index of (document position, token offset) pairs that cuts the concatenated stream into windows of
 // seqLength + 1 tokens, and the shuffled sample order. numpy's RandomState is reproduced exactly (MT19937 with
 // init_genrand, Fisher-Yates with the masked-rejection interval), so `concat` packing can match Megatron's

@@ -1,5 +1,5 @@
 // Megatron-LM's indexed dataset (MMIDIDX version 1), byte for byte as megatron/core/datasets/indexed_dataset.py
-// writes it (see ../shared/notes/megatron-format.md): PREFIX.idx = magic, version, dtype code, sequence count N,
+// writes it (see docs/formats.md): PREFIX.idx = magic, version, dtype code, sequence count N,
 // document count D+1, int32 lengths[N], int64 byte pointers[N], int64 document indices[D+1] (leading 0, last N),
 // no padding; PREFIX.bin = the tokens back to back in the dtype.
 #pragma once

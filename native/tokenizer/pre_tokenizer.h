@@ -1,6 +1,6 @@
 // Pre-tokenization without a regex engine. Hugging Face runs the Split regexes of tokenizer.json through
 // Oniguruma; octomix recognises the known patterns by their exact text and runs a hand-written scanner per pattern
-// family that gives the same pieces (the rules are in ../../../shared/notes/tokenizer-exactness.md §1b and the
+// family that gives the same pieces (the rules are in docs/exactness.md and the
 // differential tests check them against HF). An unknown pattern is refused at load, never approximated.
 #pragma once
 #include <cstddef>

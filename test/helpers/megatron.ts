@@ -1,5 +1,5 @@
 /**
- * An independent writer of Megatron's indexed-dataset layout, written from ../shared/notes/megatron-format.md only
+ * An independent writer of Megatron's indexed-dataset layout, written from the published layout only (docs/formats.md)
  * (not from octomix's writer), to build fixture shards "as Megatron's tools write them" and to check octomix's bytes.
  */
 export function megatronIdx(dtypeCode: number, sequenceLengths: number[], documentIndices: number[]): Buffer {

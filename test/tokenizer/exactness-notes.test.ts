@@ -1,4 +1,4 @@
-// Every test string of ../shared/notes/tokenizer-exactness.md, checked two ways: ids equal to Hugging Face
+// Every test string of the exactness checklist (docs/exactness.md), checked two ways: ids equal to Hugging Face
 // tokenizers 0.23.2 on the same tokenizer.json, and (where the notes state it) the expected result itself.
 import { describe, expect, it, vi } from 'vitest';
 import { Tokenizer } from '../../src/index.js';
