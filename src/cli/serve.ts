@@ -94,7 +94,13 @@ async function clearStaleSocket(path: string): Promise<string | undefined> {
   // Listening sockets are in /proc/net/unix with the accepting-connections flag (0x10000). Connecting to find out
   // would take a live server's one trainer slot and so end it.
   const absolute = resolve(path);
-  const listening = readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).some((line) => {
+  let table: string;
+  try {
+    table = readFileSync('/proc/net/unix', 'utf8');
+  } catch (error) {
+    return `--socket ${path}: a socket is there and whether a server listens on it cannot be told (${(error as Error).message}); remove it if it is stale`;
+  }
+  const listening = table.split('\n').slice(1).some((line) => {
     const fields = line.trim().split(/\s+/);
     const bound = fields.slice(7).join(' ');
     return fields.length >= 8 && (bound === absolute || bound === path) && (Number.parseInt(fields[3], 16) & 0x10000) !== 0;
