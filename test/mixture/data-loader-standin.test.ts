@@ -46,7 +46,9 @@ describe('device cuda:0 on the CUDA stand-in', () => {
       if (count === 5_000) expect(cudaStandinStatus()).toMatchObject({ allocations: 1, registrations: 4, streams: 1, events: 4, retainedContexts: 1, violations: [] });
     }
     expect(count).toBeGreaterThanOrEqual(10_000);
-    expect(rss() - afterWarmup).toBeLessThan(16_384);  // kB
+    // Under the sanitizer run, ASan's quarantine keeps freed blocks (up to 256 MB) and reads as growth, so RSS is
+    // bounded only in the plain build; the stand-in's resource counts check leaks in both.
+    if (buildInfo().sanitizers === 'none') expect(rss() - afterWarmup).toBeLessThan(16_384);  // kB
     await loader.close();
     clean();
   }, 120_000);
