@@ -111,6 +111,23 @@ bool openSources(std::vector<SourceSpec>& specs, std::vector<mixture::SourceDocu
   return true;
 }
 
+// The jobs over opened sources: open every shard of every source and list them in recipe order.
+bool openSourcePointers(std::vector<SourceSpec>& specs, std::vector<mixture::SourceDocuments>& sources,
+                        std::vector<const mixture::SourceDocuments*>& pointers, std::string& failure) {
+  if (!openSources(specs, sources, failure)) return false;
+  for (const auto& source : sources) pointers.push_back(&source);
+  return true;
+}
+
+// Rejects `deferred` with `failure` (code SHARD_FORMAT) when there is one.
+bool rejectWithFailure(Napi::Env env, Napi::Promise::Deferred& deferred, const std::string& failure) {
+  if (failure.empty()) return false;
+  Napi::Error error = Napi::Error::New(env, failure);
+  error.Set("code", Napi::String::New(env, "SHARD_FORMAT"));
+  deferred.Reject(error.Value());
+  return true;
+}
+
 Napi::Object planSummary(Napi::Env env, const mixture::Plan& plan) {
   Napi::Object summary = Napi::Object::New(env);
   Napi::Array stages = Napi::Array::New(env, plan.stages.size());
@@ -157,9 +174,8 @@ class BuildPlanJob : public PoolJob<> {
 
   void runItem(size_t, NoWorkerState&) override {
     std::vector<mixture::SourceDocuments> sources;
-    if (!openSources(specs, sources, failure)) return;
     std::vector<const mixture::SourceDocuments*> pointers;
-    for (const auto& source : sources) pointers.push_back(&source);
+    if (!openSourcePointers(specs, sources, pointers, failure)) return;
     try {
       plan = mixture::buildPlan(pointers, parameters, stages);
       bytes = plan.serialize();
@@ -169,12 +185,7 @@ class BuildPlanJob : public PoolJob<> {
   }
   void settle(Napi::Env env) override {
     if (rejectIfFailed(env, "buildLoaderPlan")) return;
-    if (!failure.empty()) {
-      Napi::Error error = Napi::Error::New(env, failure);
-      error.Set("code", Napi::String::New(env, "SHARD_FORMAT"));
-      deferred.Reject(error.Value());
-      return;
-    }
+    if (rejectWithFailure(env, deferred, failure)) return;
     Napi::Object result = planSummary(env, plan);
     result.Set("plan", Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
     deferred.Resolve(result);
@@ -247,9 +258,8 @@ class PackingQualityJob : public PoolJob<> {
 
   void runItem(size_t, NoWorkerState&) override {
     std::vector<mixture::SourceDocuments> sources;
-    if (!openSources(specs, sources, failure)) return;
     std::vector<const mixture::SourceDocuments*> pointers;
-    for (const auto& source : sources) pointers.push_back(&source);
+    if (!openSourcePointers(specs, sources, pointers, failure)) return;
     try {
       quality = mixture::measurePackingQuality(plan, pointers, maxSteps);
     } catch (const std::exception& error) {
@@ -258,12 +268,7 @@ class PackingQualityJob : public PoolJob<> {
   }
   void settle(Napi::Env env) override {
     if (rejectIfFailed(env, "measurePackingQuality")) return;
-    if (!failure.empty()) {
-      Napi::Error error = Napi::Error::New(env, failure);
-      error.Set("code", Napi::String::New(env, "SHARD_FORMAT"));
-      deferred.Reject(error.Value());
-      return;
-    }
+    if (rejectWithFailure(env, deferred, failure)) return;
     Napi::Array stages = Napi::Array::New(env, quality.size());
     for (size_t i = 0; i < quality.size(); ++i) {
       const mixture::StageQuality& stage = quality[i];
