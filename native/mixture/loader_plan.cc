@@ -368,10 +368,28 @@ const PackedWindow& SourceStream::packed(uint64_t window) {
   for (int i = 0; i < 2; ++i) {
     if (cachedWindow_[i] == window) return cached_[i];
   }
+  if (window >= windowLimit_) throw std::runtime_error("source " + documents_->name + ": window " + std::to_string(window) + " lies past the plan's window table (a corrupt plan)");
   int slot = cacheNext_;
   cacheNext_ ^= 1;
   pack(window, cached_[slot], longCache_);
   cachedWindow_[slot] = window;
+  // A window the table already lists must pack to the size the table says: a plan whose table does not belong to
+  // these shards (or was forged) would otherwise send reads past a window's rows or a document's end.
+  if (window < windowEnds_.size()) {
+    const PackedWindow& packedWindow = cached_[slot];
+    uint64_t size = 0;
+    if (parameters_.packing == Packing::kConcat) {
+      for (const Chunk& chunk : packedWindow.chunks) size += chunk.length;
+    } else {
+      size = packedWindow.bins();
+    }
+    const uint64_t expected = windowEnds_[window] - (window == 0 ? 0 : windowEnds_[window - 1]);
+    if (size != expected) {
+      cachedWindow_[slot] = UINT64_MAX;
+      throw std::runtime_error("source " + documents_->name + ": window " + std::to_string(window) + " packs to " + std::to_string(size) +
+                               " but the plan's table says " + std::to_string(expected) + " (the plan does not belong to these shards)");
+    }
+  }
   return cached_[slot];
 }
 
@@ -762,7 +780,10 @@ bool Plan::validate(std::string& error) const {
       // cursor x seqLength, which the table must hold.
       const bool inside = parameters.packing == Packing::kBestFit ? cursor <= tableEnd
                                                                   : cursor == 0 || (cursor <= tableEnd / parameters.seqLength && cursor * uint64_t{parameters.seqLength} < tableEnd);
-      if (cursor < previous || !inside || taken > (cursor - stageStartCursor) * uint64_t{parameters.seqLength}) {
+      // taken <= (cursor - stageStartCursor) x seqLength, written without a product that could wrap
+      const uint64_t sequences = cursor >= stageStartCursor ? cursor - stageStartCursor : 0;
+      if (cursor < previous || !inside || taken / parameters.seqLength > sequences ||
+          (taken / parameters.seqLength == sequences && taken % parameters.seqLength != 0)) {
         error = "plan checkpoint of step " + std::to_string(step) + ", source " + std::to_string(source) + " is out of range";
         return false;
       }

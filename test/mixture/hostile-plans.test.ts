@@ -121,6 +121,15 @@ describe('hostile plan caches', () => {
     } finally {
       warnings.mockRestore();
     }
+    // A window table that passes every structural check but does not match what the shards pack to (each entry
+    // doubled): the loader stops with an error naming it, instead of reading past a window's rows.
+    const count = Number(original.readBigUInt64LE(checkpoints - 8));
+    const tableStart = checkpoints + 8 * count;
+    const windows = Number(original.readBigUInt64LE(tableStart));
+    writeFileSync(file, forge((bytes) => {
+      for (let w = 0; w < windows; w++) bytes.writeBigUInt64LE(bytes.readBigUInt64LE(tableStart + 8 + 8 * w) * 2n, tableStart + 8 + 8 * w);
+    }));
+    await expect(run(cacheDir)).rejects.toThrow(/packs to \d+ but the plan's table says \d+ \(the plan does not belong to these shards\)/);
   }, 120_000);
 });
 
