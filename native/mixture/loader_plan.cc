@@ -364,6 +364,13 @@ void SourceStream::pack(uint64_t window, PackedWindow& out, LongDocumentCache& c
   out.binStart.push_back(static_cast<uint32_t>(out.chunks.size()));
 }
 
+uint64_t SourceStream::windowSize(const PackedWindow& window) const {
+  if (parameters_.packing == Packing::kBestFit) return window.bins();
+  uint64_t tokens = 0;
+  for (const Chunk& chunk : window.chunks) tokens += chunk.length;
+  return tokens;
+}
+
 const PackedWindow& SourceStream::packed(uint64_t window) {
   for (int i = 0; i < 2; ++i) {
     if (cachedWindow_[i] == window) return cached_[i];
@@ -376,13 +383,7 @@ const PackedWindow& SourceStream::packed(uint64_t window) {
   // A window the table already lists must pack to the size the table says: a plan whose table does not belong to
   // these shards (or was forged) would otherwise send reads past a window's rows or a document's end.
   if (window < windowEnds_.size()) {
-    const PackedWindow& packedWindow = cached_[slot];
-    uint64_t size = 0;
-    if (parameters_.packing == Packing::kConcat) {
-      for (const Chunk& chunk : packedWindow.chunks) size += chunk.length;
-    } else {
-      size = packedWindow.bins();
-    }
+    const uint64_t size = windowSize(cached_[slot]);
     const uint64_t expected = windowEnds_[window] - (window == 0 ? 0 : windowEnds_[window - 1]);
     if (size != expected) {
       cachedWindow_[slot] = UINT64_MAX;
@@ -398,14 +399,7 @@ void SourceStream::extendTo(uint64_t unit) {
     uint64_t window = windowEnds_.size();
     if (window >= windowLimit_) throw std::runtime_error("source " + documents_->name + ": sample " + std::to_string(unit) + " lies past the plan's window table (a corrupt plan)");
     uint64_t previous = windowEnds_.empty() ? 0 : windowEnds_.back();
-    const PackedWindow& windowPacking = packed(window);
-    uint64_t size = 0;
-    if (parameters_.packing == Packing::kConcat) {
-      for (const Chunk& chunk : windowPacking.chunks) size += chunk.length;
-    } else {
-      size = windowPacking.bins();
-    }
-    windowEnds_.push_back(previous + size);
+    windowEnds_.push_back(previous + windowSize(packed(window)));
   }
 }
 
@@ -444,14 +438,8 @@ void SourceStream::prepack(uint64_t windows, unsigned threads) {
       for (uint64_t run = next.fetch_add(1); run < runs; run = next.fetch_add(1)) {
         for (uint64_t i = run * kRun; i < std::min(count, (run + 1) * kRun); ++i) {
           pack(first + i, window, cache);
-          if (parameters_.packing == Packing::kBestFit) {
-            sizes[i] = window.bins();
-            fills[i] = window.fill;
-          } else {
-            uint64_t tokens = 0;
-            for (const Chunk& chunk : window.chunks) tokens += chunk.length;
-            sizes[i] = tokens;
-          }
+          sizes[i] = windowSize(window);
+          if (parameters_.packing == Packing::kBestFit) fills[i] = window.fill;
         }
       }
     } catch (...) {

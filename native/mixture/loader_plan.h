@@ -142,6 +142,8 @@ class SourceStream {
   void extendTo(uint64_t sample);
   void pack(uint64_t window, PackedWindow& out, LongDocumentCache& cache) const;
   uint32_t spreadOf(uint64_t home) const;
+  // A packed window's size in the table's unit: rows (bestfit) or stream tokens (concat).
+  uint64_t windowSize(const PackedWindow& window) const;
   void homeDocuments(uint64_t window, std::vector<uint64_t>& documents, std::vector<uint32_t>& lengths) const;
   const std::vector<Chunk>& longDocuments(uint64_t window, LongDocumentCache& cache) const;
 
