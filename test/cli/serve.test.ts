@@ -11,6 +11,7 @@ import { buildInfo, DataLoader, ShardWriter, type Batch, type LoaderState } from
 import { packageRoot } from '../../src/native.js';
 import { cli, ServeClient, startServer } from '../helpers/serve-client.js';
 import { fixture, inProcess, prepareServeFixture, readServed, serveArgs } from '../helpers/serve-fixture.js';
+import { findPython } from '../helpers/python.js';
 
 let folder: string;
 let shmDir: string;
@@ -167,7 +168,9 @@ with OctomixClient(recipe=${JSON.stringify(recipePath)}, branch="long", micro_ba
         count += 1
 print(count)
 `;
-    const result = spawnSync('python3', ['-c', script], { encoding: 'utf8', timeout: 300_000 });
+    const python = findPython(['numpy', 'msgpack', 'torch']);
+    if (!python.available) throw new Error(`the GPU check needs ${python.reason}`);
+    const result = spawnSync(python.python, ['-c', script], { encoding: 'utf8', timeout: 300_000 });
     expect(result.stderr).not.toMatch(/Traceback/);
     expect(Number(result.stdout.trim())).toBeGreaterThan(0);
   }, 300_000);

@@ -6,7 +6,7 @@
  * (build_sample_idx).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { findPython, type PythonStatus } from './python.js';
 
 export const megatronIndicesScript = `
 import json, sys, numpy as np
@@ -73,16 +73,11 @@ for j in range(len(sample) // 2 - 1):
     w = np.concatenate(parts).tolist(); out.append(w + [-1] * (S + 1 - len(w)))
 print(json.dumps(out))`;
 
-export const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-
-/** Whether python3 with numpy runs here (and why not). */
-export function numpyStatus(): { available: boolean; reason: string } {
-  const result = spawnSync(python, ['-c', 'import numpy'], { encoding: 'utf8' });
-  return { available: result.status === 0, reason: result.status === 0 ? '' : (result.stderr.trim().split('\n').pop() ?? result.error?.message ?? 'python3 is missing') };
-}
+/** A Python with numpy, or why there is none. */
+export const numpyStatus = (): PythonStatus => findPython(['numpy']);
 
 export function runNumpy(script: string, args: string[]): unknown {
-  const result = spawnSync(python, ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const result = spawnSync(numpyStatus().python, ['-c', script, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (result.status !== 0) throw new Error(`python3 failed: ${result.stderr}`);
   return JSON.parse(result.stdout);
 }

@@ -1,7 +1,7 @@
 // The shards, recipes and hashing that test/cli/serve.test.ts and test/interop/python-client.test.ts share: three
 // small sources, a two-stage recipe, a long one of tiny sequences (past 65,536 micro-batches), and a hash of every
 // batch field in the loader's field-table order, so a served batch and an in-process one compare by hash.
-import { spawnSync } from 'node:child_process';
+import { findPython, type PythonStatus } from './python.js';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,12 +49,8 @@ export async function readServed(client: ServeClient, message: Message): Promise
 export const serveArgs = (recipe = fixture.recipePath, extra: string[] = []) => ['--recipe', recipe, '--branch', 'long', '--micro-batch-size', '2', '--cache-dir', join(fixture.folder, 'cache'),
   '--socket', join(fixture.folder, `s-${Math.random().toString(16).slice(2)}.sock`), '--shm-dir', fixture.shmDir, ...extra];
 
-/** Whether python3 has numpy and msgpack (CI installs Debian's python3-numpy and python3-msgpack), and why not. */
-export function pythonStatus(): { available: boolean; reason: string } {
-  const python = spawnSync('python3', ['-c', 'import numpy, msgpack'], { encoding: 'utf8' });
-  if (python.status === 0) return { available: true, reason: '' };
-  return { available: false, reason: `python3 with numpy and msgpack is not available here: ${(python.stderr || python.error?.message || '').trim().split('\n').pop()}` };
-}
+/** A Python with numpy and msgpack (CI installs Debian's python3-numpy and python3-msgpack), or why there is none. */
+export const pythonStatus = (): PythonStatus => findPython(['numpy', 'msgpack']);
 
 /** Writes the shards and recipes once per test file. */
 export async function prepareServeFixture(): Promise<void> {

@@ -1,6 +1,7 @@
 // Interop with numpy, live (test:interop; CI installs Debian's python3-numpy): Megatron's GPTDataset indices built
 // with numpy's RandomState for the golden cases, numpy's reader of concat windows, and numpy reading octomix shards
-// from the published layout. Where numpy is absent, each test skips and its name says why; test/mixture checks
+// from the published layout. Where numpy is absent the run fails saying so (test:interop exists to
+// check against it); test/mixture checks
 // the indices and windows against the golden vectors everywhere.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,8 +12,7 @@ import { loadAddon } from '../../src/native.js';
 import { buildConcatIndex, concatWindow } from '../helpers/concat.js';
 import { CONCAT_LENGTHS, CONCAT_PARAMETERS, concatReaderScript, GPT_INDEX_CASES, megatronIndicesScript, numpyStatus, runNumpy } from '../helpers/megatron-numpy.js';
 
-const numpy = numpyStatus();
-const skipNote = numpy.available ? '' : ` (skipped: python3 with numpy is not available here: ${numpy.reason})`;
+numpyStatus();  // fails the run, naming what is missing, where no Python here has numpy
 const folder = () => mkdtempSync(join(tmpdir(), 'octomix-interop-'));
 
 async function writeShard(prefix: string, docs: number[][], options = {}) {
@@ -22,7 +22,7 @@ async function writeShard(prefix: string, docs: number[][], options = {}) {
 }
 
 describe('numpy, live', () => {
-  it.skipIf(!numpy.available).each(GPT_INDEX_CASES)(`GPT indices, %s, equal Megatron's with numpy's RandomState${skipNote}`, (name, lengths, seqLength, numSamples, seed) => {
+  it.each(GPT_INDEX_CASES)(`GPT indices, %s, equal Megatron's with numpy's RandomState`, (name, lengths, seqLength, numSamples, seed) => {
     const expected = runNumpy(megatronIndicesScript, [JSON.stringify([lengths, seqLength, numSamples, seed])]) as { epochs: number; separate: boolean; doc: number[]; sample: number[]; shuffle: number[] };
     const ours = loadAddon().buildGptIndices(Int32Array.from(lengths), seqLength, numSamples, seed);
     expect({ epochs: ours.epochs, separate: ours.separateFinalEpoch, doc: Array.from(ours.documentIndex), sample: Array.from(ours.sampleIndex), shuffle: Array.from(ours.shuffleIndex) }).toEqual(expected);
@@ -31,7 +31,7 @@ describe('numpy, live', () => {
     expect(golden.indices[name]).toEqual(expected);
   });
 
-  it.skipIf(!numpy.available)(`concat windows equal numpy's reader over the same shard and indices${skipNote}`, async () => {
+  it(`concat windows equal numpy's reader over the same shard and indices`, async () => {
     const prefix = join(folder(), 'shard');
     const writer = ShardWriter.create(prefix, { dtype: 'int32' });
     let next = 1;
@@ -44,7 +44,7 @@ describe('numpy, live', () => {
     for (let sample = 0; sample < index.samples; sample++) expect(Array.from(concatWindow(dataset, index, sample)), `window ${sample}`).toEqual(expected[sample]);
   });
 
-  it.skipIf(!numpy.available)(`a shard is read back exactly by a numpy reader written from the published layout${skipNote}`, async () => {
+  it(`a shard is read back exactly by a numpy reader written from the published layout`, async () => {
     const prefix = join(folder(), 'numpy');
     const docs = [[15496, 995, 50256], [], [40, 1101], [65535, 0, 7]];
     await writeShard(prefix, docs, { dtype: 'uint16' });
