@@ -1,10 +1,14 @@
-// Module initialisation only: registers the native classes and the build description used by `octomix doctor`.
+// Module initialisation only: registers each subsystem's binding (tokenizer, shards, mixture, loader, preprocess),
+// the error-code table, and the build description used by `octomix doctor`.
 #include <dlfcn.h>
 #include <napi.h>
 
-#include "common/cuda_driver.h"
+#include "common/status.h"
 #include "common/thread_pool.h"
+#include "gpu/cuda_driver.h"
+#include "loader/loader_binding.h"
 #include "mixture/mixture_binding.h"
+#include "preprocess/preprocess_binding.h"
 #include "shards/shards_binding.h"
 #include "tokenizer/tokenizer_binding.h"
 
@@ -59,6 +63,12 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   octomix::registerTokenizer(env, exports);
   octomix::registerShards(env, exports);
   octomix::registerMixture(env, exports);
+  octomix::registerLoader(env, exports);
+  octomix::registerPreprocess(env, exports);
+  // The error table (common/status.h), so TS can check that it translates every code.
+  Napi::Array statusCodes = Napi::Array::New(env, static_cast<size_t>(octomix::Status::kCount));
+  for (size_t i = 0; i < static_cast<size_t>(octomix::Status::kCount); ++i) statusCodes.Set(static_cast<uint32_t>(i), octomix::kStatusNames[i]);
+  exports.Set("statusCodes", statusCodes);
   exports.Set("buildInfo", Napi::Function::New(env, buildInfo, "buildInfo"));
   return exports;
 }

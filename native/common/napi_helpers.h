@@ -1,4 +1,4 @@
-// Shared N-API plumbing: coded errors, and jobs that run items on octomix's thread pool and settle a promise on
+// Shared N-API plumbing: coded errors (codes from common/status.h), and jobs that run items on octomix's thread pool and settle a promise on
 // the main thread. No C++ exception crosses into N-API: workers catch, record the message, and the promise is
 // rejected with it.
 #pragma once
@@ -10,15 +10,21 @@
 #include <mutex>
 #include <string>
 
+#include "common/status.h"
 #include "common/thread_pool.h"
 
 namespace octomix {
 
-// Throws an Error with a stable `code` property; returns undefined for the caller to return.
-inline Napi::Value throwCoded(Napi::Env env, const std::string& message, const char* code) {
+// An Error with a stable `code` property from the status table.
+inline Napi::Error codedError(Napi::Env env, const std::string& message, Status status) {
   Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  error.ThrowAsJavaScriptException();
+  error.Set("code", Napi::String::New(env, statusName(status)));
+  return error;
+}
+
+// Throws codedError(...); returns undefined for the caller to return.
+inline Napi::Value throwCoded(Napi::Env env, const std::string& message, Status status) {
+  codedError(env, message, status).ThrowAsJavaScriptException();
   return env.Undefined();
 }
 
@@ -56,9 +62,7 @@ class PoolJob : public std::enable_shared_from_this<PoolJob<WorkerState>> {
   // In settle(): rejects with code INTERNAL when a worker failed; returns true when it did.
   bool rejectIfFailed(Napi::Env env, const char* operation) {
     if (error.empty()) return false;
-    Napi::Error failure = Napi::Error::New(env, std::string("octomix: ") + operation + " failed: " + error);
-    failure.Set("code", Napi::String::New(env, "INTERNAL"));
-    deferred.Reject(failure.Value());
+    deferred.Reject(codedError(env, std::string("octomix: ") + operation + " failed: " + error, Status::kInternal).Value());
     return true;
   }
 

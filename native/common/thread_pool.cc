@@ -2,6 +2,10 @@
 
 #include <sched.h>
 
+#include <atomic>
+#include <exception>
+#include <memory>
+
 namespace octomix {
 
 ThreadPool::ThreadPool(size_t threads) {
@@ -39,6 +43,49 @@ void ThreadPool::run() {
     }
     job();
   }
+}
+
+void ThreadPool::parallelFor(size_t count, size_t helpers, const std::function<void(size_t)>& body) {
+  struct State {
+    std::atomic<size_t> next{0};
+    size_t count = 0;
+    const std::function<void(size_t)>* body = nullptr;
+    std::mutex mutex;
+    std::condition_variable idle;
+    size_t active = 0;     // helpers inside the loop
+    bool closed = false;   // the caller has returned or is about to: late helpers do nothing
+    std::exception_ptr failure;
+  };
+  auto state = std::make_shared<State>();
+  state->count = count;
+  state->body = &body;
+  auto loop = [](State& s) {
+    try {
+      for (size_t i = s.next.fetch_add(1); i < s.count; i = s.next.fetch_add(1)) (*s.body)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(s.mutex);
+      if (!s.failure) s.failure = std::current_exception();
+      s.next.store(s.count);
+    }
+  };
+  helpers = std::min(helpers, count > 0 ? count - 1 : 0);
+  for (size_t h = 0; h < helpers; ++h) {
+    submit([state, loop] {
+      {
+        std::lock_guard<std::mutex> lock(state->mutex);
+        if (state->closed) return;
+        ++state->active;
+      }
+      loop(*state);
+      std::lock_guard<std::mutex> lock(state->mutex);
+      if (--state->active == 0) state->idle.notify_all();
+    });
+  }
+  loop(*state);
+  std::unique_lock<std::mutex> lock(state->mutex);
+  state->closed = true;
+  state->idle.wait(lock, [&] { return state->active == 0; });
+  if (state->failure) std::rethrow_exception(state->failure);
 }
 
 size_t ThreadPool::defaultThreadCount() {

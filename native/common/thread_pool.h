@@ -22,6 +22,12 @@ class ThreadPool {
   void submit(std::function<void()> job);
   size_t size() const { return workers_.size(); }
 
+  // Runs body(i) for every i in [0, count) on the calling thread and up to `helpers` of this pool's threads, and
+  // returns when all are done; the first exception thrown by a body is rethrown here after every body has returned.
+  // Safe to call from a job of this same pool: the caller works through the items itself, so it never waits on a
+  // helper that is queued behind it, and a helper that starts after the items ran out touches nothing of the call.
+  void parallelFor(size_t count, size_t helpers, const std::function<void(size_t)>& body);
+
   // The process-wide pool, created on first use with one thread per available core.
   static ThreadPool& shared();
   static size_t defaultThreadCount();

@@ -46,13 +46,13 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y) {
 
 }  // namespace
 
-std::vector<StageQuality> measurePackingQuality(const Plan& plan, const std::vector<const SourceDocuments*>& sources, uint64_t maxStepsPerStage) {
+std::vector<StageQuality> measurePackingQuality(const Schedule& plan, const std::vector<const shards::TokenDataset*>& sources, uint64_t maxStepsPerStage) {
   const size_t count = sources.size();
   std::vector<uint64_t> documents;
-  for (const SourceDocuments* source : sources) documents.push_back(source->lengths.size());
+  for (const shards::TokenDataset* source : sources) documents.push_back(source->lengths.size());
   std::string mismatch;
   if (!plan.matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
-  std::vector<SourceStream> streams;
+  std::vector<packing::SourceStream> streams;
   for (uint32_t i = 0; i < count; ++i) {
     streams.emplace_back(sources[i], plan.parameters, i);
     streams.back().setWindowEnds(plan.windowEnds[i]);
@@ -67,10 +67,10 @@ std::vector<StageQuality> measurePackingQuality(const Plan& plan, const std::vec
   std::vector<StageQuality> result;
   std::vector<uint32_t> stepSources;
   std::vector<uint64_t> stepSamples;
-  std::vector<Chunk> chunks;
+  std::vector<packing::Chunk> chunks;
   uint64_t firstStep = 0;
   for (size_t stageIndex = 0; stageIndex < plan.stages.size(); ++stageIndex) {
-    const PlanStage& stage = plan.stages[stageIndex];
+    const ScheduleStage& stage = plan.stages[stageIndex];
     StageQuality quality;
     quality.steps = std::min(stage.steps, maxStepsPerStage);
     quality.rows = quality.steps * plan.parameters.globalBatchSize;
@@ -94,7 +94,7 @@ std::vector<StageQuality> measurePackingQuality(const Plan& plan, const std::vec
         }
         previous = start;
         uint64_t at = 0;
-        for (const Chunk& chunk : chunks) {
+        for (const packing::Chunk& chunk : chunks) {
           const uint64_t position = at;
           at += chunk.length;
           // Only a document's start, where it enters the stream (a concat window's last token is the next one's first).

@@ -16,7 +16,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "mixture/loader_plan.h"
+#include "mixture/schedule.h"
 
 namespace octomix::mixture {
 
@@ -38,6 +38,6 @@ struct StageQuality {
   std::vector<SourceQuality> sources;  // per recipe source; zeros for sources the stage does not use
 };
 
-std::vector<StageQuality> measurePackingQuality(const Plan& plan, const std::vector<const SourceDocuments*>& sources, uint64_t maxStepsPerStage);
+std::vector<StageQuality> measurePackingQuality(const Schedule& plan, const std::vector<const shards::TokenDataset*>& sources, uint64_t maxStepsPerStage);
 
 }  // namespace octomix::mixture

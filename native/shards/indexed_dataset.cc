@@ -10,6 +10,41 @@
 
 namespace octomix::shards {
 
+void TokenDigest::add(const uint32_t* ids, size_t count) {
+  int64_t widened[1024];
+  for (size_t start = 0; start < count; start += 1024) {
+    size_t take = std::min<size_t>(1024, count - start);
+    for (size_t i = 0; i < take; ++i) widened[i] = ids[start + i];
+    sha_.update(widened, take * sizeof(int64_t));
+  }
+}
+
+void TokenDigest::addStored(const uint8_t* data, uint8_t dtype, size_t count) {
+  int64_t widened[1024];
+  const size_t item = dtypeBytes(dtype);
+  for (size_t start = 0; start < count; start += 1024) {
+    size_t take = std::min<size_t>(1024, count - start);
+    for (size_t i = 0; i < take; ++i) {
+      const uint8_t* at = data + (start + i) * item;
+      switch (dtype) {
+        case kUint8: widened[i] = *at; break;
+        case kInt8: widened[i] = static_cast<int8_t>(*at); break;
+        case kInt16: { int16_t v; std::memcpy(&v, at, 2); widened[i] = v; break; }
+        case kUint16: { uint16_t v; std::memcpy(&v, at, 2); widened[i] = v; break; }
+        case kInt32: { int32_t v; std::memcpy(&v, at, 4); widened[i] = v; break; }
+        default: std::memcpy(&widened[i], at, 8); break;
+      }
+    }
+    sha_.update(widened, take * sizeof(int64_t));
+  }
+}
+
+std::string IndexedDataset::tokenDigest() const {
+  TokenDigest digest;
+  for (uint64_t sequence = 0; sequence < sequences_; ++sequence) digest.addStored(sequenceData(sequence), dtype_, static_cast<size_t>(length(sequence)));
+  return digest.hex();
+}
+
 namespace {
 
 constexpr size_t kWriteBufferBytes = 4 << 20;
@@ -124,7 +159,8 @@ bool ShardWriter::flush(std::string& error) {
   return ok;
 }
 
-bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& error) {
+bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& error, AddProblem& problem) {
+  problem = AddProblem::kWrite;
   if (!bin_.valid() || finished_) {
     error = "the shard writer for " + prefix_ + " is not open";
     return false;
@@ -138,6 +174,7 @@ bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& er
   for (size_t i = 0; i < count; ++i) {
     if (ids[i] > maxId) {
       error = "token id " + std::to_string(ids[i]) + " does not fit dtype " + dtypeName(dtype_);
+      problem = AddProblem::kTokenId;
       return false;
     }
   }
@@ -162,15 +199,11 @@ bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& er
     }
     start += take;
   }
-  int64_t widened[1024];  // the digest is over int64 ids, whatever the dtype on disk
-  for (size_t start = 0; start < count; start += 1024) {
-    size_t take = std::min<size_t>(1024, count - start);
-    for (size_t i = 0; i < take; ++i) widened[i] = ids[start + i];
-    digest_.update(widened, take * sizeof(int64_t));
-  }
+  digest_.add(ids, count);
   if (count > 0) lengths_.push_back(static_cast<int32_t>(count));
   documentIndices_.push_back(static_cast<int64_t>(lengths_.size()));
   tokens_ += count;
+  problem = AddProblem::kNone;
   return true;
 }
 

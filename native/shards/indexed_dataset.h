@@ -22,6 +22,23 @@ enum DtypeCode : uint8_t { kUint8 = 1, kInt8 = 2, kInt16 = 3, kInt32 = 4, kInt64
 size_t dtypeBytes(uint8_t code);  // 0 for codes that are not token dtypes (floats, unknown)
 const char* dtypeName(uint8_t code);
 
+// The shard digest recorded in manifests and checked by `octomix verify`: sha256 over the token ids in order as
+// little-endian int64, whatever the dtype on disk, so a shard can be checked with nothing but hashlib and numpy
+// (`hashlib.sha256(tokens.astype('<i8').tobytes())`). The one definition: the writer and the reader both use it.
+class TokenDigest {
+ public:
+  void add(const uint32_t* ids, size_t count);
+  // `count` tokens stored in `dtype` at `data` (a mapped .bin).
+  void addStored(const uint8_t* data, uint8_t dtype, size_t count);
+  std::string hex() { return sha_.hex(); }  // finalizes
+
+ private:
+  Sha256 sha_;
+};
+
+// Why addDocument refused a document.
+enum class AddProblem : uint8_t { kNone, kTokenId, kWrite };
+
 // Writes PREFIX.bin / PREFIX.idx under temporary names; finish() syncs and renames them into place, so a killed
 // process never leaves a pair that looks complete. The destructor removes unfinished temporaries.
 class ShardWriter {
@@ -33,8 +50,9 @@ class ShardWriter {
 
   bool open(std::string& error);
   // One document as one sequence; an empty document adds no sequence, only a document boundary (Megatron's rule).
-  // Returns false with `error` on an id that does not fit the dtype or a write error (e.g. a full disk).
-  bool addDocument(const uint32_t* ids, size_t count, std::string& error);
+  // Returns false with `error` on an id that does not fit the dtype (`problem` kTokenId) or a write error, e.g. a
+  // full disk (kWrite).
+  bool addDocument(const uint32_t* ids, size_t count, std::string& error, AddProblem& problem);
   bool finish(std::string& error);
   void abort();
 
@@ -59,7 +77,7 @@ class ShardWriter {
   std::vector<int64_t> documentIndices_{0};
   uint64_t tokens_ = 0;
   bool finished_ = false;
-  Sha256 digest_;
+  TokenDigest digest_;
 };
 
 // A shard pair opened read-only with both files memory-mapped and every count and size validated.
@@ -78,6 +96,8 @@ class IndexedDataset {
   int64_t documentIndex(uint64_t index) const;
   const uint8_t* sequenceData(uint64_t sequence) const { return bin_->data() + pointer(sequence); }
   const std::shared_ptr<MappedFile>& binFile() const { return bin_; }
+  // The shard digest (TokenDigest) of every token, read from the mapped .bin.
+  std::string tokenDigest() const;
 
  private:
   std::shared_ptr<MappedFile> idx_;

@@ -1,6 +1,6 @@
-// N-API face of the Megatron shard writer and reader, wrapped by src/shards/*.ts. Errors carry a code:
-// SHARD_FORMAT for a bad pair (the message names the file and what is wrong), SHARD_IO for system errors (errno
-// text, e.g. "No space left on device"), SHARD_ID for a token id that does not fit the dtype.
+// N-API face of the Megatron shard writer and of token datasets, wrapped by src/shards/*.ts. Errors carry a code
+// (common/status.h): SHARD_FORMAT for a bad pair (the message names the file and what is wrong), SHARD_IO for
+// system errors (errno text, e.g. "No space left on device"), SHARD_ID for a token id that does not fit the dtype.
 #include "shards/shards_binding.h"
 #include "common/file.h"
 #include <cerrno>
@@ -14,7 +14,10 @@
 #include <memory>
 
 #include "common/napi_helpers.h"
+#include "common/handles.h"
+#include "common/sha256.h"
 #include "shards/indexed_dataset.h"
+#include "shards/token_dataset.h"
 
 namespace octomix {
 
@@ -44,17 +47,17 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
       std::string error;
       if (!writer_->open(error)) {
         writer_.reset();
-        throwCoded(env, error, "SHARD_IO");
+        throwCoded(env, error, Status::kShardIo);
       }
     } catch (const std::exception& error) {
-      throwCoded(env, std::string("octomix: shard writer: ") + error.what(), "INTERNAL");
+      throwCoded(env, std::string("octomix: shard writer: ") + error.what(), Status::kInternal);
     }
   }
 
  private:
   bool ready(Napi::Env env) {
     if (writer_) return true;
-    throwCoded(env, "the shard writer is closed", "SHARD_CLOSED");
+    throwCoded(env, "the shard writer is closed", Status::kShardClosed);
     return false;
   }
 
@@ -70,11 +73,12 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
     Napi::Uint32Array ids = info[0].As<Napi::Uint32Array>();
     try {
       std::string error;
-      if (!writer_->addDocument(ids.Data(), ids.ElementLength(), error)) {
-        return throwCoded(env, error, error.rfind("token id", 0) == 0 ? "SHARD_ID" : "SHARD_IO");
+      shards::AddProblem problem;
+      if (!writer_->addDocument(ids.Data(), ids.ElementLength(), error, problem)) {
+        return throwCoded(env, error, problem == shards::AddProblem::kTokenId ? Status::kShardId : Status::kShardIo);
       }
     } catch (const std::exception& error) {
-      return throwCoded(env, std::string("octomix: shard write failed: ") + error.what(), "INTERNAL");
+      return throwCoded(env, std::string("octomix: shard write failed: ") + error.what(), Status::kInternal);
     }
     return env.Undefined();
   }
@@ -102,13 +106,13 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
       if (!ok) {
         writer_->abort();
         writer_.reset();
-        return throwCoded(env, error, "SHARD_IO");
+        return throwCoded(env, error, Status::kShardIo);
       }
       result.As<Napi::Object>().Set("digest", writer_->digest());
       writer_.reset();
     } catch (const std::exception& error) {
       writer_.reset();
-      return throwCoded(env, std::string("octomix: shard finish failed: ") + error.what(), "INTERNAL");
+      return throwCoded(env, std::string("octomix: shard finish failed: ") + error.what(), Status::kInternal);
     }
     return result;
   }
@@ -125,6 +129,9 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
   std::unique_ptr<shards::ShardWriter> writer_;
 };
 
+// A token dataset (shards/token_dataset.h): many shard pairs as one document sequence, opened once. JS passes these
+// objects back as handles to the schedule build and the loader, so a recipe's shards are opened and validated
+// once per process.
 class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
@@ -133,49 +140,105 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
                            InstanceMethod<&TokenDatasetWrap::info>("info"),
                            InstanceMethod<&TokenDatasetWrap::document>("document"),
                            InstanceMethod<&TokenDatasetWrap::lengths>("lengths"),
-                           InstanceMethod<&TokenDatasetWrap::documentIndices>("documentIndices"),
+                           InstanceMethod<&TokenDatasetWrap::fingerprints>("fingerprints"),
+                           InstanceMethod<&TokenDatasetWrap::tokenDigests>("tokenDigests"),
+                           StaticMethod<&TokenDatasetWrap::fromLengths>("fromLengths"),
                        });
   }
 
-  // new TokenDataset(prefix: string); throws SHARD_FORMAT naming the file and the problem.
+  // new TokenDataset(prefixes: string[], name: string); throws SHARD_FORMAT naming the file and the problem, or
+  // shards of different dtypes. (fromLengths passes an External instead.)
   explicit TokenDatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenDatasetWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsString()) {
-      Napi::TypeError::New(env, "TokenDataset(prefix: string)").ThrowAsJavaScriptException();
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      dataset_ = std::move(*info[0].As<Napi::External<std::shared_ptr<const shards::TokenDataset>>>().Data());
+      return;
+    }
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsString()) {
+      Napi::TypeError::New(env, "TokenDataset(prefixes: string[], name: string)").ThrowAsJavaScriptException();
       return;
     }
     try {
-      std::string error;
-      dataset_ = shards::IndexedDataset::open(info[0].As<Napi::String>().Utf8Value(), error);
-      if (!dataset_) throwCoded(env, error, "SHARD_FORMAT");
+      Napi::Array prefixes = info[0].As<Napi::Array>();
+      std::string name = info[1].As<Napi::String>().Utf8Value();
+      std::vector<std::shared_ptr<shards::IndexedDataset>> opened;
+      for (uint32_t i = 0; i < prefixes.Length(); ++i) {
+        std::string error;
+        auto dataset = shards::IndexedDataset::open(prefixes.Get(i).ToString().Utf8Value(), error);
+        if (!dataset) {
+          throwCoded(env, error, Status::kShardFormat);
+          return;
+        }
+        if (!opened.empty() && dataset->dtype() != opened.front()->dtype()) {
+          std::string list;
+          for (uint32_t j = 0; j <= i; ++j) list += (j ? ", " : "") + prefixes.Get(j).ToString().Utf8Value();
+          throwCoded(env, "shards have different dtypes (" + std::string(shards::dtypeName(opened.front()->dtype())) + ", " +
+                              shards::dtypeName(dataset->dtype()) + "): " + list, Status::kShardFormat);
+          return;
+        }
+        opened.push_back(std::move(dataset));
+      }
+      for (uint32_t i = 0; i < prefixes.Length(); ++i) prefixes_.push_back(prefixes.Get(i).ToString().Utf8Value());
+      dataset_ = std::make_shared<const shards::TokenDataset>(shards::TokenDataset::fromShards(std::move(name), std::move(opened)));
     } catch (const std::exception& error) {
-      throwCoded(env, std::string("octomix: shard open failed: ") + error.what(), "INTERNAL");
+      throwCoded(env, std::string("octomix: shard open failed: ") + error.what(), Status::kInternal);
     }
   }
 
+  const std::shared_ptr<const shards::TokenDataset>& dataset() const { return dataset_; }
+
  private:
+  // TokenDataset.fromLengths(name, lengths: Int32Array): a dataset of lengths alone, no tokens (plan benchmarks).
+  static Napi::Value fromLengths(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      Napi::TypeError::New(env, "TokenDataset.fromLengths(name: string, lengths: Int32Array)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Int32Array typed = info[1].As<Napi::Int32Array>();
+    auto dataset = std::make_shared<const shards::TokenDataset>(shards::TokenDataset::fromLengths(
+        info[0].As<Napi::String>().Utf8Value(), std::vector<int32_t>(typed.Data(), typed.Data() + typed.ElementLength())));
+    Napi::External<std::shared_ptr<const shards::TokenDataset>> external = Napi::External<std::shared_ptr<const shards::TokenDataset>>::New(env, &dataset);
+    return info.This().As<Napi::Function>().New({external});
+  }
+
+  // info() -> { dtype, documents (Megatron sequences), tokens, shards: { prefix, sequences, documents, tokens }[] }
   Napi::Value info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object result = Napi::Object::New(env);
-    result.Set("dtype", shards::dtypeName(dataset_->dtype()));
-    result.Set("sequences", Napi::Number::New(env, static_cast<double>(dataset_->sequences())));
-    result.Set("documents", Napi::Number::New(env, static_cast<double>(dataset_->documents())));
-    result.Set("tokens", Napi::Number::New(env, static_cast<double>(dataset_->tokens())));
+    const shards::TokenDataset& dataset = *dataset_;
+    result.Set("dtype", dataset.shards.empty() ? "int32" : shards::dtypeName(dataset.shards.front()->dtype()));
+    result.Set("documents", Napi::Number::New(env, static_cast<double>(dataset.lengths.size())));
+    result.Set("tokens", Napi::Number::New(env, static_cast<double>(dataset.tokens)));
+    Napi::Array list = Napi::Array::New(env, dataset.shards.size());
+    for (size_t i = 0; i < dataset.shards.size(); ++i) {
+      Napi::Object shard = Napi::Object::New(env);
+      shard.Set("prefix", i < prefixes_.size() ? prefixes_[i] : std::string());
+      shard.Set("sequences", Napi::Number::New(env, static_cast<double>(dataset.shards[i]->sequences())));
+      shard.Set("documents", Napi::Number::New(env, static_cast<double>(dataset.shards[i]->documents())));
+      shard.Set("tokens", Napi::Number::New(env, static_cast<double>(dataset.shards[i]->tokens())));
+      list.Set(static_cast<uint32_t>(i), shard);
+    }
+    result.Set("shards", list);
     return result;
   }
 
-  // document(sequence: number): a zero-copy typed array over the mapped .bin (the mapping lives as long as any view).
+  // document(index: number): a zero-copy typed array over the mapped .bin (the mapping lives as long as any view).
   Napi::Value document(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    int64_t index = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int64Value() : -1;
-    if (index < 0 || static_cast<uint64_t>(index) >= dataset_->sequences()) {
-      Napi::RangeError::New(env, "sequence index out of range").ThrowAsJavaScriptException();
+    const shards::TokenDataset& dataset = *dataset_;
+    double value = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(value >= 0) || value >= static_cast<double>(dataset.lengths.size()) || dataset.shards.empty()) {
+      Napi::RangeError::New(env, "document index out of range").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    size_t length = static_cast<size_t>(dataset_->length(static_cast<uint64_t>(index)));
-    size_t item = dataset_->itemBytes();
+    const uint64_t index = static_cast<uint64_t>(value);
+    const size_t shard = dataset.shardOf(index);
+    const shards::IndexedDataset& pair = *dataset.shards[shard];
+    const uint64_t sequence = index - dataset.shardStarts[shard];
+    size_t length = static_cast<size_t>(pair.length(sequence));
     napi_typedarray_type type;
-    switch (dataset_->dtype()) {
+    switch (pair.dtype()) {
       case shards::kUint8: type = napi_uint8_array; break;
       case shards::kInt8: type = napi_int8_array; break;
       case shards::kInt16: type = napi_int16_array; break;
@@ -187,37 +250,67 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
     if (length == 0) {
       buffer = Napi::ArrayBuffer::New(env, 0);
     } else {
-      auto* keepAlive = new std::shared_ptr<MappedFile>(dataset_->binFile());
-      auto* data = const_cast<uint8_t*>(dataset_->sequenceData(static_cast<uint64_t>(index)));
+      auto* keepAlive = new std::shared_ptr<MappedFile>(pair.binFile());
+      auto* data = const_cast<uint8_t*>(pair.sequenceData(sequence));
       buffer = Napi::ArrayBuffer::New(
-          env, data, length * item, [](Napi::Env, void*, std::shared_ptr<MappedFile>* hint) { delete hint; },
+          env, data, length * pair.itemBytes(), [](Napi::Env, void*, std::shared_ptr<MappedFile>* hint) { delete hint; },
           keepAlive);
     }
     napi_value array;
     if (napi_create_typedarray(env, type, length, buffer, 0, &array) != napi_ok) {
-      return throwCoded(env, "cannot create a typed array over the shard", "INTERNAL");
+      return throwCoded(env, "cannot create a typed array over the shard", Status::kInternal);
     }
     return Napi::Value(env, array);
   }
 
-  // lengths(): Int32Array of every sequence length (a copy: the index's arrays are not aligned).
+  // lengths(): Int32Array of every document's length, in order (a copy).
   Napi::Value lengths(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Napi::Int32Array result = Napi::Int32Array::New(env, static_cast<size_t>(dataset_->sequences()));
-    for (uint64_t i = 0; i < dataset_->sequences(); ++i) result[i] = dataset_->length(i);
+    const std::vector<int32_t>& lengths = dataset_->lengths;
+    Napi::Int32Array result = Napi::Int32Array::New(env, lengths.size());
+    if (!lengths.empty()) std::memcpy(result.Data(), lengths.data(), lengths.size() * sizeof(int32_t));
     return result;
   }
 
-  // documentIndices(): Float64Array of Megatron's document indices (leading 0, last = sequences).
-  Napi::Value documentIndices(const Napi::CallbackInfo& info) {
+  // fingerprints(): per shard, the sha256 (hex) of its document lengths as little-endian int32: what schedule cache
+  // keys and resume states name a shard's contents by.
+  Napi::Value fingerprints(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    size_t count = static_cast<size_t>(dataset_->documents() + 1);
-    Napi::Float64Array result = Napi::Float64Array::New(env, count);
-    for (size_t i = 0; i < count; ++i) result[i] = static_cast<double>(dataset_->documentIndex(i));
+    const shards::TokenDataset& dataset = *dataset_;
+    const size_t shardCount = std::max<size_t>(1, dataset.shards.size());
+    Napi::Array result = Napi::Array::New(env, shardCount);
+    for (size_t shard = 0; shard < shardCount; ++shard) {
+      Sha256 sha;
+      uint64_t first = dataset.shardStarts[shard], last = dataset.shardStarts[shard + 1];
+      if (last > first) sha.update(dataset.lengths.data() + first, static_cast<size_t>(last - first) * sizeof(int32_t));
+      result.Set(static_cast<uint32_t>(shard), sha.hex());
+    }
     return result;
   }
 
-  std::shared_ptr<shards::IndexedDataset> dataset_;
+  // tokenDigests() -> Promise<string[]>: each shard's digest over every token (shards::TokenDigest), on the pool.
+  Napi::Value tokenDigests(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct DigestJob : PoolJob<> {
+      using PoolJob::PoolJob;
+      std::shared_ptr<const shards::TokenDataset> dataset;
+      std::vector<std::string> digests;
+      void runItem(size_t index, NoWorkerState&) override { digests[index] = dataset->shards[index]->tokenDigest(); }
+      void settle(Napi::Env env) override {
+        if (rejectIfFailed(env, "tokenDigests")) return;
+        Napi::Array result = Napi::Array::New(env, digests.size());
+        for (size_t i = 0; i < digests.size(); ++i) result.Set(static_cast<uint32_t>(i), digests[i]);
+        deferred.Resolve(result);
+      }
+    };
+    auto job = std::make_shared<DigestJob>(env);
+    job->dataset = dataset_;
+    job->digests.resize(dataset_->shards.size());
+    return job->start(env, job->digests.size(), ThreadPool::shared().size(), "octomix.tokenDigests");
+  }
+
+  std::shared_ptr<const shards::TokenDataset> dataset_;
+  std::vector<std::string> prefixes_;
 };
 
 }  // namespace
@@ -271,7 +364,14 @@ void registerShards(Napi::Env env, Napi::Object exports) {
   exports.Set("lockFile", Napi::Function::New(env, lockFileBinding, "lockFile"));
   exports.Set("unlockFile", Napi::Function::New(env, unlockFileBinding, "unlockFile"));
   exports.Set("ShardWriter", ShardWriterWrap::define(env));
-  exports.Set("TokenDataset", TokenDatasetWrap::define(env));
+  Napi::Function tokenDataset = TokenDatasetWrap::define(env);
+  handles(env).tokenDataset = Napi::Persistent(tokenDataset);
+  exports.Set("TokenDataset", tokenDataset);
+}
+
+std::shared_ptr<const shards::TokenDataset> unwrapTokenDataset(Napi::Env env, Napi::Value value) {
+  TokenDatasetWrap* wrap = unwrapHandle<TokenDatasetWrap>(value, handles(env).tokenDataset);
+  return wrap ? wrap->dataset() : nullptr;
 }
 
 }  // namespace octomix

@@ -1,6 +1,7 @@
 // The N-API face of the native Tokenizer, wrapped by src/tokenizer/tokenizer.ts (which validates arguments; this
 // layer re-checks cheaply). No C++ exception crosses into N-API: every entry point catches and rethrows as a JS
-// error. encodeBatch copies its inputs to UTF-8 on the main thread, encodes on octomix's own thread pool, and
+// error. The JSON Lines job of `octomix tokenize` lives in preprocess/, and takes this class's objects as handles.
+// encodeBatch copies its inputs to UTF-8 on the main thread, encodes on octomix's own thread pool, and
 // resolves its promise through a thread-safe function, so JS values are only touched on the main thread.
 #include "tokenizer/tokenizer_binding.h"
 
@@ -12,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/json.h"
+#include "common/handles.h"
 #include "common/napi_helpers.h"
 #include "common/thread_pool.h"
 #include "tokenizer/tokenizer.h"
@@ -22,7 +23,7 @@ namespace octomix {
 
 namespace {
 
-Napi::Value throwError(Napi::Env env, const std::string& message, const char* code) {
+Napi::Value throwError(Napi::Env env, const std::string& message, Status code) {
   return throwCoded(env, message, code);
 }
 
@@ -78,7 +79,6 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
                        {
                            InstanceMethod<&TokenizerWrap::encode>("encode"),
                            InstanceMethod<&TokenizerWrap::encodeBatch>("encodeBatch"),
-                           InstanceMethod<&TokenizerWrap::encodeJsonLines>("encodeJsonLines"),
                            InstanceMethod<&TokenizerWrap::decode>("decode"),
                            InstanceMethod<&TokenizerWrap::tokenToId>("tokenToId"),
                            InstanceMethod<&TokenizerWrap::idToToken>("idToToken"),
@@ -87,7 +87,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
                        });
   }
 
-  // new Tokenizer(jsonText: string | Uint8Array). Throws an Error with code "UNSUPPORTED" or "INVALID_TOKENIZER".
+  // new Tokenizer(jsonText: string | Uint8Array). Throws an Error with code Status::kTokenizerUnsupported or Status::kTokenizerInvalid.
   // (Tokenizer.load builds on a pool thread and passes the result in as an External.)
   explicit TokenizerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenizerWrap>(info) {
     Napi::Env env = info.Env();
@@ -107,12 +107,12 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       LoadResult result;
       tokenizer_ = Tokenizer::load(text, result);
       if (!tokenizer_) {
-        throwError(env, result.error, result.unsupported ? "UNSUPPORTED" : "INVALID_TOKENIZER");
+        throwError(env, result.error, result.unsupported ? Status::kTokenizerUnsupported : Status::kTokenizerInvalid);
         return;
       }
       warnings_ = result.warnings;
     } catch (const std::exception& error) {
-      throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), "INTERNAL");
+      throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), Status::kInternal);
     }
   }
 
@@ -134,7 +134,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     void settle(Napi::Env env) override {
       if (!tokenizer) {
         std::string message = error.empty() ? result.error : "octomix: tokenizer load failed: " + error;
-        throwCoded(env, message, !error.empty() ? "INTERNAL" : result.unsupported ? "UNSUPPORTED" : "INVALID_TOKENIZER");
+        throwCoded(env, message, !error.empty() ? Status::kInternal : result.unsupported ? Status::kTokenizerUnsupported : Status::kTokenizerInvalid);
         deferred.Reject(env.GetAndClearPendingException().Value());
       } else {
         Napi::Object instance = constructor.New({Napi::External<LoadJob>::New(env, this), Napi::Boolean::New(env, true)});
@@ -159,7 +159,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       job->constructor = Napi::Persistent(info.This().As<Napi::Function>());
       return job->start(env, 1, 1, "octomix.Tokenizer.load");
     } catch (const std::exception& error) {
-      return throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), "INTERNAL");
+      return throwError(env, std::string("octomix: tokenizer load failed: ") + error.what(), Status::kInternal);
     }
   }
 
@@ -192,7 +192,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       if (ids_.capacity() > kKeepBufferBytes / 4) std::vector<uint32_t>().swap(ids_);
       return result;
     } catch (const std::exception& error) {
-      return throwError(env, std::string("octomix: encode failed: ") + error.what(), "INTERNAL");
+      return throwError(env, std::string("octomix: encode failed: ") + error.what(), Status::kInternal);
     }
   }
 
@@ -201,7 +201,6 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   // vector.
   struct EncodeWorker {
     std::unique_ptr<EncodeScratch> scratch;
-    std::string repaired;  // a line's bytes after UTF-8 repair (encodeJsonLines)
   };
 
   class BatchJob : public PoolJob<EncodeWorker> {
@@ -280,163 +279,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       }
       return job->start(env, count, threads, "octomix.encodeBatch");
     } catch (const std::exception& error) {
-      return throwError(env, std::string("octomix: encodeBatch failed: ") + error.what(), "INTERNAL");
-    }
-  }
-
-  // JSON Lines straight from bytes, for `octomix tokenize`: line splitting, UTF-8 repair, JSON parsing, field
-  // lookup and encoding all run on the pool, so the main thread only reads files. The result mirrors the JS path
-  // (TextDecoder per line, JSON.parse, a dotted field, napi's UTF-8 of the string) exactly; the tokenize tests
-  // compare the two on the same inputs.
-  enum LineStatus : int32_t { kLineOk = 0, kLineBlank = 1, kLineMalformed = 2, kLineMissingField = 3, kLineNonString = 4 };
-
-  // String.prototype.trim()'s whitespace (the JS path skips lines that trim to nothing).
-  static bool isBlank(std::string_view line) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(line.data());
-    for (size_t position = 0; position < line.size();) {
-      size_t width;
-      uint32_t c = unicode::decodeValid(bytes + position, width);
-      bool space = (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
-                   c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
-      if (!space) return false;
-      position += width;
-    }
-    return true;
-  }
-
-  class JsonLinesJob : public PoolJob<EncodeWorker> {
-   public:
-    using PoolJob::PoolJob;
-    std::shared_ptr<const Tokenizer> tokenizer;
-    std::string bytes;
-    std::vector<std::string> field;  // dotted path, split
-    std::vector<std::pair<size_t, size_t>> lines;
-    std::vector<std::vector<uint32_t>> results;
-    std::vector<int32_t> status;
-    std::vector<uint8_t> invalidUtf8;
-    std::vector<std::string> messages;
-    bool addSpecialTokens = false;
-
-   protected:
-    void beginWorker(EncodeWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
-    void endWorker(EncodeWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
-    void runItem(size_t index, EncodeWorker& worker) override {
-      JsonLinesJob& job = *this;
-      EncodeScratch& scratch = *worker.scratch;
-      std::string& repaired = worker.repaired;
-      auto [start, end] = job.lines[index];
-      const auto* bytes = reinterpret_cast<const uint8_t*>(job.bytes.data()) + start;
-      size_t length = end - start;
-      if (length > 0 && bytes[length - 1] == '\r') --length;  // CRLF files
-      if (length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF) {  // TextDecoder drops a BOM
-        bytes += 3;
-        length -= 3;
-      }
-      std::string_view line(reinterpret_cast<const char*>(bytes), length);
-      if (unicode::validUtf8Prefix(bytes, length) != length) {
-        unicode::sanitizeUtf8(bytes, length, repaired);
-        line = repaired;
-        job.invalidUtf8[index] = 1;
-      }
-      if (isBlank(line)) {
-        job.status[index] = kLineBlank;
-        return;
-      }
-      json::Value value;
-      json::ParseOptions options;
-      options.loneSurrogatesAsReplacement = true;
-      json::ParseResult parsed = json::parse(line, value, options);
-      if (!parsed.ok) {
-        job.status[index] = kLineMalformed;
-        job.messages[index] = parsed.error;
-        return;
-      }
-      const json::Value* field = &value;
-      if (!value.isString()) {
-        for (const std::string& key : job.field) {
-          field = field->find(key);
-          if (field == nullptr) break;
-        }
-      }
-      if (field == nullptr || field->isNull()) {
-        job.status[index] = kLineMissingField;
-        return;
-      }
-      if (!field->isString()) {
-        job.status[index] = kLineNonString;
-        return;
-      }
-      job.tokenizer->encode(field->string, job.addSpecialTokens, job.results[index], scratch);
-    }
-
-    void settle(Napi::Env env) override {
-      if (rejectIfFailed(env, "encodeJsonLines")) return;
-      size_t count = lines.size();
-      size_t sharedIds = 0;
-      for (const auto& ids : results) sharedIds += ids.size();
-      Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
-      auto* sharedData = static_cast<uint32_t*>(shared.Data());
-      size_t offset = 0;
-      Napi::Array jsIds = Napi::Array::New(env, count);
-      Napi::Int32Array jsStatus = Napi::Int32Array::New(env, count);
-      Napi::Uint8Array jsInvalid = Napi::Uint8Array::New(env, count);
-      Napi::Float64Array jsLineBytes = Napi::Float64Array::New(env, count);
-      Napi::Array jsMessages = Napi::Array::New(env, count);
-      for (size_t i = 0; i < count; ++i) {
-        std::vector<uint32_t>& list = results[i];
-        if (!list.empty()) std::memcpy(sharedData + offset, list.data(), list.size() * sizeof(uint32_t));
-        jsIds.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, list.size(), shared, offset * sizeof(uint32_t)));
-        offset += list.size();
-        jsStatus[i] = status[i];
-        jsInvalid[i] = invalidUtf8[i];
-        jsLineBytes[i] = static_cast<double>(lines[i].second - lines[i].first + 1);
-        if (!messages[i].empty()) jsMessages.Set(static_cast<uint32_t>(i), messages[i]);
-      }
-      Napi::Object result = Napi::Object::New(env);
-      result.Set("ids", jsIds);
-      result.Set("status", jsStatus);
-      result.Set("invalidUtf8", jsInvalid);
-      result.Set("lineBytes", jsLineBytes);
-      result.Set("messages", jsMessages);
-      deferred.Resolve(result);
-    }
-  };
-
-  // encodeJsonLines(bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<{
-  //   ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[] }>
-  // One entry per '\n'-terminated line of bytes (a last line without '\n' counts too).
-  Napi::Value encodeJsonLines(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    try {
-      if (info.Length() < 2 || !info[0].IsTypedArray() ||
-          info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsArray()) {
-        return throwTypeError(env, "encodeJsonLines(bytes: Uint8Array, field: string[], addSpecialTokens, threads)");
-      }
-      auto job = std::make_shared<JsonLinesJob>(env);
-      job->tokenizer = tokenizer_;
-      Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-      job->bytes.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
-      Napi::Array field = info[1].As<Napi::Array>();
-      for (uint32_t i = 0; i < field.Length(); ++i) job->field.push_back(field.Get(i).ToString().Utf8Value());
-      job->addSpecialTokens = info.Length() >= 3 && info[2].ToBoolean().Value();
-      size_t threads = ThreadPool::shared().size();
-      if (info.Length() >= 4 && info[3].IsNumber() && info[3].As<Napi::Number>().Int64Value() >= 1) {
-        threads = static_cast<size_t>(info[3].As<Napi::Number>().Int64Value());
-      }
-      for (size_t start = 0; start < job->bytes.size();) {
-        const void* newline = std::memchr(job->bytes.data() + start, '\n', job->bytes.size() - start);
-        size_t end = newline ? static_cast<size_t>(static_cast<const char*>(newline) - job->bytes.data()) : job->bytes.size();
-        job->lines.emplace_back(start, end);
-        start = end + 1;
-      }
-      size_t count = job->lines.size();
-      job->results.resize(count);
-      job->status.assign(count, kLineOk);
-      job->invalidUtf8.assign(count, 0);
-      job->messages.resize(count);
-      return job->start(env, count, threads, "octomix.encodeJsonLines");
-    } catch (const std::exception& error) {
-      return throwError(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), "INTERNAL");
+      return throwError(env, std::string("octomix: encodeBatch failed: ") + error.what(), Status::kInternal);
     }
   }
 
@@ -463,7 +306,7 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       unicode::sanitizeUtf8(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), text);
       return Napi::String::New(env, text);
     } catch (const std::exception& error) {
-      return throwError(env, std::string("octomix: decode failed: ") + error.what(), "INTERNAL");
+      return throwError(env, std::string("octomix: decode failed: ") + error.what(), Status::kInternal);
     }
   }
 
@@ -545,6 +388,10 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
   Napi::Reference<Napi::ArrayBuffer> slab_;
   size_t slabUsed_ = 0;
 
+ public:
+  const std::shared_ptr<const Tokenizer>& tokenizer() const { return tokenizer_; }
+
+ private:
   // Buffers of the synchronous encode, which only ever runs on the main thread. Huge inputs do not pin memory.
   static constexpr size_t kKeepBufferBytes = 1 << 20;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -556,8 +403,15 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
 
 }  // namespace
 
+std::shared_ptr<const Tokenizer> unwrapTokenizer(Napi::Env env, Napi::Value value) {
+  TokenizerWrap* wrap = unwrapHandle<TokenizerWrap>(value, handles(env).tokenizer);
+  return wrap ? wrap->tokenizer() : nullptr;
+}
+
 void registerTokenizer(Napi::Env env, Napi::Object exports) {
-  exports.Set("Tokenizer", TokenizerWrap::define(env));
+  Napi::Function constructor = TokenizerWrap::define(env);
+  handles(env).tokenizer = Napi::Persistent(constructor);
+  exports.Set("Tokenizer", constructor);
 }
 
 }  // namespace octomix

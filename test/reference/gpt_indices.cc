@@ -1,9 +1,9 @@
-#include "mixture/gpt_indices.h"
+#include "gpt_indices.h"
 
 #include <numeric>
 #include <stdexcept>
 
-namespace octomix::mixture {
+namespace octomix::reference {
 
 NumpyRandomState::NumpyRandomState(uint32_t seed) {
   state_[0] = seed;
@@ -119,4 +119,4 @@ GptIndices buildGptIndices(const std::vector<int32_t>& lengths, uint64_t seqLeng
   return result;
 }
 
-}  // namespace octomix::mixture
+}  // namespace octomix::reference

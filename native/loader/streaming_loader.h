@@ -12,14 +12,17 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "mixture/loader_plan.h"
+#include "gpu/device_ring.h"
+#include "loader/batch_fields.h"
+#include "loader/batch_ring.h"
+#include "mixture/schedule.h"
+#include "shards/token_dataset.h"
 
-namespace octomix::mixture {
+namespace octomix::loader {
 
 struct LoaderOptions {
   uint32_t rank = 0;
@@ -39,80 +42,6 @@ struct LoaderOptions {
   int deviceOrdinal = -1;
 };
 
-class DeviceRing;
-
-// The GPU path could not start (no driver, no device, out of device memory...); the message says why.
-struct DeviceUnavailable : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// A file mapped MAP_SHARED that holds the whole ring.
-struct SharedRing {
-  SharedRing(const std::string& path, size_t bytes);
-  ~SharedRing();
-  SharedRing(const SharedRing&) = delete;
-  SharedRing& operator=(const SharedRing&) = delete;
-  std::string path;
-  uint8_t* base = nullptr;
-  size_t bytes = 0;
-  int lockDescriptor = -1;  // holds the ring's exclusive flock while the ring lives
-};
-
-// What another server's ring file is: kStale (nobody holds its lock: its server is gone), kLive, kForeign (not a
-// regular file of this user), or kGone.
-enum class RingProbe { kStale, kLive, kForeign, kGone };
-RingProbe probeRing(const std::string& file);
-
-// One ring buffer: a page-aligned block holding every field of one micro-batch. Shared with the ArrayBuffers handed
-// to JS, so memory outlives a loader that is collected while a batch view is still referenced.
-struct BatchMemory {
-  explicit BatchMemory(size_t bytes);                                             // owned, page-aligned
-  BatchMemory(std::shared_ptr<SharedRing> ring, size_t offset, size_t bytes);  // a slot of a shared ring
-  ~BatchMemory();
-  BatchMemory(const BatchMemory&) = delete;
-  BatchMemory& operator=(const BatchMemory&) = delete;
-  uint8_t* data = nullptr;
-  size_t bytes = 0;
-  std::shared_ptr<SharedRing> ring;
-};
-
-// The one table of batch fields. Everything else (the binding, the TS Batch, `octomix serve`, the Python client)
-// builds its views from this table as the loader describes it, so a new field is a row here and the code that
-// fills it in StreamingLoader::build.
-enum class FieldExtent : uint8_t {
-  kTokens,          // microBatchSize x seqLength, row-major
-  kSegmentBounds,   // segments + 1
-  kSegments,        // one per segment
-  kRows,            // one per row
-};
-struct BatchField {
-  const char* name;   // as TS and the protocol spell it
-  const char* dtype;  // numpy's name
-  uint32_t itemBytes;
-  FieldExtent extent;
-};
-enum Field : size_t { kInputIds, kLabels, kPositionIds, kLossMask, kCuSeqlens, kDocumentIds, kSourceIds, kSamples, kFieldCount };
-inline constexpr BatchField kBatchFields[kFieldCount] = {
-    {"inputIds", "int32", 4, FieldExtent::kTokens},          {"labels", "int32", 4, FieldExtent::kTokens},
-    {"positionIds", "int32", 4, FieldExtent::kTokens},       {"lossMask", "uint8", 1, FieldExtent::kTokens},
-    {"cuSeqlens", "int32", 4, FieldExtent::kSegmentBounds},  {"documentIds", "int32", 4, FieldExtent::kSegments},
-    {"sourceIds", "uint16", 2, FieldExtent::kRows},          {"samples", "float64", 8, FieldExtent::kRows},
-};
-inline const char* extentName(FieldExtent extent) {
-  switch (extent) {
-    case FieldExtent::kTokens: return "tokens";
-    case FieldExtent::kSegmentBounds: return "segmentBounds";
-    case FieldExtent::kSegments: return "segments";
-    case FieldExtent::kRows: return "rows";
-  }
-  return "tokens";
-}
-
-struct BatchLayout {
-  size_t offset[kFieldCount];  // from the start of a slot
-  size_t total;                // bytes per slot (page-aligned)
-};
-
 struct BatchInfo {
   uint64_t index = 0;     // this rank's micro-batch number
   uint64_t step = 0;      // global step
@@ -127,7 +56,7 @@ class StreamingLoader {
  public:
   enum class SlotState { kFree, kBuilding, kReady, kHeld };
 
-  StreamingLoader(Plan plan, std::vector<SourceDocuments> sources, LoaderOptions options);
+  StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options);
   ~StreamingLoader();
 
   // Starts the workers; `ready` is called from a worker thread when the batch JS waits for becomes ready or a
@@ -155,22 +84,22 @@ class StreamingLoader {
   uint64_t microBatchesPerStep() const { return perStep_; }
   uint64_t nextIndex() const { return nextToYield_; }
   std::string error();
-  const Plan& plan() const { return plan_; }
-  const SourceDocuments& source(size_t index) const { return sources_[index]; }
+  const mixture::Schedule& schedule() const { return *plan_; }
+  const shards::TokenDataset& source(size_t index) const { return *sources_[index]; }
 
  private:
   struct RowPlan {
     uint32_t source;
     uint64_t sample;
-    std::vector<Chunk> chunks;
+    std::vector<packing::Chunk> chunks;
   };
   void work();
   void resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows);  // under plannerMutex_
   void build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch);
 
-  Plan plan_;
-  std::vector<SourceDocuments> sources_;
-  std::vector<SourceStream> streams_;
+  std::shared_ptr<const mixture::Schedule> plan_;
+  std::vector<std::shared_ptr<const shards::TokenDataset>> sources_;
+  std::vector<packing::SourceStream> streams_;
   LoaderOptions options_;
   BatchLayout layout_{};
   uint64_t perStep_ = 0;
@@ -181,7 +110,7 @@ class StreamingLoader {
   std::condition_variable wake_;
   std::shared_ptr<SharedRing> ring_;
   std::vector<std::shared_ptr<BatchMemory>> memory_;
-  std::unique_ptr<DeviceRing> device_;  // after memory_: unregisters the pinned pages before they can be freed
+  std::unique_ptr<gpu::DeviceRing> device_;  // after memory_: unregisters the pinned pages before they can be freed
   std::vector<SlotState> state_;
   std::vector<BatchInfo> info_;
   uint64_t nextToBuild_ = 0;
@@ -197,4 +126,4 @@ class StreamingLoader {
   std::vector<uint64_t> stepSamples_;
 };
 
-}  // namespace octomix::mixture
+}  // namespace octomix::loader

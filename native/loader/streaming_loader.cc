@@ -1,211 +1,23 @@
-#include "mixture/data_loader.h"
-
-#include <sys/file.h>
-#include <sys/stat.h>
-
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
+#include "loader/streaming_loader.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <stdexcept>
 
-#include "common/cuda_driver.h"
-
-namespace octomix::mixture {
-
-BatchMemory::BatchMemory(size_t size) : bytes(size) {
-  void* block = nullptr;
-  if (posix_memalign(&block, 4096, std::max<size_t>(size, 4096)) != 0) throw std::bad_alloc();
-  data = static_cast<uint8_t*>(block);
-  std::memset(data, 0, size);
-}
-
-BatchMemory::BatchMemory(std::shared_ptr<SharedRing> sharedRing, size_t offset, size_t size)
-    : data(sharedRing->base + offset), bytes(size), ring(std::move(sharedRing)) {}
-
-BatchMemory::~BatchMemory() {
-  if (!ring) std::free(data);
-}
-
-SharedRing::SharedRing(const std::string& file, size_t size) : path(file), bytes(size) {
-  int descriptor = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (descriptor < 0) throw std::runtime_error("cannot create " + file + ": " + std::strerror(errno));
-  // posix_fallocate, not ftruncate: a full /dev/shm fails here, at open, instead of a SIGBUS on first write.
-  int failure = posix_fallocate(descriptor, 0, static_cast<off_t>(size));
-  if (failure != 0) {
-    ::close(descriptor);
-    ::unlink(file.c_str());
-    throw std::runtime_error("cannot reserve " + std::to_string(size) + " bytes in " + file + ": " + std::strerror(failure));
-  }
-  // The server holds an exclusive lock on its ring for as long as it lives (the kernel drops it when the process
-  // dies, however it dies): another server treats a ring as stale only when it can take that lock, so a live ring
-  // is never removed, whatever PID namespace its server runs in.
-  if (::flock(descriptor, LOCK_EX | LOCK_NB) != 0) {
-    int error = errno;
-    ::close(descriptor);
-    ::unlink(file.c_str());
-    throw std::runtime_error("cannot lock " + file + ": " + std::strerror(error));
-  }
-  void* mapping = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0);
-  if (mapping == MAP_FAILED) {
-    int error = errno;
-    ::close(descriptor);
-    ::unlink(file.c_str());
-    throw std::runtime_error("cannot map " + file + ": " + std::strerror(error));
-  }
-  lockDescriptor = descriptor;
-  base = static_cast<uint8_t*>(mapping);
-}
-
-SharedRing::~SharedRing() {
-  if (base != nullptr) munmap(base, bytes);
-  if (lockDescriptor >= 0) ::close(lockDescriptor);
-}
-
-RingProbe probeRing(const std::string& file) {
-  int descriptor = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (descriptor < 0) return RingProbe::kGone;
-  struct stat info;
-  RingProbe result = RingProbe::kLive;
-  if (::fstat(descriptor, &info) != 0 || !S_ISREG(info.st_mode) || info.st_uid != ::geteuid()) {
-    result = RingProbe::kForeign;  // not a file this user's servers make: left alone
-  } else if (::flock(descriptor, LOCK_EX | LOCK_NB) == 0) {
-    result = RingProbe::kStale;  // no server holds it
-  }
-  ::close(descriptor);
-  return result;
-}
+namespace octomix::loader {
 
 namespace {
 size_t alignUp(size_t value, size_t alignment) { return (value + alignment - 1) / alignment * alignment; }
-
-void check(cuda::Result result, const char* call) {
-  if (result != 0) throw std::runtime_error(std::string(call) + " failed: " + cuda::describe(result));
-}
 }  // namespace
 
-// Makes a context current for a call on a thread octomix does not own (the JS main thread) and puts back the one
-// that was current, so other CUDA users of that thread keep theirs.
-class ContextScope {
- public:
-  explicit ContextScope(cuda::Context context) {
-    const cuda::Driver& api = cuda::driver();
-    api.contextGetCurrent(&previous_);
-    check(api.contextSetCurrent(context), "cuCtxSetCurrent");
-  }
-  ~ContextScope() { cuda::driver().contextSetCurrent(previous_); }
-  ContextScope(const ContextScope&) = delete;
-  ContextScope& operator=(const ContextScope&) = delete;
-
- private:
-  cuda::Context previous_ = nullptr;
-};
-
-// Pinned host slots and their device twins: each built batch is copied on a dedicated non-blocking stream and its
-// event waited for by the worker that built it, so a batch handed to JS is already on the device and no slot is
-// reused or freed while a copy is in flight.
-class DeviceRing {
- public:
-  DeviceRing(int ordinal, const std::vector<std::shared_ptr<BatchMemory>>& host, size_t slotBytes) : slotBytes_(slotBytes) {
-    cuda::Status status = cuda::probe();
-    if (!status.usable) throw DeviceUnavailable("no usable CUDA device: " + status.reason);
-    if (ordinal >= static_cast<int>(status.devices.size())) {
-      throw DeviceUnavailable("cuda:" + std::to_string(ordinal) + " does not exist (the driver sees " + std::to_string(status.devices.size()) + " device(s))");
-    }
-    const cuda::Driver& api = cuda::driver();
-    try {
-      check(api.deviceGet(&device_, ordinal), "cuDeviceGet");
-      check(api.primaryContextRetain(&context_, device_), "cuDevicePrimaryCtxRetain");
-      retained_ = true;
-      ContextScope scope(context_);
-      for (const auto& memory : host) {
-        check(api.memoryHostRegister(memory->data, memory->bytes, cuda::kHostRegisterPortable), "cuMemHostRegister");
-        registered_.push_back(memory->data);
-      }
-      check(api.memoryAllocate(&base_, slotBytes * host.size()), "cuMemAlloc");
-      check(api.streamCreate(&stream_, cuda::kStreamNonBlocking), "cuStreamCreate");
-      for (size_t slot = 0; slot < host.size(); ++slot) {
-        cuda::Event event = nullptr;
-        check(api.eventCreate(&event, cuda::kEventDisableTiming), "cuEventCreate");
-        events_.push_back(event);
-      }
-      host_ = host;
-    } catch (const std::exception& failure) {
-      release();
-      throw DeviceUnavailable(std::string("cuda:") + std::to_string(ordinal) + ": " + failure.what());
-    }
-  }
-  ~DeviceRing() { release(); }
-  DeviceRing(const DeviceRing&) = delete;
-  DeviceRing& operator=(const DeviceRing&) = delete;
-
-  void bindThread() const { check(cuda::driver().contextSetCurrent(context_), "cuCtxSetCurrent"); }
-
-  void copy(int slot) {
-    const cuda::Driver& api = cuda::driver();
-    check(api.memoryCopyHostToDeviceAsync(pointer(slot), host_[slot]->data, slotBytes_, stream_), "cuMemcpyHtoDAsync");
-    check(api.eventRecord(events_[slot], stream_), "cuEventRecord");
-    check(api.eventSynchronize(events_[slot]), "cuEventSynchronize");
-  }
-
-  uint64_t pointer(int slot) const { return base_ + static_cast<uint64_t>(slot) * slotBytes_; }
-
-  // A CUDA IPC handle of the whole device ring (another process maps it once with cuIpcOpenMemHandle).
-  void ipcHandle(cuda::IpcMemoryHandle* out) const {
-    ContextScope scope(context_);
-    check(cuda::driver().ipcGetMemoryHandle(out, base_), "cuIpcGetMemHandle");
-  }
-
-  void read(int slot, size_t offset, size_t length, uint8_t* out) const {
-    ContextScope scope(context_);
-    check(cuda::driver().memoryCopyDeviceToHost(out, pointer(slot) + offset, length), "cuMemcpyDtoH");
-  }
-
- private:
-  void release() {
-    const cuda::Driver& api = cuda::driver();
-    if (!api.loaded || !retained_) return;
-    cuda::Context previous = nullptr;
-    api.contextGetCurrent(&previous);
-    api.contextSetCurrent(context_);
-    if (stream_ != nullptr) api.streamSynchronize(stream_);
-    for (cuda::Event event : events_) api.eventDestroy(event);
-    events_.clear();
-    if (stream_ != nullptr) api.streamDestroy(stream_);
-    stream_ = nullptr;
-    if (base_ != 0) api.memoryFree(base_);
-    base_ = 0;
-    for (void* data : registered_) api.memoryHostUnregister(data);
-    registered_.clear();
-    // Put back what was current, unless it was this context, which the release below may destroy.
-    api.contextSetCurrent(previous == context_ ? nullptr : previous);
-    api.primaryContextRelease(device_);
-    retained_ = false;
-  }
-
-  size_t slotBytes_;
-  cuda::Device device_ = 0;
-  cuda::Context context_ = nullptr;
-  bool retained_ = false;
-  cuda::Stream stream_ = nullptr;
-  cuda::DevicePointer base_ = 0;
-  std::vector<cuda::Event> events_;
-  std::vector<void*> registered_;
-  std::vector<std::shared_ptr<BatchMemory>> host_;
-};
+using packing::Chunk;
+using packing::Packing;
 
 uint64_t StreamingLoader::devicePointer(int slot) const { return device_ ? device_->pointer(slot) : 0; }
 
 bool StreamingLoader::deviceIpcHandle(uint8_t out[64]) const {
   if (!device_) return false;
-  cuda::IpcMemoryHandle handle;
-  device_->ipcHandle(&handle);
-  std::memcpy(out, handle.reserved, 64);
+  device_->ipcHandle(out);
   return true;
 }
 
@@ -214,25 +26,25 @@ void StreamingLoader::readDevice(int slot, size_t offset, size_t length, uint8_t
   device_->read(slot, offset, length, out);
 }
 
-StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources, LoaderOptions options)
-    : plan_(std::move(plan)), sources_(std::move(sources)), options_(options) {
-  const uint64_t globalBatch = plan_.parameters.globalBatchSize;
+StreamingLoader::StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options)
+    : plan_(std::move(schedule)), sources_(std::move(sources)), options_(options) {
+  const uint64_t globalBatch = plan_->parameters.globalBatchSize;
   const uint64_t perRank = globalBatch / options_.worldSize;
   perStep_ = perRank / options_.microBatchSize;
-  total_ = plan_.totalSteps() * perStep_;
+  total_ = plan_->totalSteps() * perStep_;
   nextToBuild_ = nextToYield_ = options_.startMicroBatch;
   if (options_.startMicroBatch > total_) throw std::runtime_error("the start micro-batch lies past the plan's end");
   std::vector<uint64_t> documents;
-  for (const SourceDocuments& source : sources_) documents.push_back(source.lengths.size());
+  for (const auto& source : sources_) documents.push_back(source->lengths.size());
   std::string mismatch;
-  if (!plan_.matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
+  if (!plan_->matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
   for (uint32_t i = 0; i < sources_.size(); ++i) {
-    streams_.emplace_back(&sources_[i], plan_.parameters, i);
-    streams_.back().setWindowEnds(plan_.windowEnds[i]);
-    streams_.back().limitWindows(plan_.windowEnds[i].size());
+    streams_.emplace_back(sources_[i].get(), plan_->parameters, i);
+    streams_.back().setWindowEnds(plan_->windowEnds[i]);
+    streams_.back().limitWindows(plan_->windowEnds[i].size());
   }
   // Fields at 64-byte boundaries (a cache line; what DMA engines and SIMD loads like) in one page-aligned block.
-  const size_t tokens = size_t{options_.microBatchSize} * plan_.parameters.seqLength;
+  const size_t tokens = size_t{options_.microBatchSize} * plan_->parameters.seqLength;
   size_t offset = 0;
   auto place = [&](size_t bytes) {
     size_t at = offset;
@@ -252,7 +64,11 @@ StreamingLoader::StreamingLoader(Plan plan, std::vector<SourceDocuments> sources
   } else {
     for (uint32_t slot = 0; slot < options_.prefetch; ++slot) memory_.push_back(std::make_shared<BatchMemory>(layout_.total));
   }
-  if (options_.deviceOrdinal >= 0) device_ = std::make_unique<DeviceRing>(options_.deviceOrdinal, memory_, layout_.total);
+  if (options_.deviceOrdinal >= 0) {
+    std::vector<uint8_t*> hostSlots;
+    for (const auto& memory : memory_) hostSlots.push_back(memory->data);
+    device_ = std::make_unique<gpu::DeviceRing>(options_.deviceOrdinal, hostSlots, layout_.total);
+  }
   state_.assign(options_.prefetch, SlotState::kFree);
   info_.resize(options_.prefetch);
 }
@@ -322,15 +138,15 @@ void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPl
   const uint64_t step = index / perStep_;
   const uint64_t microBatch = index % perStep_;
   if (step != cachedStep_) {
-    replayStep(plan_, streams_, step, stepSources_, stepSamples_);
+    replayStep(*plan_, streams_, step, stepSources_, stepSamples_);
     cachedStep_ = step;
   }
-  const uint64_t perRank = plan_.parameters.globalBatchSize / options_.worldSize;
+  const uint64_t perRank = plan_->parameters.globalBatchSize / options_.worldSize;
   const uint64_t first = options_.rank * perRank + microBatch * options_.microBatchSize;
   info.index = index;
   info.step = step;
   info.microBatch = static_cast<uint32_t>(microBatch);
-  info.stage = static_cast<uint32_t>(plan_.stageOfStep(step));
+  info.stage = static_cast<uint32_t>(plan_->stageOfStep(step));
   rows.resize(options_.microBatchSize);
   for (uint32_t row = 0; row < options_.microBatchSize; ++row) {
     rows[row].source = stepSources_[first + row];
@@ -411,7 +227,7 @@ void StreamingLoader::work() {
 
 void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch) {
   uint8_t* base = memory_[slot]->data;
-  const uint32_t seqLength = plan_.parameters.seqLength;
+  const uint32_t seqLength = plan_->parameters.seqLength;
   int32_t* inputIds = reinterpret_cast<int32_t*>(base + layout_.offset[kInputIds]);
   int32_t* labels = reinterpret_cast<int32_t*>(base + layout_.offset[kLabels]);
   int32_t* positions = reinterpret_cast<int32_t*>(base + layout_.offset[kPositionIds]);
@@ -420,7 +236,7 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   int32_t* documentIds = reinterpret_cast<int32_t*>(base + layout_.offset[kDocumentIds]);
   uint16_t* sourceIds = reinterpret_cast<uint16_t*>(base + layout_.offset[kSourceIds]);
   double* samples = reinterpret_cast<double*>(base + layout_.offset[kSamples]);
-  const bool concat = plan_.parameters.packing == Packing::kConcat;
+  const bool concat = plan_->parameters.packing == Packing::kConcat;
   const int32_t ignore = options_.ignoreIndex;
   uint32_t segments = 0;
   uint32_t maxSeqlen = 0;
@@ -431,15 +247,15 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   std::vector<uint64_t> checked;
   for (const RowPlan& plan : rows) {
     for (const Chunk& chunk : plan.chunks) {
-      const uint64_t key = (uint64_t{plan.source} << 32) | sources_[plan.source].shardOf(chunk.document);
+      const uint64_t key = (uint64_t{plan.source} << 32) | sources_[plan.source]->shardOf(chunk.document);
       if (std::find(checked.begin(), checked.end(), key) != checked.end()) continue;
       checked.push_back(key);
-      sources_[plan.source].checkShard(static_cast<size_t>(key & 0xFFFFFFFFu));
+      sources_[plan.source]->checkShard(static_cast<size_t>(key & 0xFFFFFFFFu));
     }
   }
   for (size_t row = 0; row < rows.size(); ++row) {
     const RowPlan& plan = rows[row];
-    const SourceDocuments& source = sources_[plan.source];
+    const shards::TokenDataset& source = *sources_[plan.source];
     sourceIds[row] = static_cast<uint16_t>(plan.source);
     samples[row] = static_cast<double>(plan.sample);
     const size_t rowStart = row * seqLength;
@@ -530,4 +346,4 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   info.realTokens = realTokens;
 }
 
-}  // namespace octomix::mixture
+}  // namespace octomix::loader

@@ -1,4 +1,4 @@
-// Megatron-LM's GPTDataset indices, bit for bit (megatron/core/datasets/gpt_dataset.py and helpers.cpp, see
+// Tests only (a reference the concat tests compare the loader with; not part of the product): Megatron-LM's GPTDataset indices, bit for bit (megatron/core/datasets/gpt_dataset.py and helpers.cpp, see
 // Megatron-LM's gpt_dataset.py and helpers.cpp): the epoch count, the separate final epoch, the shuffled document index,
 // the sample index of (document position, token offset) pairs that cuts the concatenated stream into windows of
 // seqLength + 1 tokens, and the shuffled sample order. numpy's RandomState is reproduced exactly (MT19937 with
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace octomix::mixture {
+namespace octomix::reference {
 
 // numpy.random.RandomState(seed) for the calls Megatron makes.
 class NumpyRandomState {
@@ -46,4 +46,4 @@ struct GptIndices {
 GptIndices buildGptIndices(const std::vector<int32_t>& lengths, uint64_t seqLength, uint64_t numSamples, uint32_t seed,
                            bool addExtraToken = true);
 
-}  // namespace octomix::mixture
+}  // namespace octomix::reference

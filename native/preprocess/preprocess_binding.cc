@@ -1,0 +1,124 @@
+// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool. It
+// takes a native Tokenizer object as a handle (tokenizer/tokenizer_binding.h).
+#include "preprocess/preprocess_binding.h"
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/napi_helpers.h"
+#include "preprocess/json_lines.h"
+#include "tokenizer/tokenizer_binding.h"
+
+namespace octomix {
+
+namespace {
+
+struct LineWorker {
+  std::unique_ptr<EncodeScratch> scratch;
+  std::string repaired;  // a line's bytes after UTF-8 repair
+};
+
+class JsonLinesJob : public PoolJob<LineWorker> {
+ public:
+  using PoolJob::PoolJob;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::string bytes;
+  std::vector<std::string> field;  // dotted path, split
+  std::vector<std::pair<size_t, size_t>> lines;
+  std::vector<std::vector<uint32_t>> results;
+  std::vector<int32_t> status;
+  std::vector<uint8_t> invalidUtf8;
+  std::vector<std::string> messages;
+  bool addSpecialTokens = false;
+
+ protected:
+  void beginWorker(LineWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
+  void endWorker(LineWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
+  void runItem(size_t index, LineWorker& worker) override {
+    auto [start, end] = lines[index];
+    preprocess::EncodedLine line = preprocess::encodeLine(*tokenizer, std::string_view(bytes).substr(start, end - start), field, addSpecialTokens,
+                                                          results[index], *worker.scratch, worker.repaired);
+    status[index] = line.status;
+    invalidUtf8[index] = line.invalidUtf8 ? 1 : 0;
+    messages[index] = std::move(line.message);
+  }
+
+  void settle(Napi::Env env) override {
+    if (rejectIfFailed(env, "encodeJsonLines")) return;
+    size_t count = lines.size();
+    size_t sharedIds = 0;
+    for (const auto& ids : results) sharedIds += ids.size();
+    Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
+    auto* sharedData = static_cast<uint32_t*>(shared.Data());
+    size_t offset = 0;
+    Napi::Array jsIds = Napi::Array::New(env, count);
+    Napi::Int32Array jsStatus = Napi::Int32Array::New(env, count);
+    Napi::Uint8Array jsInvalid = Napi::Uint8Array::New(env, count);
+    Napi::Float64Array jsLineBytes = Napi::Float64Array::New(env, count);
+    Napi::Array jsMessages = Napi::Array::New(env, count);
+    for (size_t i = 0; i < count; ++i) {
+      std::vector<uint32_t>& list = results[i];
+      if (!list.empty()) std::memcpy(sharedData + offset, list.data(), list.size() * sizeof(uint32_t));
+      jsIds.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, list.size(), shared, offset * sizeof(uint32_t)));
+      offset += list.size();
+      jsStatus[i] = status[i];
+      jsInvalid[i] = invalidUtf8[i];
+      jsLineBytes[i] = static_cast<double>(lines[i].second - lines[i].first + 1);
+      if (!messages[i].empty()) jsMessages.Set(static_cast<uint32_t>(i), messages[i]);
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("ids", jsIds);
+    result.Set("status", jsStatus);
+    result.Set("invalidUtf8", jsInvalid);
+    result.Set("lineBytes", jsLineBytes);
+    result.Set("messages", jsMessages);
+    deferred.Resolve(result);
+  }
+};
+
+// encodeJsonLines(tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<{
+//   ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[] }>
+// One entry per '\n'-terminated line of bytes (a last line without '\n' counts too).
+Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::shared_ptr<const Tokenizer> tokenizer = info.Length() > 0 ? unwrapTokenizer(env, info[0]) : nullptr;
+    if (!tokenizer || info.Length() < 3 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+        !info[2].IsArray()) {
+      Napi::TypeError::New(env, "encodeJsonLines(tokenizer: native Tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens, threads)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto job = std::make_shared<JsonLinesJob>(env);
+    job->tokenizer = std::move(tokenizer);
+    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+    job->bytes.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
+    Napi::Array field = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < field.Length(); ++i) job->field.push_back(field.Get(i).ToString().Utf8Value());
+    job->addSpecialTokens = info.Length() >= 4 && info[3].ToBoolean().Value();
+    size_t threads = ThreadPool::shared().size();
+    if (info.Length() >= 5 && info[4].IsNumber() && info[4].As<Napi::Number>().Int64Value() >= 1) {
+      threads = static_cast<size_t>(info[4].As<Napi::Number>().Int64Value());
+    }
+    job->lines = preprocess::splitLines(job->bytes);
+    size_t count = job->lines.size();
+    job->results.resize(count);
+    job->status.assign(count, preprocess::kLineOk);
+    job->invalidUtf8.assign(count, 0);
+    job->messages.resize(count);
+    return job->start(env, count, threads, "octomix.encodeJsonLines");
+  } catch (const std::exception& error) {
+    return throwCoded(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), Status::kInternal);
+  }
+}
+
+}  // namespace
+
+void registerPreprocess(Napi::Env env, Napi::Object exports) {
+  exports.Set("encodeJsonLines", Napi::Function::New(env, encodeJsonLinesBinding, "encodeJsonLines"));
+}
+
+}  // namespace octomix
