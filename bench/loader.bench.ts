@@ -213,11 +213,12 @@ if (process.env.OCTOMIX_BENCH_FULL_PLAN !== '0') {
   console.log('220B tokens (200B stable + 20B decay) at seqLength 8192, 488 sequences per step; sources of 50M, 40M and 1M documents (150B, 40B, 6B tokens).\n');
   console.log('| packing | build | plan file | peak RSS of the process |');
   console.log('| --- | --- | --- | --- |');
-  const addon = loadAddon() as unknown as { buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }> };
-  for (const packing of ['bestfit', 'concat']) {
+  const { Schedule, TokenDataset: NativeDataset } = loadAddon();
+  const lengthDatasets = sources.map((source) => NativeDataset.fromLengths(source.name, source.lengths));
+  for (const packing of ['bestfit', 'concat'] as const) {
     const begin = performance.now();
-    const result = await addon.buildLoaderPlan(sources, { seed: 1234, seqLength, globalBatchSize, packing, windowDocuments: 4096 }, stages);
-    console.log(`| ${packing} | ${((performance.now() - begin) / 1000).toFixed(1)} s | ${(result.plan.length / 1e6).toFixed(1)} MB | ${hwm().toFixed(0)} MB |`);
+    const schedule = await Schedule.build(lengthDatasets, { seed: 1234, seqLength, globalBatchSize, packing, windowDocuments: 4096 }, stages);
+    console.log(`| ${packing} | ${((performance.now() - begin) / 1000).toFixed(1)} s | ${(schedule.bytes().length / 1e6).toFixed(1)} MB | ${hwm().toFixed(0)} MB |`);
   }
   console.log('\n(Peak RSS includes the 364 MB of lengths the benchmark holds in JS and the native copy of them.)');
 }

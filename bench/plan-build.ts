@@ -1,7 +1,8 @@
 /**
  * Plan build at the recipe's full scale (220B tokens at 8k, 91M documents), from lengths alone:
  * `node --import tsx bench/plan-build.ts [ROOT]` builds it with the octomix checkout at ROOT (default this one), so
- * a before/after comparison runs the same measurement. Prints build time and peak RSS per packing.
+ * a before/after comparison runs the same measurement (checkouts before the Schedule class had `buildLoaderPlan`, and
+ * this handles both). Prints build time and peak RSS per packing.
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -28,19 +29,32 @@ const stages = [
   { steps: Math.ceil(20e9 / perStep), shares: [0.7, 0, 0.3] },
 ];
 const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
-const addon = loadAddon() as unknown as {
-  buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }>;
-  measurePackingQuality?(plan: Uint8Array, s: unknown, steps: number): Promise<{ steps: number; rows: number; sameDocumentNeighbours: number; uniformNeighbours: number;
-    sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyMeanLength: number; sourceMeanLength: number }[] }[]>;
-};
+// The schedule API since the mixture was reorganised: datasets are native handles, the schedule a native object.
+type Quality = { steps: number; rows: number; sameDocumentNeighbours: number; uniformNeighbours: number;
+  sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyMeanLength: number; sourceMeanLength: number }[] }[];
+interface Built { bytes: number; quality(steps: number): Promise<Quality> }
+const addon: Record<string, unknown> = loadAddon() as never;
+async function build(parameters: object): Promise<Built> {
+  if ('Schedule' in addon) {
+    const current = loadAddon();
+    const datasets = sources.map((source) => current.TokenDataset.fromLengths(source.name, source.lengths));
+    const schedule = await current.Schedule.build(datasets, parameters as never, stages);
+    return { bytes: schedule.bytes().length, quality: (steps) => schedule.measureQuality(datasets, steps) };
+  }
+  // An older checkout (before/after comparisons): buildLoaderPlan over { name, lengths } sources.
+  const old = addon as { buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }>; measurePackingQuality?(plan: Uint8Array, s: unknown, steps: number): Promise<Quality> };
+  const result = await old.buildLoaderPlan(sources, parameters, stages);
+  return { bytes: result.plan.length, quality: (steps) => old.measurePackingQuality ? old.measurePackingQuality(result.plan, sources, steps) : Promise.resolve([]) };
+}
 console.log(`root ${root}; lengths in JS: peak RSS ${hwm().toFixed(0)} MB`);
 for (const packing of process.env.PACKING ? [process.env.PACKING] : ['bestfit', 'concat']) {
   const begin = performance.now();
-  const result = await addon.buildLoaderPlan(sources, { seed: 1234, seqLength, globalBatchSize, packing, windowDocuments: 4096, spreadWindows: 8 }, stages);
-  console.log(`${packing}: build ${((performance.now() - begin) / 1000).toFixed(2)} s, plan file ${(result.plan.length / 1e6).toFixed(1)} MB, peak RSS ${hwm().toFixed(0)} MB`);
-  if (addon.measurePackingQuality && process.env.QUALITY !== '0') {
+  const result = await build({ seed: 1234, seqLength, globalBatchSize, packing, windowDocuments: 4096, spreadWindows: 8 });
+  console.log(`${packing}: build ${((performance.now() - begin) / 1000).toFixed(2)} s, plan file ${(result.bytes / 1e6).toFixed(1)} MB, peak RSS ${hwm().toFixed(0)} MB`);
+  if (process.env.QUALITY !== '0') {
     const measured = performance.now();
-    const quality = await addon.measurePackingQuality(result.plan, sources, 2048);
+    const quality = await result.quality(2048);
+    if (quality.length === 0) continue;
     console.log(`  packing quality over the first 2048 steps of each stage: ${((performance.now() - measured) / 1000).toFixed(2)} s, peak RSS ${hwm().toFixed(0)} MB`);
     quality.forEach((stage, index) => {
       console.log(`  stage ${index}: ${stage.rows} rows, same-document neighbours ${(stage.sameDocumentNeighbours * 100).toFixed(4)}% (uniform ${(stage.uniformNeighbours * 100).toFixed(4)}%)`);

@@ -18,16 +18,23 @@ export type { ShardDtype, ShardSummary, ShardWriterOptions } from './shards/shar
 export { TokenDataset } from './shards/token-dataset.js';
 export type { TokenArray } from './shards/token-dataset.js';
 export {
+  BatchReleasedError,
   DeviceUnavailableError,
+  InputChangedError,
+  LoaderError,
   OctomixError,
+  RecipeError,
+  ResumeStateError,
   ShardFormatError,
   ShardWriteError,
   TokenizerLoadError,
   UnsupportedTokenizerError,
 } from './errors.js';
-export { DataLoader, Batch, ResumeStateError, BatchReleasedError } from './mixture/data-loader.js';
-export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary, BatchDevicePointers } from './mixture/data-loader.js';
-export { loadRecipe, RecipeError } from './mixture/recipe.js';
+export { DataLoader } from './loader/data-loader.js';
+export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary } from './loader/data-loader.js';
+export { Batch } from './loader/batch.js';
+export type { BatchDevicePointers } from './loader/batch.js';
+export { loadRecipe } from './mixture/recipe.js';
 export type { Recipe, RecipeSource, RecipeStage, Mixture } from './mixture/recipe.js';
 export { buildInfo } from './doctor.js';
 export type { BuildInfo } from './doctor.js';

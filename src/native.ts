@@ -1,25 +1,37 @@
 /**
- * Loads the compiled addon. The path is build/Release/octomix.node at the package root (one level above both src/
- * and dist/); OCTOMIX_ADDON_PATH overrides it, which is how the sanitizer test run points at build-sanitize/.
+ * The ground floor: loads the compiled addon and types its whole surface, one section per native subsystem
+ * (native/tokenizer, native/shards, native/mixture, native/loader, native/preprocess, native/gpu). Everything above
+ * imports the addon from here and nothing else; this file imports nothing of octomix's.
+ *
+ * The path is build/Release/octomix.node at the package root (one level above both src/ and dist/);
+ * OCTOMIX_ADDON_PATH overrides it, which is how the sanitizer test run points at build-sanitize/.
+ *
+ * Objects of the native classes are also handles: a `NativeTokenizer` goes back into `encodeJsonLines`, the
+ * `NativeTokenDataset` of each recipe source into `Schedule.build`/`Schedule.read` and the `DataLoader`, and a
+ * `NativeSchedule` into the `DataLoader`, so each input is opened once and passed on (the addon checks each handle
+ * is one of its own).
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AddedTokenInfo } from './tokenizer/tokenizer.js';
 
-/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
-export interface NativeJsonLines {
-  ids: Uint32Array[];
-  status: Int32Array;
-  invalidUtf8: Uint8Array;
-  lineBytes: Float64Array;
-  messages: (string | undefined)[];
+// ---- tokenizer (native/tokenizer)
+
+/** An added token of tokenizer.json, as both backends describe it. */
+export interface NativeAddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+  normalized: boolean;
+  singleWord: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
 }
 
 export interface NativeTokenizerInfo {
   vocabSize: number;
-  addedTokens: AddedTokenInfo[];
+  addedTokens: NativeAddedToken[];
   templatePrefix: number[];
   templateSuffix: number[];
   warnings: string[];
@@ -30,11 +42,152 @@ export interface NativeTokenizer {
   encode(text: string | Uint8Array, addSpecialTokens: boolean): Uint32Array;
   encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>;
   decode(ids: Uint32Array, skipSpecialTokens: boolean): string;
-  encodeJsonLines(bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<NativeJsonLines>;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   info(): NativeTokenizerInfo;
 }
+
+// ---- preprocess (native/preprocess)
+
+/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
+export interface NativeJsonLines {
+  ids: Uint32Array[];
+  status: Int32Array;
+  invalidUtf8: Uint8Array;
+  lineBytes: Float64Array;
+  messages: (string | undefined)[];
+}
+
+// ---- shards (native/shards)
+
+export interface NativeShardStats {
+  sequences: number;
+  documents: number;
+  tokens: number;
+  binBytes: number;
+}
+
+export interface NativeShardWriter {
+  addDocument(ids: Uint32Array): void;
+  finish(): NativeShardStats & { digest: string };
+  abort(): void;
+}
+
+export type NativeTokenArray = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
+
+/** Many shard pairs as one numbered sequence of documents (Megatron sequences), opened and validated once. */
+export interface NativeTokenDataset {
+  info(): { dtype: string; documents: number; tokens: number; shards: { prefix: string; sequences: number; documents: number; tokens: number }[] };
+  document(index: number): NativeTokenArray;
+  /** Every document's length, in order (a copy). */
+  lengths(): Int32Array;
+  /** Per shard, sha256 (hex) of its document lengths as little-endian int32. */
+  fingerprints(): string[];
+  /** Per shard, the manifest digest (sha256 over the tokens as little-endian int64), computed on the pool. */
+  tokenDigests(): Promise<string[]>;
+}
+
+// ---- mixture (native/mixture)
+
+export interface NativeScheduleParameters {
+  seed: number;
+  seqLength: number;
+  globalBatchSize: number;
+  packing: 'bestfit' | 'concat';
+  windowDocuments: number;
+  spreadWindows?: number;
+}
+
+export interface NativeScheduleStage {
+  steps: number;
+  /** One per dataset, in the datasets' order. */
+  shares: number[];
+}
+
+export interface NativeScheduleSummary {
+  stages: { steps: number; sources: { samples: number; tokens: number }[] }[];
+  /** Per source, where each epoch the schedule reaches ends: in samples (bestfit) or stream tokens (concat). */
+  epochEnds: number[][];
+  /**
+   * Before each global step and after the last ((steps + 1) rows), per source: the samples taken so far and the real
+   * tokens taken in the row's stage.
+   */
+  checkpoints: Float64Array;
+}
+
+export interface NativeStageQuality {
+  steps: number; rows: number; neighbourPairs: number; sameDocumentPairs: number; sameDocumentNeighbours: number; uniformNeighbours: number;
+  sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyDocuments: number; earlyMeanLength: number; sourceMeanLength: number }[];
+}
+
+export interface NativeSchedule {
+  summary(): NativeScheduleSummary;
+  /** The schedule's file, as the cache holds it. */
+  bytes(): Uint8Array;
+  measureQuality(datasets: NativeTokenDataset[], maxStepsPerStage: number): Promise<NativeStageQuality[]>;
+}
+
+// ---- loader (native/loader)
+
+/** What a field's length counts: tokens (microBatchSize x seqLength, row-major), segments + 1, segments, or rows. */
+export type NativeFieldExtent = 'tokens' | 'segmentBounds' | 'segments' | 'rows';
+
+export interface NativeBatchField {
+  name: string;
+  dtype: 'int32' | 'uint8' | 'uint16' | 'float64';
+  /** Bytes from the start of the slot. */
+  offset: number;
+  extent: NativeFieldExtent;
+}
+
+export interface NativeBatchLayout {
+  fields: readonly NativeBatchField[];
+  /** Bytes per slot (page-aligned). */
+  total: number;
+}
+
+export interface NativeLoaderOptions {
+  rank: number;
+  worldSize: number;
+  microBatchSize: number;
+  prefetch: number;
+  threads: number;
+  startMicroBatch: number;
+  ignoreIndex: number;
+  padTokenId: number;
+  maskEosInput: boolean;
+  eosTokenId: number;
+  sharedMemoryPath?: string;
+  /** -1: host memory. */
+  deviceOrdinal: number;
+}
+
+export interface NativeLoaderBatch {
+  slot: number;
+  buffer: ArrayBuffer;
+  index: number;
+  step: number;
+  microBatch: number;
+  stage: number;
+  segments: number;
+  maxSeqlen: number;
+  lossTokens: number;
+  devicePointer?: bigint;
+}
+
+export interface NativeDataLoader {
+  next(): Promise<NativeLoaderBatch | null>;
+  release(slot: number): void;
+  close(): void;
+  describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeBatchLayout; sharedMemory?: { path: string; bytes: number } };
+  windowChunks(source: number, window: number): { chunks: Float64Array; rowStarts: Float64Array };
+  readDevice(slot: number, offset: number, length: number): Uint8Array;
+  ipcHandle(): Uint8Array | undefined;
+}
+
+export type NativeRingProbe = 'stale' | 'live' | 'foreign' | 'gone';
+
+// ---- build and GPU (native/addon.cc, native/gpu)
 
 export interface NativeBuildInfo {
   version: string;
@@ -54,44 +207,31 @@ export interface NativeBuildInfo {
   cudaDevices: { index: number; name: string; memoryBytes: number }[];
 }
 
-export interface NativeShardStats {
-  sequences: number;
-  documents: number;
-  tokens: number;
-  binBytes: number;
-}
-
-export interface NativeShardWriter {
-  addDocument(ids: Uint32Array): void;
-  finish(): NativeShardStats & { digest: string };
-  abort(): void;
-}
-
-export interface NativeTokenDataset {
-  info(): { dtype: string; sequences: number; documents: number; tokens: number };
-  document(index: number): Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
-  lengths(): Int32Array;
-  documentIndices(): Float64Array;
-}
-
-export interface NativeGptIndices {
-  epochs: number;
-  separateFinalEpoch: boolean;
-  documentIndex: Int32Array;
-  /** (position in documentIndex, token offset) pairs, one more row than samples. */
-  sampleIndex: Float64Array;
-  shuffleIndex: Float64Array;
-}
-
 export interface NativeAddon {
-  buildGptIndices(lengths: Int32Array, seqLength: number, numSamples: number, seed: number): NativeGptIndices;
-  ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
-  TokenDataset: new (prefix: string) => NativeTokenDataset;
   Tokenizer: {
     new (json: string | Uint8Array): NativeTokenizer;
     /** Parses and builds on a native pool thread. */
     load(json: string | Uint8Array): Promise<NativeTokenizer>;
   };
+  encodeJsonLines(tokenizer: NativeTokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<NativeJsonLines>;
+  ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
+  TokenDataset: {
+    /** Opens every shard pair; `name` labels messages (a recipe source's name). */
+    new (prefixes: string[], name: string): NativeTokenDataset;
+    /** A dataset of document lengths alone, without tokens (schedule benchmarks). */
+    fromLengths(name: string, lengths: Int32Array): NativeTokenDataset;
+  };
+  /** Takes an exclusive flock on a lock file: its descriptor, or why not ("busy" when another process holds it). */
+  lockFile(path: string): number | string;
+  unlockFile(descriptor: number, path: string): void;
+  Schedule: {
+    build(datasets: NativeTokenDataset[], parameters: NativeScheduleParameters, stages: NativeScheduleStage[]): Promise<NativeSchedule>;
+    read(bytes: Uint8Array, datasets: NativeTokenDataset[]): NativeSchedule;
+  };
+  DataLoader: new (schedule: NativeSchedule, datasets: NativeTokenDataset[], options: NativeLoaderOptions) => NativeDataLoader;
+  probeRing(path: string): NativeRingProbe;
+  /** The addon's error codes (native/common/status.h), translated by src/errors.ts. */
+  statusCodes: readonly string[];
   buildInfo(): NativeBuildInfo;
 }
 

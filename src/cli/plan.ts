@@ -4,9 +4,10 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { planReport } from '../mixture/plan-report.js';
 import { formatCount } from '../io/progress.js';
-import { planRecipe } from '../mixture/plan.js';
-import { DEFAULT_QUALITY_STEPS, describeStages, measurePackingQuality, prepareLoaderPlan, qualityLines, type PackingQuality } from '../mixture/loader-plan.js';
+import { DEFAULT_QUALITY_STEPS, measurePackingQuality, qualityLines, type PackingQuality } from '../mixture/packing-quality.js';
 import { batchSplitProblem, loadRecipe } from '../mixture/recipe.js';
+import { describeStages, prepareSchedule } from '../mixture/schedule.js';
+import { RecipeSources } from '../mixture/sources.js';
 
 const help = `usage: octomix plan RECIPE [--branch NAME] [--steps N] [--json] [--html FILE] [--cache-dir DIR] [--no-cache]
                     [--quality-steps N | --no-quality] [--world-size W --micro-batch-size M]
@@ -88,15 +89,17 @@ export async function runPlan(args: string[]): Promise<number> {
     }
     console.error(`octomix plan: each global batch of ${recipe.globalBatchSize} sequences splits into ${worldSize} rank(s) x ${recipe.globalBatchSize / (worldSize * microBatchSize)} micro-batch(es) of ${microBatchSize}`);
   }
-  const plan = planRecipe(recipe, values.branch);
-  const prepared = await prepareLoaderPlan(recipe, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
+  // The same path as DataLoader.open, stopping before the loader: shards opened once, budget and schedule from them.
+  const sources = RecipeSources.open(recipe);
+  const prepared = await prepareSchedule(recipe, sources, values.branch, { cache: !values['no-cache'], cacheDir: values['cache-dir'] });
+  const plan = prepared.budget;
   console.error(`octomix plan: loader plan ${prepared.key} ${prepared.cached ? 'read from the cache' : 'built'} in ${(prepared.milliseconds / 1000).toFixed(2)} s`);
   // Delivered tokens, shares and the first steps as the loader will deliver them (from its own plan).
   const delivery = describeStages(recipe, prepared, { firstSteps: steps });
   let quality: PackingQuality[] | undefined;
   if (!values['no-quality']) {
     const begun = performance.now();
-    quality = await measurePackingQuality(recipe, prepared, { steps: qualitySteps });
+    quality = await measurePackingQuality(prepared, sources, { steps: qualitySteps });
     console.error(`octomix plan: packing quality measured over ${quality.reduce((sum, stage) => sum + stage.rows, 0).toLocaleString('en')} rows in ${((performance.now() - begun) / 1000).toFixed(2)} s`);
   }
   if (values.html) {

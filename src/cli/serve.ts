@@ -23,9 +23,10 @@ import { lstatSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fieldShape } from '../mixture/batch-layout.js';
+import { fieldShape } from '../loader/batch-layout.js';
 import { loadAddon } from '../native.js';
-import { DataLoader, type Batch, type LoaderState } from '../mixture/data-loader.js';
+import { DataLoader, type LoaderState } from '../loader/data-loader.js';
+import type { Batch } from '../loader/batch.js';
 import { decodeBody, encodeFrame, frameReader, MAX_REQUEST_BYTES, parseRequest, ProtocolError, type Request } from '../serve/protocol.js';
 
 const help = `usage: octomix serve --recipe RECIPE [--branch NAME] (--socket PATH | --stdio) [options]
@@ -66,7 +67,7 @@ export function removeStaleRings(directory: string): string[] {
   } catch {
     return removed;
   }
-  const { probeRing } = loadAddon() as unknown as { probeRing(path: string): 'stale' | 'live' | 'foreign' | 'gone' };
+  const { probeRing } = loadAddon();
   for (const name of names) {
     if (!RING_PATTERN.test(name)) continue;
     const path = join(directory, name);

@@ -192,7 +192,7 @@ export async function runTokenize(args: string[]): Promise<number> {
   });
   // One run per output at a time: two runs started together would interleave their shards. PREFIX.lock is held for
   // the whole run (the kernel drops it however the process ends) and removed when the run ends.
-  const locks = loadAddon() as unknown as { lockFile(path: string): number | string; unlockFile(descriptor: number, path: string): void };
+  const locks = loadAddon();
   const lockPath = `${output}.lock`;
   const locked = locks.lockFile(lockPath);
   if (locked === 'busy') throw new Error(`--output ${values.output}: another octomix tokenize is writing this output (it holds ${displayPath(lockPath)}); wait for it to finish, or choose another --output`);
@@ -387,7 +387,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     const send = async (bytes: Uint8Array) => {
       totals.bytes += bytes.length;
       await submit(async () => {
-        const result = await native!.encodeJsonLines(bytes, fieldPath!, false, workers ?? 0);
+        const result = await loadAddon().encodeJsonLines(native!, bytes, fieldPath!, false, workers ?? 0);
         return async () => {
           const records: PendingRecord[] = [];
           const idLists: (Uint32Array | undefined)[] = [];

@@ -5,7 +5,7 @@
  * replaced by U+FFFD) instead of silently replaced.
  */
 import { createReadStream, statSync } from 'node:fs';
-import { OctomixError } from '../errors.js';
+import { InputChangedError } from '../errors.js';
 import { createGunzip } from 'node:zlib';
 import { Decompress } from 'fzstd';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
@@ -52,13 +52,6 @@ export function checkUnchanged(file: InputFile, bytesRead: number | undefined): 
   if (size !== file.size || mtimeMs !== file.mtimeMs || (bytesRead !== undefined && bytesRead !== file.size)) {
     throw new InputChangedError(`${file.path} changed while it was read: it was ${file.size} bytes (mtime ${new Date(file.mtimeMs).toISOString()}), ` +
       `${bytesRead !== undefined ? `${bytesRead} bytes were read, ` : ''}it is now ${size} bytes (mtime ${new Date(mtimeMs).toISOString()}); the run stops and keeps nothing of it`);
-  }
-}
-
-/** An input file that changed while it was read. */
-export class InputChangedError extends OctomixError {
-  constructor(message: string) {
-    super('INPUT_CHANGED', message);
   }
 }
 

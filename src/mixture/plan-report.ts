@@ -3,8 +3,9 @@
  * of cumulative tokens per source over training steps, the stage boundaries, and the per-stage tables.
  */
 import type { Recipe } from './recipe.js';
-import type { StagePlan } from './plan.js';
-import { qualityLines, type PackingQuality, type StageDelivery } from './loader-plan.js';
+import type { StageBudget } from './budget.js';
+import { qualityLines, type PackingQuality } from './packing-quality.js';
+import type { StageDelivery } from './schedule.js';
 import { formatCount } from '../io/progress.js';
 
 const palette = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac'];
@@ -13,7 +14,7 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (char) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[char]!);
 }
 
-export function planReport(recipe: Recipe, plan: StagePlan[], title: string, delivery?: StageDelivery[], quality?: PackingQuality[]): string {
+export function planReport(recipe: Recipe, plan: StageBudget[], title: string, delivery?: StageDelivery[], quality?: PackingQuality[]): string {
   const sources = [...new Set(plan.flatMap((stage) => stage.sources.map((source) => source.source)))];
   // Cumulative tokens per source at each stage boundary (mixtures are constant inside a stage, so lines are straight).
   const boundaries: { step: number; cumulative: number[] }[] = [{ step: 0, cumulative: sources.map(() => 0) }];

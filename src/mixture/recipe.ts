@@ -6,18 +6,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { describeValue, OctomixError } from '../errors.js';
+import { describeValue, RecipeError } from '../errors.js';
 import { unknownKeyMessage } from '../keys.js';
-
-/** A recipe that is malformed or inconsistent; the message names the key (e.g. `stages[1].branches.long.cot`). */
-export class RecipeError extends OctomixError {
-  /** The offending key, as a path into the recipe. */
-  readonly key: string;
-  constructor(key: string, message: string) {
-    super('RECIPE_INVALID', `${key}: ${message}`);
-    this.key = key;
-  }
-}
 
 export interface RecipeSource {
   name: string;

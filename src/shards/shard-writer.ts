@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic-file.js';
-import { describeValue, ShardWriteError } from '../errors.js';
+import { describeValue, fromNative, ShardWriteError } from '../errors.js';
 import { loadAddon, type NativeShardWriter } from '../native.js';
 
 /** Token dtypes octomix writes. Megatron's codes: uint16 = 8, int32 = 4. */
@@ -76,7 +76,7 @@ export class ShardWriter {
     try {
       return new ShardWriter(prefix, dtype, new NativeClass(prefix, dtypeCodes[dtype]));
     } catch (error) {
-      throw new ShardWriteError((error as Error).message, { cause: error });
+      throw fromNative(error, { prefix });
     }
   }
 
@@ -87,9 +87,7 @@ export class ShardWriter {
     try {
       native.addDocument(ids);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (code === 'SHARD_ID') throw new RangeError(`${this.prefix}: ${(error as Error).message}`);
-      throw new ShardWriteError((error as Error).message, { cause: error });
+      throw fromNative(error, { prefix: this.prefix });  // SHARD_ID: a RangeError naming the prefix
     }
     // Counted here rather than asked of the native side per document (that call was 3% of tokenize's main thread).
     this.#documents++;
@@ -114,7 +112,7 @@ export class ShardWriter {
     try {
       stats = native.finish();
     } catch (error) {
-      throw new ShardWriteError((error as Error).message, { cause: error });
+      throw fromNative(error, { prefix: this.prefix });
     }
     const summary: ShardSummary = { prefix: this.prefix, dtype: this.dtype, ...stats };
     const body: Record<string, unknown> = {

@@ -1,11 +1,13 @@
 /**
  * Memory-mapped Megatron shards as one dataset: any number of PREFIX.bin/.idx pairs (written by octomix or by
- * Megatron, NeMo, GPT-NeoX tools), validated on open, read through zero-copy typed-array views.
+ * Megatron, NeMo, GPT-NeoX tools), validated on open, read through zero-copy typed-array views. One native
+ * TokenDataset (native/shards/token_dataset.h) holds the pairs; the mixture code passes that same native object on to
+ * the schedule build and the loader, so a recipe's shards are opened once.
  */
-import { describeValue, ShardFormatError } from '../errors.js';
-import { loadAddon, type NativeTokenDataset } from '../native.js';
+import { describeValue, fromNative } from '../errors.js';
+import { loadAddon, type NativeTokenArray, type NativeTokenDataset } from '../native.js';
 
-export type TokenArray = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | BigInt64Array;
+export type TokenArray = NativeTokenArray;
 
 function normalizePrefix(prefix: string): string {
   return prefix.replace(/\.(bin|idx|json)$/, '');
@@ -22,31 +24,20 @@ export class TokenDataset {
   readonly numTokens: number;
   /** The token dtype shared by all shards: `'uint16'`, `'int32'`, ... */
   readonly dtype: string;
-  readonly #shards: NativeTokenDataset[];
-  readonly #starts: Float64Array; // first document index of each shard, plus the total at the end
+  /** Per shard: its documents (sequences) and tokens, in `prefixes` order. */
+  readonly shards: readonly { prefix: string; documents: number; tokens: number }[];
+  readonly #native: NativeTokenDataset;
   #lengths: Int32Array | undefined;
+  #fingerprints: readonly string[] | undefined;
 
-  private constructor(prefixes: string[], shards: NativeTokenDataset[]) {
+  private constructor(prefixes: string[], native: NativeTokenDataset) {
     this.prefixes = Object.freeze([...prefixes]);
-    this.#shards = shards;
-    this.#starts = new Float64Array(shards.length + 1);
-    let documents = 0;
-    let tokens = 0;
-    const dtypes = new Set<string>();
-    shards.forEach((shard, i) => {
-      const info = shard.info();
-      this.#starts[i] = documents;
-      documents += info.sequences;
-      tokens += info.tokens;
-      dtypes.add(info.dtype);
-    });
-    this.#starts[shards.length] = documents;
-    if (dtypes.size > 1) {
-      throw new ShardFormatError(prefixes[0], `shards have different dtypes (${[...dtypes].join(', ')}): ${prefixes.join(', ')}`);
-    }
-    this.numDocuments = documents;
-    this.numTokens = tokens;
-    this.dtype = [...dtypes][0] ?? 'int32';
+    this.#native = native;
+    const info = native.info();
+    this.numDocuments = info.documents;
+    this.numTokens = info.tokens;
+    this.dtype = info.dtype;
+    this.shards = Object.freeze(info.shards.map((shard) => Object.freeze({ prefix: shard.prefix, documents: shard.sequences, tokens: shard.tokens })));
   }
 
   /**
@@ -59,16 +50,25 @@ export class TokenDataset {
     if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== 'string' || p.length === 0)) {
       throw new TypeError(`prefixOrPrefixes must be a non-empty string or array of strings, received ${describeValue(prefixOrPrefixes)}`);
     }
+    return TokenDataset.#open(list.map(normalizePrefix), list[0]);
+  }
+
+  /** @internal Opens the shards of a recipe source; `name` labels native messages. */
+  static openSource(prefixes: readonly string[], name: string): TokenDataset {
+    return TokenDataset.#open(prefixes.map(normalizePrefix), name);
+  }
+
+  static #open(prefixes: string[], name: string): TokenDataset {
     const { TokenDataset: NativeClass } = loadAddon();
-    const prefixes = list.map(normalizePrefix);
-    const shards = prefixes.map((prefix) => {
-      try {
-        return new NativeClass(prefix);
-      } catch (error) {
-        throw new ShardFormatError(prefix, (error as Error).message, { cause: error });
-      }
-    });
-    return new TokenDataset(prefixes, shards);
+    let native: NativeTokenDataset;
+    try {
+      native = new NativeClass(prefixes, name);
+    } catch (error) {
+      // The native message names the file (PREFIX.idx: ...); the prefix names the pair for callers that branch on it.
+      const prefix = prefixes.find((candidate) => (error as Error).message?.startsWith(candidate)) ?? prefixes[0];
+      throw fromNative(error, { prefix });
+    }
+    return new TokenDataset(prefixes, native);
   }
 
   /** The tokens of document `index` as a zero-copy view of the mapped file (writes go to a private copy). */
@@ -76,23 +76,28 @@ export class TokenDataset {
     if (!Number.isInteger(index) || index < 0 || index >= this.numDocuments) {
       throw new RangeError(`index must be an integer in [0, ${this.numDocuments}), received ${describeValue(index)}`);
     }
-    let low = 0;
-    let high = this.#shards.length - 1;
-    while (low < high) {  // the shard whose range holds index
-      const middle = (low + high + 1) >> 1;
-      if (this.#starts[middle] <= index) low = middle;
-      else high = middle - 1;
-    }
-    return this.#shards[low].document(index - this.#starts[low]);
+    return this.#native.document(index);
   }
 
   /** Every document's length, in order (computed once, then cached). */
   get documentLengths(): Int32Array {
-    if (!this.#lengths) {
-      const lengths = new Int32Array(this.numDocuments);
-      this.#shards.forEach((shard, i) => lengths.set(shard.lengths(), this.#starts[i]));
-      this.#lengths = lengths;
-    }
+    this.#lengths ??= this.#native.lengths();
     return this.#lengths;
+  }
+
+  /** @internal Per shard, sha256 (hex) of its document lengths: what schedule keys and resume states name it by. */
+  get fingerprints(): readonly string[] {
+    this.#fingerprints ??= Object.freeze(this.#native.fingerprints());
+    return this.#fingerprints;
+  }
+
+  /** @internal Per shard, the manifest digest over every token (computed natively, off the main thread). */
+  tokenDigests(): Promise<string[]> {
+    return this.#native.tokenDigests();
+  }
+
+  /** @internal The native dataset, passed by handle to the schedule build and the loader. */
+  get native(): NativeTokenDataset {
+    return this.#native;
   }
 }

@@ -5,7 +5,7 @@
  */
 import { Tokenizer as HfJsTokenizer } from '@huggingface/tokenizers';
 import { TokenizerLoadError } from '../errors.js';
-import type { AddedTokenInfo } from './tokenizer.js';
+import type { NativeAddedToken as AddedTokenInfo } from '../native.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
 

@@ -6,8 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { describeValue, TokenizerLoadError, UnsupportedTokenizerError } from '../errors.js';
-import { loadAddon, type NativeTokenizer } from '../native.js';
+import { describeValue, fromNative, TokenizerLoadError, UnsupportedTokenizerError } from '../errors.js';
+import { loadAddon, type NativeAddedToken, type NativeTokenizer } from '../native.js';
 
 /** Which implementation encodes. */
 export type TokenizerBackend = 'native' | 'js';
@@ -42,15 +42,8 @@ export interface DecodeOptions {
 }
 
 /** An added token of the tokenizer, with the flags that decide how it is matched. */
-export interface AddedTokenInfo {
-  id: number;
-  content: string;
-  special: boolean;
-  normalized: boolean;
-  singleWord: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-}
+/** An added token of tokenizer.json: its id, content and matching flags (the same from either backend). */
+export type AddedTokenInfo = NativeAddedToken;
 
 export interface SpecialTokens {
   /** Every added token, in file order. */
@@ -182,11 +175,9 @@ export class Tokenizer {
       try {
         native = await NativeClass.load(json);  // parsed on a native thread: the event loop stays free
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        const message = (error as Error).message;
-        if (code !== 'UNSUPPORTED') throw new TokenizerLoadError(`${source}: ${message}`, { cause: error });
-        if (backend === 'native') throw new UnsupportedTokenizerError(message, source);
-        console.warn(`octomix: ${source}: ${message} is not supported natively; using the slower pure-JS backend`);
+        const translated = fromNative(error, { source });
+        if (!(translated instanceof UnsupportedTokenizerError) || backend === 'native') throw translated;
+        console.warn(`octomix: ${source}: ${translated.feature} is not supported natively; using the slower pure-JS backend`);
       }
       if (native) {
         const info = native.info();

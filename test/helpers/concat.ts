@@ -1,21 +1,21 @@
 /**
  * `concat` packing exactly as Megatron's GPTDataset builds it: the documents of a source in its shuffled document
  * index, concatenated, cut into windows of seqLength + 1 tokens that share one token with the next window
- * (_query_document_sample_shuffle_indices). The indices come from native/mixture/gpt_indices.cc.
+ * (_query_document_sample_shuffle_indices). The indices come from test/reference/gpt_indices.cc.
  */
-import { loadAddon, type NativeGptIndices } from '../../src/native.js';
+import { referenceAddon, type GptIndices } from './reference.js';
 import type { TokenDataset } from '../../src/shards/token-dataset.js';
 
 export interface ConcatIndex {
   seqLength: number;
-  indices: NativeGptIndices;
+  indices: GptIndices;
   /** Windows available (rows of the sample index minus one). */
   samples: number;
 }
 
 /** Megatron's indices for `numSamples` windows over the dataset's documents (all of them, in order) with `seed`. */
 export function buildConcatIndex(dataset: TokenDataset, seqLength: number, numSamples: number, seed: number): ConcatIndex {
-  const indices = loadAddon().buildGptIndices(dataset.documentLengths, seqLength, numSamples, seed);
+  const indices = referenceAddon().buildGptIndices(dataset.documentLengths, seqLength, numSamples, seed);
   return { seqLength, indices, samples: indices.sampleIndex.length / 2 - 1 };
 }
 

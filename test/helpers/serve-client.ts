@@ -5,7 +5,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { FIELD_ARRAYS } from '../../src/mixture/batch-layout.js';
+import { FIELD_ARRAYS } from '../../src/loader/batch-layout.js';
 import { decodeBody, encodeFrame, frameReader, MAX_REPLY_BYTES } from '../../src/serve/protocol.js';
 import { packageRoot } from '../../src/native.js';
 

@@ -384,7 +384,7 @@ describe('DataLoader buffers', () => {
     // Holding every buffer and asking for more is a clear error, not a hang.
     const a = (await loader.nextBatch())!;
     const b = (await loader.nextBatch())!;
-    await expect(loader.nextBatch()).rejects.toMatchObject({ code: 'LOADER_BUFFERS_HELD' });
+    await expect(loader.nextBatch()).rejects.toMatchObject({ name: 'LoaderError', code: 'LOADER_BUFFERS_HELD' });
     a.release();
     const c = (await loader.nextBatch())!;
     expect(c.index).toBe(b.index + 1);

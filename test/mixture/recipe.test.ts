@@ -8,10 +8,13 @@ import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ShardWriter } from '../../src/index.js';
-import { planRecipe } from '../../src/mixture/plan.js';
-import { measurePackingQuality, prepareLoaderPlan, type PackingQuality } from '../../src/mixture/loader-plan.js';
+import { tokenBudget } from '../../src/mixture/budget.js';
+import { measurePackingQuality, type PackingQuality } from '../../src/mixture/packing-quality.js';
+import { prepareSchedule } from '../../src/mixture/schedule.js';
+import { RecipeSources } from '../../src/mixture/sources.js';
+import { RecipeError } from '../../src/errors.js';
 import { loadAddon } from '../../src/native.js';
-import { loadRecipe, parseBudget, RecipeError } from '../../src/mixture/recipe.js';
+import { loadRecipe, parseBudget, type Recipe } from '../../src/mixture/recipe.js';
 import { packageRoot } from '../../src/native.js';
 
 let folder: string;
@@ -118,7 +121,9 @@ describe('loadRecipe', () => {
   });
 });
 
-describe('planRecipe', () => {
+const planRecipe = (recipe: Recipe, branch?: string) => tokenBudget(recipe, RecipeSources.open(recipe), branch);
+
+describe('tokenBudget', () => {
   it('reports requested and available tokens, epochs and the first steps of each stage', () => {
     const plan = planRecipe(loadRecipe(join(folder, 'recipe.yaml')), 'short');
     expect(plan[0].sources).toEqual([
@@ -143,9 +148,7 @@ describe('planRecipe', () => {
   const BOUND = 2;
   it('the loader plan keeps every prefix of a stage within one sequence of the token shares (bestfit and concat)', async () => {
     // One sequence per step, so the plan's per-step checkpoints are every prefix of the stream.
-    const { buildLoaderPlan } = loadAddon() as unknown as {
-      buildLoaderPlan(sources: unknown, parameters: unknown, stages: unknown): Promise<{ checkpoints: Float64Array }>;
-    };
+    const { Schedule, TokenDataset } = loadAddon();
     let worst = 0;
     await fc.assert(fc.asyncProperty(
       fc.array(fc.integer({ min: 1, max: 100 }), { minLength: 1, maxLength: 5 }), fc.constantFrom('bestfit', 'concat'), fc.integer({ min: 0, max: 1000 }),
@@ -154,11 +157,10 @@ describe('planRecipe', () => {
         const shares = weights.map((w) => w / total);
         const seqLength = 64;
         let state = seed + 1;
-        const sources = weights.map((_, i) => ({
-          name: `s${i}`, lengths: Int32Array.from({ length: 200 }, () => 1 + ((state = (state * 48271) % 2147483647) % (40 * (i + 1)))),
-        }));
+        const sources = weights.map((_, i) => TokenDataset.fromLengths(`s${i}`,
+          Int32Array.from({ length: 200 }, () => 1 + ((state = (state * 48271) % 2147483647) % (40 * (i + 1))))));
         const steps = 400;
-        const { checkpoints } = await buildLoaderPlan(sources, { seed, seqLength, globalBatchSize: 1, packing, windowDocuments: 64 }, [{ steps, shares }]);
+        const { checkpoints } = (await Schedule.build(sources, { seed, seqLength, globalBatchSize: 1, packing, windowDocuments: 64 }, [{ steps, shares }])).summary();
         // Rows 1 .. steps - 1 hold the tokens each source has taken before that step (the last row resets).
         for (let step = 1; step < steps; step++) {
           const taken = shares.map((_, s) => checkpoints[(step * shares.length + s) * 2 + 1]);
@@ -223,8 +225,9 @@ describe('octomix plan', () => {
     expect(text.stdout).toMatch(/ {4}web: [\d,]+ document starts, start-row\/length rank correlation -?[\d.]+, mean length of those starting in the first 10% [\d.]+ vs [\d.]+ in the source/);
     const json = JSON.parse(cli('--json', '--quality-steps', '5').stdout) as { quality: PackingQuality[] };
     const recipe = loadRecipe(join(folder, 'recipe.yaml'));
-    const prepared = await prepareLoaderPlan(recipe, 'short', { cache: false });
-    expect(json.quality).toEqual(await measurePackingQuality(recipe, prepared, { steps: 5 }));
+    const sources = RecipeSources.open(recipe);
+    const prepared = await prepareSchedule(recipe, sources, 'short', { cache: false });
+    expect(json.quality).toEqual(await measurePackingQuality(prepared, sources, { steps: 5 }));
     expect(json.quality[0]).toMatchObject({ name: 'stable', steps: 20, analysedSteps: 5, rows: 50 });
     expect(cli('--no-quality').stdout).not.toMatch(/sample order/);
     const bad = cli('--quality-steps', '0');

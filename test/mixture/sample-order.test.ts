@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DataLoader, ShardWriter } from '../../src/index.js';
-import { measurePackingQuality, prepareLoaderPlan } from '../../src/mixture/loader-plan.js';
+import { measurePackingQuality } from '../../src/mixture/packing-quality.js';
+import { prepareSchedule } from '../../src/mixture/schedule.js';
+import { RecipeSources } from '../../src/mixture/sources.js';
 import { loadRecipe } from '../../src/mixture/recipe.js';
 import { collectRows, stageOrder } from '../helpers/sample-order.js';
 
@@ -56,8 +58,9 @@ describe.each(['bestfit', 'concat'] as const)('%s sample order', (packing) => {
     const cacheDir = join(folder, 'cache');
     const loader = await DataLoader.open({ recipe, microBatchSize: 32, cacheDir });
     const stages = await collectRows(loader, startsAt);
-    const prepared = await prepareLoaderPlan(loadRecipe(recipe), undefined, { cacheDir });
-    const report = await measurePackingQuality(loadRecipe(recipe), prepared);
+    const sources = RecipeSources.open(loadRecipe(recipe));
+    const prepared = await prepareSchedule(loadRecipe(recipe), sources, undefined, { cacheDir });
+    const report = await measurePackingQuality(prepared, sources);
     for (const [index, name] of ['stable', 'decay'].entries()) {
       const figures = stageOrder(stages.get(name)!, lengths);
       const label = `${packing} ${name}`;

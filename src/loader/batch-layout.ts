@@ -1,26 +1,17 @@
 /**
- * The batch field table as the native loader describes it (native/mixture/data_loader.h holds the one table): each
+ * The batch field table as the native loader describes it (native/loader/batch_fields.h holds the one table): each
  * field's name, numpy dtype, byte offset within a ring slot, and what its length counts. The TS Batch, `octomix
  * serve` and its clients all build their views from it, so none of them lists the fields.
  */
+import type { NativeBatchField, NativeBatchLayout, NativeFieldExtent } from '../native.js';
 
 /** What a field's length counts: tokens (microBatchSize x seqLength, row-major), segments + 1, segments, or rows. */
-export type FieldExtent = 'tokens' | 'segmentBounds' | 'segments' | 'rows';
+export type FieldExtent = NativeFieldExtent;
 
-export interface BatchFieldSpec {
-  name: string;
-  dtype: 'int32' | 'uint8' | 'uint16' | 'float64';
-  /** Bytes from the start of the slot. */
-  offset: number;
-  extent: FieldExtent;
-}
+export type BatchFieldSpec = NativeBatchField;
 
 /** Where each field of a micro-batch lives inside its ring slot. */
-export interface BatchLayout {
-  fields: readonly BatchFieldSpec[];
-  /** Bytes per slot (page-aligned). */
-  total: number;
-}
+export type BatchLayout = NativeBatchLayout;
 
 export const FIELD_ARRAYS = { int32: Int32Array, uint8: Uint8Array, uint16: Uint16Array, float64: Float64Array } as const;
 

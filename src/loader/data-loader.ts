@@ -1,51 +1,29 @@
 /**
- * The streaming DataLoader: a recipe's global sample stream (native/mixture/loader_plan.cc) delivered to one rank as
- * packed micro-batches, built on native prefetch threads into a ring of reusable page-aligned buffers.
+ * The streaming DataLoader: a recipe's global sample stream (native/mixture/schedule.h) delivered to one rank as
+ * packed micro-batches, built on native prefetch threads (native/loader) into a ring of reusable page-aligned buffers.
  *
- * The plan (per-step checkpoints of every source's cursor) is built once from shard lengths and cached on disk under
- * a key of everything it depends on: the recipe's seed, sequence length, batch, packing, stages and chosen branch,
- * and a sha256 of every shard's document lengths. A loader's state is a few numbers (the step and micro-batch),
+ * Opening takes one path: options checked (loader-options.ts) -> recipe -> each source's shards opened once
+ * (mixture/sources.ts) -> budget and schedule built or read from the cache over those datasets
+ * (mixture/schedule.ts) -> the native loader created over the same schedule and dataset objects. The schedule
+ * (per-step checkpoints of every source's cursor) is cached on disk under a key of everything it depends on: the
+ * recipe's seed, sequence length, batch, packing, stages and chosen branch, and a sha256 of every shard's document
+ * lengths. A loader's state is a few numbers (the step and micro-batch),
  * valid for any worldSize or micro-batch split at a step boundary, because the global stream does not depend on
  * them: rank r always reads the r-th contiguous slice of each global batch.
  */
 import { availableParallelism } from 'node:os';
-import { buildInfo } from '../doctor.js';
-import { describeValue, DeviceUnavailableError, OctomixError, ShardFormatError } from '../errors.js';
+import { describeValue, fromNative, ResumeStateError } from '../errors.js';
+import { deviceOrdinal } from '../gpu/device.js';
 import { unknownKeyMessage, unknownKeys } from '../keys.js';
-import { loadAddon } from '../native.js';
-import { describeStages, prepareLoaderPlan, type StageDelivery } from './loader-plan.js';
-import { batchSplitProblem, loadRecipe, RecipeError, type Recipe } from './recipe.js';
-import { FIELD_ARRAYS, fieldLength, type BatchLayout } from './batch-layout.js';
+import { loadAddon, type NativeBatchLayout, type NativeDataLoader } from '../native.js';
+import { batchSplitProblem, loadRecipe, type Recipe } from '../mixture/recipe.js';
+import { describeStages, prepareSchedule, type StageDelivery } from '../mixture/schedule.js';
+import { RecipeSources } from '../mixture/sources.js';
+import { Batch } from './batch.js';
+import type { BatchLayout } from './batch-layout.js';
+import { checkStateShape, integerOption, OPTION_KEYS, type LoaderState } from './loader-options.js';
 
-/** A resume state that does not fit this loader (other recipe, branch or shards, or a mid-step split change). */
-export class ResumeStateError extends OctomixError {
-  constructor(message: string) {
-    super('RESUME_STATE_INVALID', message);
-  }
-}
-
-/** Reading a batch after `release()`. */
-export class BatchReleasedError extends OctomixError {
-  constructor(field: string) {
-    super('BATCH_RELEASED', `batch.${field} was read after batch.release(); copy what you need before releasing`);
-  }
-}
-
-/** What `loader.state()` returns and `resume` takes: plain numbers and strings (JSON- and msgpackr-serializable). */
-export interface LoaderState {
-  version: 1;
-  /** The plan this state belongs to (recipe, branch and shard lengths). */
-  planKey: string;
-  branch: string | null;
-  /** Global steps this rank has fully consumed. */
-  step: number;
-  /** Micro-batches consumed within `step` (0 at a step boundary). */
-  microBatch: number;
-  worldSize: number;
-  microBatchSize: number;
-  /** sha256 prefix of each source's shard lengths, to name the source that changed. */
-  sources: Record<string, string>;
-}
+export type { LoaderState };
 
 export interface DataLoaderOptions {
   /** A recipe file (YAML or JSON), its text, or the parsed object (relative paths resolve against the file or cwd). */
@@ -122,197 +100,6 @@ export interface LoaderPlanSummary {
   epochEnds: Record<string, number[]>;
 }
 
-interface NativeLoaderBatch {
-  slot: number;
-  buffer: ArrayBuffer;
-  index: number;
-  step: number;
-  microBatch: number;
-  stage: number;
-  segments: number;
-  maxSeqlen: number;
-  lossTokens: number;
-  devicePointer?: bigint;
-}
-
-/** Device addresses of a batch's fields (CUDA device pointers, as bigint), one per field of the batch. */
-export type BatchDevicePointers = { [K in keyof BatchFields]: bigint };
-
-let warnedAutoDevice = false;
-
-/** Resolves the `device` option: the CUDA ordinal to use, or -1 for host memory. */
-function deviceOrdinal(device: unknown): number {
-  if (device === undefined || device === 'cpu') return -1;
-  if (device === 'auto') {
-    const info = buildInfo();
-    if (info.gpuPath) return 0;
-    if (!warnedAutoDevice) {
-      warnedAutoDevice = true;
-      process.emitWarning(`octomix: device 'auto' uses host memory: ${info.gpuPathReason ?? 'no usable CUDA device'}`);
-    }
-    return -1;
-  }
-  const match = typeof device === 'string' ? /^cuda:(\d+)$/.exec(device) : null;
-  if (!match) throw new TypeError(`device must be 'cpu', 'auto' or 'cuda:N', received ${describeValue(device)}`);
-  const info = buildInfo();
-  if (!info.gpuPath) throw new DeviceUnavailableError(`device ${device}: the GPU path cannot run here: ${info.gpuPathReason ?? 'no usable CUDA device'}`);
-  const ordinal = Number(match[1]);
-  if (ordinal >= info.cudaDevices.length) throw new DeviceUnavailableError(`device ${device}: the driver sees ${info.cudaDevices.length} device(s) (${info.cudaDevices.map((d) => `cuda:${d.index} ${d.name}`).join(', ')})`);
-  return ordinal;
-}
-
-type NativeLoaderLayout = BatchLayout;
-
-interface NativeDataLoader {
-  next(): Promise<NativeLoaderBatch | null>;
-  release(slot: number): void;
-  close(): void;
-  describe(): { totalMicroBatches: number; microBatchesPerStep: number; layout: NativeLoaderLayout; sharedMemory?: { path: string; bytes: number } };
-  windowChunks(source: number, window: number): { chunks: Float64Array; rowStarts: Float64Array };
-  readDevice(slot: number, offset: number, length: number): Uint8Array;
-  ipcHandle(): Uint8Array | undefined;
-}
-
-
-/** The keys DataLoader.open takes (sharedMemoryPath is octomix serve's). */
-const OPTION_KEYS = ['recipe', 'branch', 'rank', 'worldSize', 'microBatchSize', 'prefetch', 'threads', 'resume', 'cacheDir', 'cache',
-  'ignoreIndex', 'padTokenId', 'maskEosInput', 'eosTokenId', 'device', 'sharedMemoryPath'];
-
-const STATE_KEYS = ['version', 'planKey', 'branch', 'step', 'microBatch', 'worldSize', 'microBatchSize', 'sources'];
-
-/** A `resume` value must be a state as `loader.state()` returns it, field by field. @throws {TypeError} naming the field */
-function checkStateShape(state: unknown): asserts state is LoaderState {
-  if (state === null || typeof state !== 'object' || Array.isArray(state)) throw new TypeError(`resume must be a state returned by loader.state(), received ${describeValue(state)}`);
-  const record = state as Record<string, unknown>;
-  for (const key of unknownKeys(record, STATE_KEYS)) throw new TypeError(`resume.${key}: ${unknownKeyMessage(key, STATE_KEYS)}`);
-  if (record.version !== 1) throw new TypeError(`resume.version must be 1, received ${describeValue(record.version)}`);
-  if (typeof record.planKey !== 'string' || !/^[0-9a-f]{32}$/.test(record.planKey)) throw new TypeError(`resume.planKey must be a plan key (32 hex digits), received ${describeValue(record.planKey)}`);
-  if (record.branch !== null && typeof record.branch !== 'string') throw new TypeError(`resume.branch must be a string or null, received ${describeValue(record.branch)}`);
-  for (const [key, minimum] of [['step', 0], ['microBatch', 0], ['worldSize', 1], ['microBatchSize', 1]] as const) {
-    const value = record[key];
-    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < minimum) throw new TypeError(`resume.${key} must be an integer >= ${minimum}, received ${describeValue(value)}`);
-  }
-  const sources = record.sources;
-  if (sources === null || typeof sources !== 'object' || Array.isArray(sources) || Object.values(sources).some((value) => typeof value !== 'string')) {
-    throw new TypeError(`resume.sources must map source names to fingerprints, received ${describeValue(sources)}`);
-  }
-}
-
-function integerOption(name: string, value: unknown, fallback: number, minimum: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`${name} must be an integer, received ${describeValue(value)}`);
-  if (value < minimum) throw new RangeError(`${name} must be >= ${minimum}, received ${describeValue(value)}`);
-  return value;
-}
-
-interface BatchFields {
-  inputIds: Int32Array; labels: Int32Array; positionIds: Int32Array; lossMask: Uint8Array; cuSeqlens: Int32Array;
-  documentIds: Int32Array; sourceIds: Uint16Array; samples: Float64Array;
-}
-
-/** One micro-batch: row-major `microBatchSize x seqLength` views of a ring buffer, valid until `release()`. */
-export class Batch {
-  /** This rank's micro-batch number (0-based over the run). */
-  readonly index: number;
-  /** Global step this micro-batch belongs to. */
-  readonly step: number;
-  /** Micro-batch within the step, for this rank. */
-  readonly microBatch: number;
-  /** Name of the stage. */
-  readonly stage: string;
-  readonly stageIndex: number;
-  /** Longest segment (document chunk or padding run) in cuSeqlens, for FlashAttention varlen. */
-  readonly maxSeqlen: number;
-  /** Tokens that count in the loss (lossMask ones). */
-  readonly lossTokens: number;
-  readonly microBatchSize: number;
-  readonly seqLength: number;
-  /** Source name of each row. */
-  readonly sources: readonly string[];
-  /** @internal The ring slot holding this batch (its place in a shared ring is slot x layout.total). */
-  readonly slot: number;
-  /** Segments in cuSeqlens (documentIds has one per segment). */
-  readonly segments: number;
-  /** With a `cuda:N` device: each field's device address (same layout as the host fields). Undefined on the host. */
-  readonly device: Readonly<BatchDevicePointers> | undefined;
-  /**
-   * Resolves when the batch's device copy is complete. The loader waits for the copy's event before it hands a
-   * batch out, so this is already settled; it is a promise so trainers can await it whatever the device.
-   */
-  readonly ready: Promise<void> = Promise.resolve();
-  #fields: BatchFields | undefined;
-  #release: (() => void) | undefined;
-
-  /** @internal */
-  constructor(native: NativeLoaderBatch, layout: NativeLoaderLayout, shape: { microBatchSize: number; seqLength: number },
-    stages: readonly string[], sourceNames: readonly string[], release: () => void) {
-    const { buffer } = native;
-    const tokens = shape.microBatchSize * shape.seqLength;
-    this.index = native.index;
-    this.step = native.step;
-    this.microBatch = native.microBatch;
-    this.stageIndex = native.stage;
-    this.stage = stages[native.stage];
-    this.maxSeqlen = native.maxSeqlen;
-    this.lossTokens = native.lossTokens;
-    this.microBatchSize = shape.microBatchSize;
-    this.seqLength = shape.seqLength;
-    this.slot = native.slot;
-    this.segments = native.segments;
-    const base = native.devicePointer;
-    this.device = base === undefined ? undefined : Object.freeze(Object.fromEntries(layout.fields.map((field) => [field.name, base + BigInt(field.offset)])) as unknown as BatchDevicePointers);
-    const counts = { microBatchSize: shape.microBatchSize, seqLength: shape.seqLength, segments: native.segments };
-    this.#fields = Object.fromEntries(layout.fields.map((field) => [field.name, new FIELD_ARRAYS[field.dtype](buffer, field.offset, fieldLength(field, counts))])) as unknown as BatchFields;
-    this.sources = Object.freeze(Array.from(this.#fields.sourceIds, (id) => sourceNames[id]));
-    this.#release = release;
-  }
-
-  #field<K extends keyof BatchFields>(name: K): BatchFields[K] {
-    if (!this.#fields) throw new BatchReleasedError(name);
-    return this.#fields[name];
-  }
-
-  /** Token ids, Int32Array of microBatchSize x seqLength. */
-  get inputIds(): Int32Array { return this.#field('inputIds'); }
-  /** Next-token targets; `ignoreIndex` where the loss is masked. */
-  get labels(): Int32Array { return this.#field('labels'); }
-  /** Positions, restarting at 0 at each segment (document chunk, or padding). */
-  get positionIds(): Int32Array { return this.#field('positionIds'); }
-  /** 1 where the token counts in the loss; 0 for padding, document ends (bestfit) and EOS inputs (maskEosInput). */
-  get lossMask(): Uint8Array { return this.#field('lossMask'); }
-  /** Segment boundaries over the flattened micro-batch (Int32, first 0, last microBatchSize x seqLength). */
-  get cuSeqlens(): Int32Array { return this.#field('cuSeqlens'); }
-  /** Document id (within its source) of each segment; -1 for a padding segment. */
-  get documentIds(): Int32Array { return this.#field('documentIds'); }
-  /** Source index (into `loader.sources`) of each row. */
-  get sourceIds(): Uint16Array { return this.#field('sourceIds'); }
-  /** Each row's sample number in its source's sample stream. */
-  get samples(): Float64Array { return this.#field('samples'); }
-  /** Whether release() was called. */
-  get released(): boolean { return this.#fields === undefined; }
-  /** @internal A field by its name in the loader's field table (`loader.batchLayout.fields`). */
-  field(name: string): ArrayBufferView {
-    if (!this.#fields) throw new BatchReleasedError(name);
-    const view = (this.#fields as unknown as Record<string, ArrayBufferView>)[name];
-    if (!view) throw new RangeError(`no batch field ${JSON.stringify(name)}`);
-    return view;
-  }
-
-  /**
-   * Hands the buffer back to the prefetch threads. Afterwards every field getter throws BatchReleasedError, and any
-   * typed array taken from this batch reads as empty (its ArrayBuffer is detached): it never shows another batch.
-   */
-  release(): void {
-    if (!this.#fields) return;
-    this.#fields = undefined;
-    const release = this.#release;
-    this.#release = undefined;
-    release?.();
-  }
-}
-
-
-
 
 export class DataLoader implements AsyncIterable<Batch> {
   /** The recipe as parsed. */
@@ -339,7 +126,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   /** Where batches land: `'cpu'` or `'cuda:N'`. */
   readonly device: string;
   readonly #native: NativeDataLoader;
-  readonly #layout: NativeLoaderLayout;
+  readonly #layout: NativeBatchLayout;
   readonly #stageNames: string[];
   readonly #stageFirstSteps: number[];
   readonly #sourceFingerprints: Record<string, string>;
@@ -412,40 +199,36 @@ export class DataLoader implements AsyncIterable<Batch> {
     if (options.cacheDir !== undefined && typeof options.cacheDir !== 'string') throw new TypeError(`cacheDir must be a string, received ${describeValue(options.cacheDir)}`);
 
     if (options.eosTokenId !== undefined) integerOption('eosTokenId', options.eosTokenId, 0, 0);
-    // Epoch limits, branch choice, and every shard opened and validated here, at open, with its source's name.
     const ordinal = deviceOrdinal(options.device);
-    const prepared = await prepareLoaderPlan(recipe, options.branch, { cache: options.cache, cacheDir: options.cacheDir });
-    const { key, names, stages, fingerprints, summary, cached, milliseconds } = prepared;
-    const planBytes = prepared.bytes;
+    // Every shard opened and validated once, here, with its source's name; the budget (epoch limits, branch
+    // choice) and the schedule come from these datasets, and the native loader reads the same ones.
+    const sources = RecipeSources.open(recipe);
+    const prepared = await prepareSchedule(recipe, sources, options.branch, { cache: options.cache, cacheDir: options.cacheDir });
+    const { key, names, fingerprints, summary, cached, milliseconds } = prepared;
     let eosTokenId = -1;
     if (options.maskEosInput) {
-      eosTokenId = integerOption('eosTokenId', options.eosTokenId, prepared.eosFromManifest ?? -1, 0);
+      eosTokenId = integerOption('eosTokenId', options.eosTokenId, sources.eosFromManifest ?? -1, 0);
       if (eosTokenId < 0) throw new RangeError('eosTokenId: maskEosInput needs an EOS id, and the shards\' manifests record none (received undefined)');
     }
-    const nativeSources = names.map((name) => ({ name, prefixes: recipe.sources[name].prefixes }));
-    const addon = loadAddon() as unknown as { DataLoader: new (plan: Uint8Array, sources: unknown, options: unknown) => NativeDataLoader };
-
     const perStep = recipe.globalBatchSize / (worldSize * microBatchSize);
     let start = 0;
     if (options.resume !== undefined) start = DataLoader.#resumePoint(options.resume, { key, branch: options.branch, worldSize, microBatchSize, perStep, fingerprints });
 
     const plan: LoaderPlanSummary = {
       key, cached, milliseconds,
-      epochEnds: Object.fromEntries(names.map((name, i) => [name, summary!.epochEnds[i]])),
+      epochEnds: Object.fromEntries(names.map((name, i) => [name, summary.epochEnds[i]])),
       stages: describeStages(recipe, prepared),
     };
     let native: NativeDataLoader;
     try {
-      native = new addon.DataLoader(planBytes, nativeSources, {
+      native = new (loadAddon().DataLoader)(prepared.schedule, sources.natives, {
         rank, worldSize, microBatchSize, prefetch, threads, startMicroBatch: start, ignoreIndex, padTokenId,
         maskEosInput: options.maskEosInput ?? false, eosTokenId,
         ...(options.sharedMemoryPath !== undefined ? { sharedMemoryPath: options.sharedMemoryPath } : {}),
         deviceOrdinal: ordinal,
       });
     } catch (error) {
-      if ((error as { code?: string }).code === 'DEVICE_UNAVAILABLE') throw new DeviceUnavailableError((error as Error).message, { cause: error });
-      if ((error as { code?: string }).code === 'SHARD_FORMAT') throw new ShardFormatError('', (error as Error).message, { cause: error });
-      throw error;
+      throw fromNative(error);
     }
     return new DataLoader({ recipe, branch: options.branch, rank, worldSize, microBatchSize, native, plan, start, sourceFingerprints: fingerprints, device: ordinal >= 0 ? `cuda:${ordinal}` : 'cpu' });
   }
@@ -508,7 +291,12 @@ export class DataLoader implements AsyncIterable<Batch> {
   /** The next micro-batch, or null after the last stage. Call `release()` on each batch when done with it. */
   async nextBatch(): Promise<Batch | null> {
     if (this.#closed) return null;
-    const native = await this.#native.next();
+    let native;
+    try {
+      native = await this.#native.next();
+    } catch (error) {
+      throw fromNative(error);  // LoaderError: buffers held, a pending next(), a failed worker
+    }
     if (!native) return null;
     this.#consumed = native.index + 1;
     const slot = native.slot;
@@ -558,4 +346,3 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 }
 
-export { RecipeError };

@@ -1,12 +1,13 @@
 /**
- * What a recipe asks of its shards, stage by stage: tokens requested per source, tokens available, and epochs, with
- * the maxEpochs check. What the loader will actually deliver (real tokens, shares, first steps) comes from its plan
- * (loader-plan.ts).
+ * The token budget of a recipe, stage by stage: tokens requested per source, tokens available, and epochs, with the
+ * maxEpochs check. What the loader will actually deliver (real tokens, shares, first steps) comes from the schedule
+ * (schedule.ts).
  */
-import { TokenDataset } from '../shards/token-dataset.js';
-import { RecipeError, stageMixture, type Recipe } from './recipe.js';
+import { RecipeError } from '../errors.js';
+import { stageMixture, type Recipe } from './recipe.js';
+import type { RecipeSources } from './sources.js';
 
-export interface SourcePlan {
+export interface SourceBudget {
   source: string;
   share: number;
   requestedTokens: number;
@@ -17,37 +18,31 @@ export interface SourcePlan {
   cumulativeEpochs: number;
 }
 
-export interface StagePlan {
+export interface StageBudget {
   name: string;
   branch?: string;
   tokens: number;
   samples: number;
   steps: number;
-  sources: SourcePlan[];
+  sources: SourceBudget[];
+}
+
+/** Global steps of a stage: whole global batches covering its token budget. */
+export function stageSteps(recipe: Recipe, tokens: number): number {
+  return Math.ceil(tokens / (recipe.globalBatchSize * recipe.seqLength));
 }
 
 /**
- * Plans every stage of the recipe for a branch choice.
+ * The budget of every stage of the recipe for a branch choice, over its opened sources.
  * @throws {RecipeError} a stage needs more epochs of a source than its maxEpochs (says by how much), or a missing branch
  */
-export function planRecipe(recipe: Recipe, branch?: string): StagePlan[] {
-  const available = new Map<string, number>();
-  for (const [name, source] of Object.entries(recipe.sources)) {
-    try {
-      available.set(name, TokenDataset.open(source.prefixes).numTokens);
-    } catch (error) {
-      throw new RecipeError(`sources.${name}.path`, (error as Error).message);
-    }
-  }
+export function tokenBudget(recipe: Recipe, sources: RecipeSources, branch?: string): StageBudget[] {
   const used = new Map<string, number>();
-  const tokensPerStep = recipe.globalBatchSize * recipe.seqLength;
   return recipe.stages.map((stage, index) => {
     const mix = stageMixture(stage, index, branch);
-    const names = Object.keys(mix);
-    const sources = names.map((name) => {
+    const budgets = Object.keys(mix).map((name) => {
       const requestedTokens = Math.round(stage.tokens * mix[name]);
-      const availableTokens = available.get(name)!;
-      if (availableTokens === 0) throw new RecipeError(`sources.${name}`, 'its shards hold no tokens');
+      const availableTokens = sources.get(name).dataset.numTokens;
       const epochs = requestedTokens / availableTokens;
       const maxEpochs = recipe.sources[name].maxEpochs;
       if (maxEpochs !== undefined && epochs > maxEpochs) {
@@ -59,8 +54,7 @@ export function planRecipe(recipe: Recipe, branch?: string): StagePlan[] {
       return { source: name, share: mix[name], requestedTokens, availableTokens, epochs, cumulativeEpochs: used.get(name)! / availableTokens };
     });
     // Whole global steps cover the budget (the loader's rule); samples are the sequences of those steps.
-    const steps = Math.ceil(stage.tokens / tokensPerStep);
-    const samples = steps * recipe.globalBatchSize;
-    return { name: stage.name, ...(stage.branches ? { branch } : {}), tokens: stage.tokens, samples, steps, sources };
+    const steps = stageSteps(recipe, stage.tokens);
+    return { name: stage.name, ...(stage.branches ? { branch } : {}), tokens: stage.tokens, samples: steps * recipe.globalBatchSize, steps, sources: budgets };
   });
 }
