@@ -3,7 +3,7 @@
 # build and bundle on a development machine (node, package.json, dist, build, node_modules, src, test, bench,
 # python, tsconfig*.json, vitest.config.ts, scripts), unpack it there, put the bundled node first on PATH, then
 #   bash scripts/gpu-check.sh [OUT_DIR]
-# It prints octomix doctor, runs the device tests against the real driver (test/mixture/data-loader-device.test.ts,
+# It prints octomix doctor, runs the device tests against the real driver (test/loader/data-loader-device.test.ts,
 # the CUDA cases of test/cli/serve.test.ts) and bench/gpu.bench.ts, writes their logs to OUT_DIR (default $OUT or
 # ./gpu-check), and ends with a one-screen summary. Exits non-zero when a test fails.
 set -uo pipefail
@@ -12,7 +12,7 @@ out=${1:-${OUT:-gpu-check}}
 mkdir -p "$out"
 node dist/cli/main.js doctor | tee "$out/doctor.txt"
 node dist/cli/main.js doctor --json > "$out/doctor.json"
-node node_modules/vitest/vitest.mjs run test/mixture/data-loader-device.test.ts test/cli/serve.test.ts > "$out/tests.log" 2>&1
+node node_modules/vitest/vitest.mjs run test/loader/data-loader-device.test.ts test/cli/serve.test.ts > "$out/tests.log" 2>&1
 tests=$?
 timeout 300 node --import tsx bench/gpu.bench.ts > "$out/gpu-bench.md" 2>&1
 bench=$?

@@ -241,7 +241,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     const loader::BatchLayout& layout = loader_->layout();
     result.Set("totalMicroBatches", Napi::Number::New(env, static_cast<double>(loader_->totalMicroBatches())));
     result.Set("microBatchesPerStep", Napi::Number::New(env, static_cast<double>(loader_->microBatchesPerStep())));
-    // The batch field table (data_loader.h) with this loader's offsets: what every client builds its views from.
+    // The batch field table (loader/batch_fields.h) with this loader's offsets: what every client builds its views from.
     Napi::Object offsets = Napi::Object::New(env);
     Napi::Array fields = Napi::Array::New(env, loader::kFieldCount);
     for (size_t field = 0; field < loader::kFieldCount; ++field) {

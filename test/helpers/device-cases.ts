@@ -1,5 +1,5 @@
-// The device-delivery checks, shared by the real-GPU run (test/mixture/data-loader-device.test.ts, on a GPU machine)
-// and the host-memory CUDA stand-in run (test/mixture/data-loader-standin.test.ts, everywhere).
+// The device-delivery checks, shared by the real-GPU run (test/loader/data-loader-device.test.ts, on a GPU machine)
+// and the host-memory CUDA stand-in run (test/loader/data-loader-standin.test.ts, everywhere).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
