@@ -1,9 +1,9 @@
 /** `octomix doctor`: prints the addon's build, the CPU and threads, and whether a CUDA driver is present. */
-import { parseArgs } from 'node:util';
+import { parseFlags } from './flags.js';
 import { buildInfo } from '../doctor.js';
 
 export async function runDoctor(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseFlags(args, { json: { type: 'boolean' } });
   if (values.help) {
     console.log('usage: octomix doctor [--json]\n\n  --json  print the report as JSON');
     return 0;

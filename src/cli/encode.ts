@@ -1,5 +1,5 @@
 /** `octomix encode`: ids of a text (or the text of ids with --decode), for checking a tokenizer by hand. */
-import { parseArgs } from 'node:util';
+import { choiceFlag, parseFlags, required } from './flags.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 
 const help = `usage: octomix encode --tokenizer PATH [options] [TEXT]
@@ -19,31 +19,16 @@ async function readStdin(): Promise<string> {
 }
 
 export async function runEncode(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      tokenizer: { type: 'string', short: 't' },
-      decode: { type: 'boolean', short: 'd' },
-      'no-special': { type: 'boolean' },
-      backend: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseFlags(args, {
+    tokenizer: { type: 'string', short: 't' }, decode: { type: 'boolean', short: 'd' }, 'no-special': { type: 'boolean' }, backend: { type: 'string' },
+  }, { positionals: true });
   if (values.help) {
     console.log(help);
     return 0;
   }
-  if (!values.tokenizer) {
-    console.error(`octomix encode: --tokenizer PATH is required\n\n${help}`);
-    return 2;
-  }
-  const backend = (values.backend ?? 'auto') as 'auto' | 'native' | 'js';
-  if (!['auto', 'native', 'js'].includes(backend)) {
-    console.error(`octomix encode: --backend must be auto, native or js, received "${values.backend}"`);
-    return 2;
-  }
-  const tokenizer = await Tokenizer.fromFile(values.tokenizer, { backend });
+  const path = required('tokenizer', values.tokenizer, 'PATH');
+  const backend = choiceFlag('backend', values.backend, ['auto', 'native', 'js'] as const, 'auto');
+  const tokenizer = await Tokenizer.fromFile(path, { backend });
   const input = positionals.length > 0 ? positionals.join(' ') : await readStdin();
   if (values.decode) {
     const fields = input.split(/[\s,]+/).filter((field) => field.length > 0);

@@ -1,5 +1,5 @@
 /** `octomix inspect PREFIX...`: counts, dtype, document-length percentiles and histogram; decodes the first documents. */
-import { parseArgs } from 'node:util';
+import { integerFlag, parseFlags, UsageError } from './flags.js';
 import { TokenDataset } from '../shards/token-dataset.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { formatCount } from '../io/progress.js';
@@ -15,24 +15,13 @@ options:
   --show N           how many documents to decode (default 3)`;
 
 export async function runInspect(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { tokenizer: { type: 'string' }, show: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
+  const { values, positionals } = parseFlags(args, { tokenizer: { type: 'string' }, show: { type: 'string' } }, { positionals: true });
   if (values.help) {
     console.log(help);
     return 0;
   }
-  if (positionals.length === 0) {
-    console.error(`octomix inspect: at least one PREFIX is required\n\n${help}`);
-    return 2;
-  }
-  const show = values.show === undefined ? 3 : Number(values.show);
-  if (!Number.isInteger(show) || show < 0) {
-    console.error(`octomix inspect: --show must be a non-negative integer, received "${values.show}"`);
-    return 2;
-  }
+  if (positionals.length === 0) throw new UsageError('at least one PREFIX is required');
+  const show = integerFlag('show', values.show, { min: 0, fallback: 3 });
   const dataset = TokenDataset.open(positionals.flatMap(shardPrefixes));
   const lengths = Array.from(dataset.documentLengths).sort((a, b) => a - b);
   const percentile = (p: number) => (lengths.length === 0 ? 0 : lengths[Math.min(lengths.length - 1, Math.floor((p / 100) * lengths.length))]);

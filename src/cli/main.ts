@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-/** The `octomix` command: dispatches to one module per subcommand. */
+/**
+ * The `octomix` command: dispatches to one module per subcommand. A UsageError (cli/flags.ts) from any command is
+ * printed the same way and exits 2; any other error exits 1 with its message and code.
+ */
 import { runDoctor } from './doctor.js';
 import { runEncode } from './encode.js';
 import { runInspect } from './inspect.js';
@@ -7,6 +10,7 @@ import { runPlan } from './plan.js';
 import { runServe } from './serve.js';
 import { runTokenize } from './tokenize.js';
 import { runVerify } from './verify.js';
+import { UsageError } from './flags.js';
 
 const usage = `usage: octomix <command> [options]
 
@@ -52,7 +56,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(`octomix: unknown command "${command}"\n\n${usage}`);
     return 2;
   }
-  return run(rest);
+  try {
+    return await run(rest);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`octomix ${command}: ${error.message}\n\nrun "octomix ${command} --help" for the options`);
+    return 2;
+  }
 }
 
 main(process.argv.slice(2)).then(

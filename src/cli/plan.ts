@@ -1,8 +1,8 @@
 /** `octomix plan RECIPE [--branch B]`: per stage and source, what the recipe asks of the shards. */
 import { writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { planReport } from '../mixture/plan-report.js';
+import { exclusive, integerFlag, parseFlags, UsageError } from './flags.js';
 import { formatCount } from '../io/progress.js';
 import { DEFAULT_QUALITY_STEPS, measurePackingQuality, qualityLines, type PackingQuality } from '../mixture/packing-quality.js';
 import { batchSplitProblem, loadRecipe } from '../mixture/recipe.js';
@@ -36,48 +36,20 @@ options:
   --micro-batch-size M  sequences per micro-batch for that check`;
 
 export async function runPlan(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' },
-      'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, 'quality-steps': { type: 'string' }, 'no-quality': { type: 'boolean' },
-      'world-size': { type: 'string' }, 'micro-batch-size': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseFlags(args, {
+    branch: { type: 'string' }, steps: { type: 'string' }, json: { type: 'boolean' }, html: { type: 'string' },
+    'cache-dir': { type: 'string' }, 'no-cache': { type: 'boolean' }, 'quality-steps': { type: 'string' }, 'no-quality': { type: 'boolean' },
+    'world-size': { type: 'string' }, 'micro-batch-size': { type: 'string' },
+  }, { positionals: true });
   if (values.help) {
     console.log(help);
     return 0;
   }
-  if (positionals.length !== 1) {
-    console.error(`octomix plan: exactly one RECIPE is required\n\n${help}`);
-    return 2;
-  }
-  const steps = values.steps === undefined ? 3 : Number(values.steps);
-  if (!Number.isInteger(steps) || steps < 0) {
-    console.error(`octomix plan: --steps must be a non-negative integer, received "${values.steps}"`);
-    return 2;
-  }
-  const qualitySteps = values['quality-steps'] === undefined ? DEFAULT_QUALITY_STEPS : Number(values['quality-steps']);
-  if (!/^\d+$/.test(values['quality-steps'] ?? '1') || !Number.isSafeInteger(qualitySteps) || qualitySteps < 1) {
-    console.error(`octomix plan: --quality-steps must be a positive integer, received "${values['quality-steps']}"`);
-    return 2;
-  }
-  if (values['quality-steps'] !== undefined && values['no-quality']) {
-    console.error('octomix plan: give --quality-steps or --no-quality, not both');
-    return 2;
-  }
-  const sizes: Record<string, number | undefined> = {};
-  for (const flag of ['world-size', 'micro-batch-size'] as const) {
-    const text = values[flag];
-    if (text === undefined) continue;
-    if (!/^\d+$/.test(text) || Number(text) < 1) {
-      console.error(`octomix plan: --${flag} must be a positive integer, received "${text}"`);
-      return 2;
-    }
-    sizes[flag] = Number(text);
-  }
+  if (positionals.length !== 1) throw new UsageError('exactly one RECIPE is required');
+  const steps = integerFlag('steps', values.steps, { min: 0, fallback: 3 });
+  const qualitySteps = integerFlag('quality-steps', values['quality-steps'], { min: 1, fallback: DEFAULT_QUALITY_STEPS });
+  exclusive(values, ['quality-steps', 'no-quality']);
+  const sizes = { 'world-size': integerFlag('world-size', values['world-size'], { min: 1 }), 'micro-batch-size': integerFlag('micro-batch-size', values['micro-batch-size'], { min: 1 }) };
   const recipe = loadRecipe(positionals[0]);
   if (sizes['world-size'] !== undefined || sizes['micro-batch-size'] !== undefined) {
     const worldSize = sizes['world-size'] ?? 1;

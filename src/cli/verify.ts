@@ -1,7 +1,7 @@
 /** `octomix verify PREFIX...`: sizes, header and digest of each shard against its manifest; non-zero on a mismatch. */
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { displayPath } from '../io/inputs.js';
+import { parseFlags, UsageError } from './flags.js';
+import { displayPath } from '../preprocess/inputs.js';
 import { verifyShard } from '../shards/verify.js';
 
 const help = `usage: octomix verify PREFIX...
@@ -22,15 +22,12 @@ export function shardPrefixes(prefix: string): string[] {
 }
 
 export async function runVerify(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseFlags(args, {}, { positionals: true });
   if (values.help) {
     console.log(help);
     return 0;
   }
-  if (positionals.length === 0) {
-    console.error(`octomix verify: at least one PREFIX is required\n\n${help}`);
-    return 2;
-  }
+  if (positionals.length === 0) throw new UsageError('at least one PREFIX is required');
   let failures = 0;
   for (const prefix of positionals.flatMap(shardPrefixes)) {
     const result = await verifyShard(prefix);

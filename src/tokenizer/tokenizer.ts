@@ -129,6 +129,14 @@ export class Tokenizer {
     } catch (error) {
       throw new TokenizerLoadError(`cannot read tokenizer file ${path}: ${(error as Error).message}`, { cause: error });
     }
+    return Tokenizer.fromFileBytes(path, bytes, options);
+  }
+
+  /**
+   * @internal The tokenizer of `path` from its bytes, already read (`octomix tokenize` hashes the same bytes for its
+   * manifests, so the file is read once); the tokenizer_config.json beside `path` is read as fromFile reads it.
+   */
+  static async fromFileBytes(path: string, bytes: Uint8Array, options: TokenizerLoadOptions = {}): Promise<Tokenizer> {
     let config = options.config;
     if (config === undefined) {
       const configPath = join(dirname(path), 'tokenizer_config.json');

@@ -48,6 +48,17 @@ describe('octomix encode', () => {
     expect(outOfRange.stderr).toMatch(/ids\[0\] must be a token id/);
   });
 
+  it.each([
+    ['doctor', ['--jsn']], ['encode', ['--tokenizer', 'x', '--backend', 'rust']], ['tokenize', ['--tokenizer', 'x', '--output', 'y', '--workers', '0', 'in.jsonl']],
+    ['inspect', ['--show', '-1', 'prefix']], ['verify', ['--digest', 'prefix']], ['plan', ['recipe.yaml', '--steps', 'three']],
+    ['serve', ['--recipe', 'r.yaml', '--stdio', '--prefetch', '0']],
+  ])('%s: an unknown flag or a malformed value is a usage error (exit 2, naming the flag)', (command, args) => {
+    const result = octomix([command, ...args]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(new RegExp(`^octomix ${command}: .*(--[a-z-]+|-1)`));
+    expect(result.stderr).toContain(`run "octomix ${command} --help" for the options`);
+  });
+
   it('rejects an unknown command', () => {
     const result = octomix(['frobnicate']);
     expect(result.code).toBe(2);

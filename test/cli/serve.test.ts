@@ -280,12 +280,16 @@ print(count)
     rmSync(foreignLive, { force: true });  // stale since its holder was killed: a later server may have removed it
   }, 60_000);
 
-  it('refuses wrong options with a clear message', () => {
+  it('refuses wrong options with a clear message and exit code 2', () => {
     const run = (args: string[]) => spawnSync(process.execPath, [cli, 'serve', ...args], { encoding: 'utf8' });
+    expect(run(['--recipe', recipePath, '--stdio', '--rank', '-1']).status).toBe(2);
+    const unknown = run(['--recipe', recipePath, '--stdio', '--prefech', '2']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/octomix serve: Unknown option '--prefech'/);
     expect(run(['--socket', 'x']).stderr).toMatch(/--recipe is required/);
     expect(run(['--recipe', recipePath]).stderr).toMatch(/exactly one of --socket PATH and --stdio/);
     const device = run(['--recipe', recipePath, '--stdio', '--device', 'gpu']);
-    expect(device.status).toBe(1);
+    expect(device.status).toBe(2);  // a usage error, like every command's
     expect(device.stderr).toMatch(/--device must be cpu or cuda:N, received "gpu"/);
     expect(run(['--recipe', recipePath, '--stdio', '--branch', 'nope']).stderr).toMatch(/no branch "nope"/);
   });

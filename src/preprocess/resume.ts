@@ -1,0 +1,76 @@
+/**
+ * How a `tokenizeCorpus` run picks up an interrupted one: leftovers of killed runs are removed (a live process's
+ * temporaries mean a concurrent run on the same output), and completed shards of this same run (same runId: same
+ * inputs, tokenizer and options) are kept when they verify, so reading restarts after the last kept shard's final
+ * record. With `force`, the output's shards are removed first, so a shorter rerun leaves no stale numbered shard.
+ */
+import { readdir, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { readManifest, verifyShard } from '../shards/verify.js';
+import { displayPath } from './inputs.js';
+import type { Position } from './shard-sink.js';
+
+export interface ResumePoint {
+  start: Position;
+  /** Prefixes of the verified shards kept from the earlier run, in order. */
+  kept: string[];
+  /** The kept shards already cover the whole input. */
+  complete: boolean;
+}
+
+/** Removes leftovers (and, with `force`, every shard of the output); throws when another live process writes it. */
+export async function clearOutput(output: string, force: boolean): Promise<void> {
+  const folder = dirname(output);
+  const escaped = basename(output).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const ownFile = new RegExp(`^${escaped}(_\\d{5})?\\.(bin|idx|json)(\\.tmp-(\\d+)(-\\d+)?)?$`);
+  for (const name of await readdir(folder)) {
+    const match = ownFile.exec(name);
+    if (!match) continue;
+    if (match[3]) {
+      const pid = Number(match[4]);
+      let alive = false;
+      try {
+        process.kill(pid, 0);
+        alive = pid !== process.pid;
+      } catch {
+        alive = false;
+      }
+      if (alive) throw new Error(`${displayPath(join(folder, name))}: another process (pid ${pid}) is writing this output`);
+      await unlink(join(folder, name)).catch(() => {});
+    } else if (force) {
+      await unlink(join(folder, name)).catch(() => {});
+    }
+  }
+}
+
+/**
+ * The shards of an earlier run of `runId` that verify, in order, and where reading resumes after them.
+ * @param log status lines (a shard that does not verify is redone, and said so)
+ */
+export async function findResumePoint(shardPrefix: (index: number) => string, numbered: boolean, runId: string, log: (line: string) => void): Promise<ResumePoint> {
+  let start: Position = { file: 0, record: 0 };
+  const kept: string[] = [];
+  let complete = false;
+  while (true) {
+    const prefix = shardPrefix(kept.length);
+    let manifest;
+    try {
+      manifest = await readManifest(prefix);
+    } catch {
+      break;
+    }
+    if (manifest.runId !== runId) {
+      throw new Error(`${displayPath(prefix)}.json was written by a different run (other inputs, tokenizer or options); use --force to redo the output or choose another --output`);
+    }
+    const check = await verifyShard(prefix);
+    if (!check.ok) {
+      log(`${displayPath(prefix)} does not verify (${check.problems[0]}); redoing it and what follows`);
+      break;
+    }
+    start = manifest.end as Position;
+    kept.push(prefix);
+    complete = manifest.complete === true;
+    if (!numbered || complete) break;
+  }
+  return { start, kept, complete };
+}

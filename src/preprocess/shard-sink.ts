@@ -1,0 +1,174 @@
+/**
+ * Where `tokenizeCorpus` writes: the current shard, cut by tokens or .bin bytes, with per-shard counters of the
+ * input stretch it covers (bytes read, empty documents, invalid UTF-8, skipped records by reason) and the position
+ * after its last record, all recorded in its manifest so an interrupted run resumes after the last kept shard.
+ * Records are accounted in input order when their batch is written, so per-shard counts are exact even though
+ * reading runs ahead of writing.
+ */
+import { writeFileAtomic } from '../io/atomic-file.js';
+import { ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
+import { readManifest } from '../shards/verify.js';
+
+export type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field';
+
+export interface Position {
+  file: number;    // index in the run's file list
+  record: number;  // records consumed in that file
+}
+
+/** One input record of a batch; skipped records carry their reason and no ids. */
+export interface PendingRecord {
+  file: number;
+  record: number;
+  bytes: number;
+  invalidUtf8: boolean;
+  skip?: SkipReason;
+}
+
+interface ShardCounters {
+  emptyDocuments: number;
+  invalidUtf8Records: number;
+  skipped: Record<SkipReason, number>;
+  bytesRead: number;
+  firstPosition: Position;
+}
+
+function newCounters(position: Position): ShardCounters {
+  return { emptyDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
+}
+
+export interface ShardSinkOptions {
+  /** The prefix of shard `index` (the output itself, or OUTPUT_00000 ... when shards are cut). */
+  shardPrefix: (index: number) => string;
+  dtype: ShardDtype;
+  maxShardTokens?: number;
+  maxShardBytes?: number;
+  bos?: { id: number };
+  eos?: { id: number };
+  /** The run's fields every manifest carries (runId, tokenizer, text, ...). */
+  manifest: Record<string, unknown>;
+  /** The run's input files (path, size, mtime), of which each manifest lists those its shard covers. */
+  sources: readonly unknown[];
+}
+
+export class ShardSink {
+  readonly totals = { documents: 0, tokens: 0, shards: 0 };
+  /** Skipped records by reason over the shards this run finished. */
+  readonly skippedTotals: Record<string, number> = {};
+  readonly #options: ShardSinkOptions;
+  #writer: ShardWriter | undefined;
+  #counters: ShardCounters;
+  #shardIndex: number;
+  #position: Position;
+  #lastFinished: string | undefined;
+
+  /** Starts after `kept` shards (verified ones of an earlier run) at `start`. */
+  constructor(options: ShardSinkOptions, start: Position, kept: readonly string[]) {
+    this.#options = options;
+    this.#counters = newCounters(start);
+    this.#position = { ...start };
+    this.#shardIndex = kept.length;
+    this.#lastFinished = kept[kept.length - 1];
+  }
+
+  /** Accounts `records` in order and writes the documents among them; idLists[i] holds the ids of records[i]. */
+  async write(records: readonly PendingRecord[], idLists: readonly (Uint32Array | undefined)[]): Promise<void> {
+    const { bos, eos, maxShardTokens, maxShardBytes } = this.#options;
+    for (let i = 0; i < records.length; i++) {
+      const entry = records[i];
+      this.#counters.bytesRead += entry.bytes;
+      if (entry.invalidUtf8) this.#counters.invalidUtf8Records++;
+      this.#position = { file: entry.file, record: entry.record };
+      if (entry.skip) {
+        this.#counters.skipped[entry.skip]++;
+        continue;
+      }
+      this.#writer ??= ShardWriter.create(this.#options.shardPrefix(this.#shardIndex), { dtype: this.#options.dtype });
+      let ids = idLists[i]!;
+      if (ids.length === 0) {
+        this.#counters.emptyDocuments++;
+      } else if (bos || eos) {
+        const framed = new Uint32Array(ids.length + (bos ? 1 : 0) + (eos ? 1 : 0));
+        if (bos) framed[0] = bos.id;
+        framed.set(ids, bos ? 1 : 0);
+        if (eos) framed[framed.length - 1] = eos.id;
+        ids = framed;
+      }
+      this.#writer.addDocument(ids);
+      this.totals.documents++;
+      this.totals.tokens += ids.length;
+      const stats = this.#writer.stats;
+      if ((maxShardTokens !== undefined && stats.tokens >= maxShardTokens) || (maxShardBytes !== undefined && stats.binBytes >= maxShardBytes)) {
+        await this.#finishShard(false);
+        this.#shardIndex++;
+      }
+    }
+  }
+
+  /**
+   * Ends the run at `end`: finishes the open shard as the last one; when the input ended exactly at a cut, marks
+   * the last finished shard complete instead (no empty shard); with no documents at all, writes one valid empty
+   * shard with its manifest.
+   */
+  async complete(end: Position): Promise<void> {
+    this.#position = { ...end };
+    if (this.#writer) {
+      await this.#finishShard(true);
+    } else if (this.#lastFinished) {
+      await this.#markComplete(this.#lastFinished, end);
+      this.#addSkipped(this.#counters.skipped);
+    } else {
+      this.#writer = ShardWriter.create(this.#options.shardPrefix(this.#shardIndex), { dtype: this.#options.dtype });
+      await this.#finishShard(true);
+    }
+  }
+
+  /** Removes the open shard's temporary files (an interrupted or failed run keeps only finished shards). */
+  abort(): void {
+    this.#writer?.abort();
+  }
+
+  #addSkipped(skipped: Record<SkipReason, number>): void {
+    for (const [reason, count] of Object.entries(skipped)) this.skippedTotals[reason] = (this.skippedTotals[reason] ?? 0) + count;
+  }
+
+  async #finishShard(complete: boolean): Promise<ShardSummary | undefined> {
+    if (!this.#writer) return undefined;
+    const finishing = this.#writer;
+    this.#writer = undefined;
+    const counters = this.#counters;
+    const summary = await finishing.finish({
+      ...this.#options.manifest,
+      sources: this.#options.sources.slice(counters.firstPosition.file, Math.min(this.#position.file + 1, this.#options.sources.length)),
+      bytesRead: counters.bytesRead,
+      emptyDocuments: counters.emptyDocuments,
+      invalidUtf8Records: counters.invalidUtf8Records,
+      skippedRecords: counters.skipped,
+      start: counters.firstPosition,
+      end: { ...this.#position },
+      complete,
+    });
+    this.totals.shards++;
+    this.#lastFinished = finishing.prefix;
+    this.#addSkipped(counters.skipped);
+    this.#counters = newCounters(this.#position);
+    return summary;
+  }
+
+  // The input ended exactly where a shard was cut: that shard becomes the end of the run, with what was counted
+  // (skipped records, bytes) after the cut added to it.
+  async #markComplete(prefix: string, end: Position): Promise<void> {
+    const manifest = await readManifest(prefix);
+    const tail = this.#counters;
+    const skipped = { ...(manifest.skippedRecords as Record<SkipReason, number>) };
+    for (const [reason, count] of Object.entries(tail.skipped)) skipped[reason as SkipReason] = (skipped[reason as SkipReason] ?? 0) + count;
+    await writeFileAtomic(`${prefix}.json`, `${JSON.stringify({
+      ...manifest,
+      bytesRead: (manifest.bytesRead as number) + tail.bytesRead,
+      invalidUtf8Records: (manifest.invalidUtf8Records as number) + tail.invalidUtf8Records,
+      skippedRecords: skipped,
+      end,
+      complete: true,
+    }, null, 2)}\n`);
+  }
+}

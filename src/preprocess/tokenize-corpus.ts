@@ -1,0 +1,327 @@
+/**
+ * `tokenizeCorpus`: corpora (JSONL, JSONL.gz, JSONL.zst, Parquet, text) to Megatron shards at the tokenizer's full
+ * speed; `octomix tokenize` is a thin shell over it. Documents keep input order whatever `workers` is (batches are
+ * encoded on native threads and written in order), memory stays bounded (at most two batches encoding while the
+ * next is read), and an interrupted run resumes: shards whose manifest verifies are kept and reading restarts after
+ * the last one's final record (resume.ts). One run per output at a time (PREFIX.lock).
+ *
+ * The flow: inputs expanded and the part selected -> the tokenizer file read once (hashed for the manifests, then
+ * loaded) -> the output locked -> leftovers cleared, kept shards found -> each file read by its reader (native JSON
+ * Lines, or readers.ts + encodeBatch) -> batches encoded -> ShardSink writes and cuts shards in input order.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { Progress } from '../io/progress.js';
+import { loadAddon, packageRoot } from '../native.js';
+import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
+import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
+import { fieldFormatter, templateFormatter } from './format.js';
+import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
+import { tokenizeJsonLines } from './json-lines.js';
+import { readRecords } from './readers.js';
+import { clearOutput, findResumePoint } from './resume.js';
+import { ShardSink, type PendingRecord } from './shard-sink.js';
+
+export interface TokenizeCorpusOptions {
+  /** tokenizer.json (its tokenizer_config.json beside it names BOS and EOS). */
+  tokenizer: string;
+  /** Output prefix: PREFIX.bin/.idx/.json, or PREFIX_00000.* ... when shards are cut. */
+  output: string;
+  /** Files, folders (recursive) and globs. */
+  inputs: readonly string[];
+  /** Dotted path of the text field. Default `text`. */
+  field?: string;
+  /** Build the text from fields, e.g. `Question: {question}\n\nAnswer: {answer}` (not with `field`). */
+  template?: string;
+  appendEos?: boolean;
+  prependBos?: boolean;
+  /** Default `auto`: uint16 below 65,500 ids, else int32, as Megatron. */
+  dtype?: 'auto' | ShardDtype;
+  /** Tokenizer threads. Default: all cores. */
+  workers?: number;
+  maxShardTokens?: number;
+  maxShardBytes?: number;
+  /** Take the files whose sorted index is `index` modulo `count`. */
+  part?: { index: number; count: number };
+  skipBadRecords?: boolean;
+  /** Redo everything instead of resuming. */
+  force?: boolean;
+  /** Text per tokenizer batch. Default 8e6. */
+  batchBytes?: number;
+  /** JSON Lines with a field: parsed natively (default) or by JSON.parse; both give the same shards. */
+  jsonParser?: 'native' | 'js';
+  /** Default `auto`: a bar on a terminal, lines every 10 s otherwise. */
+  progress?: 'auto' | 'tty' | 'lines' | 'none';
+  /** Status lines (kept shards, redone shards). Default: stderr, prefixed `octomix tokenize: `. */
+  log?: (line: string) => void;
+}
+
+export interface TokenizeSummary {
+  /** Documents and tokens written by this run (kept shards not included). */
+  documents: number;
+  tokens: number;
+  /** Shards written by this run, and kept from an earlier one. */
+  shards: number;
+  keptShards: number;
+  /** Whether the kept shards already covered the input (nothing was done). */
+  alreadyComplete: boolean;
+  dtype: ShardDtype;
+  output: string;
+  numbered: boolean;
+  /** Bytes of input text read by this run (decompressed for .gz/.zst; file size for Parquet). */
+  bytes: number;
+  seconds: number;
+  peakResidentMegabytes: number;
+  /** Skipped records by reason (with skipBadRecords). */
+  skipped: Record<string, number>;
+}
+
+/** A usage problem the caller can fix by changing an option (the CLI exits 2 on these). */
+export class TokenizeUsageError extends Error {}
+
+// Peak resident memory of this process. /proc/self/status VmHWM rather than getrusage's maxrss: after fork+exec
+// Linux reports the parent's peak in maxrss (it read 1477 MB for a run whose own peak was 339 MB, launched from a
+// benchmark holding its corpus).
+function peakResidentMegabytes(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Math.round(Number(match[1]) / 1024);
+  } catch {
+    // not Linux
+  }
+  return Math.round(process.resourceUsage().maxRSS / 1024);
+}
+
+/**
+ * Tokenizes the inputs into shards at `output`, resuming an interrupted run of the same inputs and options.
+ * @throws {TokenizeUsageError} options that select nothing or contradict each other
+ * @throws {Error} a bad record (without skipBadRecords, naming file and line), an unreadable input, a busy output
+ */
+export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<TokenizeSummary> {
+  const log = options.log ?? ((line: string) => console.error(`octomix tokenize: ${line}`));
+  if (options.field !== undefined && options.template !== undefined) throw new TokenizeUsageError('--field and --template cannot be used together');
+  let formatter;
+  try {
+    formatter = options.template !== undefined ? templateFormatter(options.template) : fieldFormatter(options.field ?? 'text');
+  } catch (error) {
+    throw new TokenizeUsageError((error as Error).message);
+  }
+  const files = selectPart(await expandInputs(options.inputs), options.part);
+  if (files.length === 0) throw new TokenizeUsageError(`--part ${options.part?.index}/${options.part?.count} selects none of the input files`);
+  let tokenizerBytes: Buffer;
+  try {
+    tokenizerBytes = await readFile(options.tokenizer);
+  } catch (error) {
+    throw new Error(`cannot read tokenizer file ${options.tokenizer}: ${(error as Error).message}`);
+  }
+  const tokenizer = await Tokenizer.fromFileBytes(options.tokenizer, tokenizerBytes);
+  const bos = options.prependBos ? tokenizer.specialTokens.bos : undefined;
+  const eos = options.appendEos ? tokenizer.specialTokens.eos : undefined;
+  if (options.prependBos && !bos) throw new Error(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token)`);
+  if (options.appendEos && !eos) throw new Error(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it)`);
+  const dtype: ShardDtype = (options.dtype ?? 'auto') === 'auto' ? optimalDtype(tokenizer.vocabSize) : (options.dtype as ShardDtype);
+
+  const output = resolve(options.output);
+  await mkdir(dirname(output), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
+    const reason = error.code === 'EEXIST' || error.code === 'ENOTDIR' ? 'a file is in the way' : error.message;
+    throw new Error(`--output ${options.output}: cannot create the folder ${dirname(output)}: ${reason}`);
+  });
+  // One run per output at a time: two runs started together would interleave their shards. PREFIX.lock is held for
+  // the whole run (the kernel drops it however the process ends) and removed when the run ends.
+  const locks = loadAddon();
+  const lockPath = `${output}.lock`;
+  const locked = locks.lockFile(lockPath);
+  if (locked === 'busy') throw new Error(`--output ${options.output}: another octomix tokenize is writing this output (it holds ${displayPath(lockPath)}); wait for it to finish, or choose another --output`);
+  if (typeof locked === 'string') throw new Error(`--output ${options.output}: ${locked}`);
+  try {
+    return await runLocked({ options, files, tokenizer, tokenizerBytes, formatter, bos, eos, dtype, output, log });
+  } finally {
+    locks.unlockFile(locked, lockPath);
+  }
+}
+
+interface LockedRun {
+  options: TokenizeCorpusOptions;
+  files: InputFile[];
+  tokenizer: Tokenizer;
+  tokenizerBytes: Buffer;
+  formatter: ReturnType<typeof fieldFormatter>;
+  bos: { token: string; id: number } | undefined;
+  eos: { token: string; id: number } | undefined;
+  dtype: ShardDtype;
+  output: string;
+  log: (line: string) => void;
+}
+
+async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
+  const numbered = options.maxShardTokens !== undefined || options.maxShardBytes !== undefined;
+  const shardPrefix = (index: number) => (numbered ? `${output}_${String(index).padStart(5, '0')}` : output);
+  const version = JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')).version as string;
+  const sources = files.map((file) => ({ path: file.path, size: file.size, mtimeMs: file.mtimeMs }));
+  // Everything that decides the output. A resumed run must match it exactly.
+  const run = {
+    tokenizer: { path: resolve(options.tokenizer), sha256: createHash('sha256').update(tokenizerBytes).digest('hex'), vocabSize: tokenizer.vocabSize },
+    sources,
+    text: options.template !== undefined ? { template: options.template } : { field: options.field ?? 'text' },
+    bos: bos ?? null,
+    eos: eos ?? null,
+    dtype,
+    maxShardTokens: options.maxShardTokens ?? null,
+    maxShardBytes: options.maxShardBytes ?? null,
+    part: options.part ? `${options.part.index}/${options.part.count}` : null,
+  };
+  const runId = createHash('sha256').update(JSON.stringify(run)).digest('hex').slice(0, 16);
+  const summary = (fields: Partial<TokenizeSummary>): TokenizeSummary => ({
+    documents: 0, tokens: 0, shards: 0, keptShards: 0, alreadyComplete: false, dtype, output, numbered, bytes: 0, seconds: 0,
+    peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, ...fields,
+  });
+
+  await clearOutput(output, options.force === true);
+  const resume = options.force ? { start: { file: 0, record: 0 }, kept: [], complete: false } : await findResumePoint(shardPrefix, numbered, runId, log);
+  const { start, kept } = resume;
+  if (resume.complete) {
+    log(`${kept.length} shard(s) already complete and verified; nothing to do (--force redoes them)`);
+    return summary({ keptShards: kept.length, alreadyComplete: true });
+  }
+  if (kept.length > 0) log(`kept ${kept.length} verified shard(s); resuming at ${displayPath(files[start.file]?.path ?? '')} record ${start.record + 1}`);
+
+  const progress = new Progress({ mode: options.progress ?? 'auto', totalBytes: files.reduce((sum, file) => sum + file.size, 0) });
+  const read = { bytes: 0 };
+  const counts = () => ({ documents: sink.totals.documents, tokens: sink.totals.tokens, bytes: files.slice(0, start.file).reduce((sum, file) => sum + file.size, 0) + read.bytes });
+  const started = performance.now();
+  const sink = new ShardSink({
+    shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes: options.maxShardBytes, bos, eos, sources,
+    manifest: {
+      runId, octomixVersion: version, tokenizer: { ...run.tokenizer, name: basename(dirname(resolve(options.tokenizer))) },
+      text: run.text, bos: run.bos, eos: run.eos, part: run.part,
+    },
+  }, start, kept);
+  const write = async (records: PendingRecord[], idLists: (Uint32Array | undefined)[]) => {
+    await sink.write(records, idLists);
+    progress.update(counts());
+  };
+  const badRecord = (where: string, detail: string) =>
+    Object.assign(new Error(`${where}: ${detail} (use --skip-bad-records to count and skip such records)`), { located: true });
+  const queue = new OrderedQueue(2);
+  const threadOption = options.workers ? { threads: options.workers } : {};
+  const native = nativeTokenizerOf(tokenizer);
+  const fieldPath = options.template !== undefined ? undefined : (options.field ?? 'text').split('.');
+  const batchBytes = options.batchBytes ?? 8e6;
+
+  try {
+    for (let fileIndex = start.file; fileIndex < files.length; fileIndex++) {
+      const file = files[fileIndex];
+      const skipUntil = fileIndex === start.file ? start.record : 0;
+      try {
+        if (file.kind === 'jsonl' && native && fieldPath && (options.jsonParser ?? 'native') === 'native') {
+          await tokenizeJsonLines(file, {
+            tokenizer: native, field: fieldPath, workers: options.workers, batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
+            submit: (work) => queue.submit(work), write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
+          });
+          continue;
+        }
+        let batch: PendingRecord[] = [];
+        let texts: (string | undefined)[] = [];
+        let batchSize = 0;
+        const flush = async () => {
+          const records = batch;
+          const pendingTexts = texts;
+          batch = [];
+          texts = [];
+          batchSize = 0;
+          await queue.submit(async () => {
+            const present = pendingTexts.filter((text): text is string => text !== undefined);
+            const encoded = await tokenizer.encodeBatch(present, { addSpecialTokens: false, ...threadOption });
+            let next = 0;
+            const idLists = pendingTexts.map((text) => (text === undefined ? undefined : encoded[next++]));
+            return () => write(records, idLists);
+          });
+        };
+        let record = 0;
+        for await (const item of readRecords(file, formatter.columns)) {
+          record++;
+          if (record <= skipUntil) continue;
+          read.bytes += item.bytes;
+          const entry: PendingRecord = { file: fileIndex, record, bytes: item.bytes, invalidUtf8: item.invalidUtf8 };
+          let text: string | undefined;
+          if (item.parseError !== undefined) {
+            if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, item.parseError);
+            entry.skip = 'malformed-json';
+          } else {
+            const formatted = formatter.format(item.value);
+            if ('error' in formatted) {
+              const detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"` : `field "${formatted.field}" is not a string`;
+              if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, detail);
+              entry.skip = formatted.error;
+            } else {
+              text = formatted.text;
+            }
+          }
+          batch.push(entry);
+          texts.push(text);
+          batchSize += text?.length ?? 0;
+          if (batchSize >= batchBytes || batch.length >= 65536) await flush();
+          progress.update(counts());
+        }
+        if (batch.length > 0) await flush();
+      } catch (error) {
+        if ((error as { located?: boolean }).located || (error as Error).message.startsWith(displayPath(file.path))) throw error;
+        throw new Error(`${displayPath(file.path)}: ${(error as Error).message}`, { cause: error });
+      }
+      if (file.kind === 'parquet') read.bytes += file.size;
+    }
+    await queue.drain();
+    await sink.complete({ file: files.length, record: 0 });
+  } catch (error) {
+    sink.abort();
+    await queue.settle();
+    sink.abort();
+    progress.done();
+    throw error;
+  }
+  progress.update(counts(), true);
+  progress.done();
+  return summary({
+    documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
+    bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals,
+  });
+}
+
+/**
+ * Encodes run ahead of writes, writes stay in input order: up to `depth` batches are encoded at once (the pool runs
+ * them in order) so the workers never wait for the main thread to write the previous batch, and each batch's write
+ * is chained after the one before.
+ */
+class OrderedQueue {
+  readonly #depth: number;
+  readonly #inFlight: Promise<void>[] = [];
+  #lastWrite: Promise<void> = Promise.resolve();
+
+  constructor(depth: number) {
+    this.#depth = depth;
+  }
+
+  /** Queues `work` (an encode resolving to its write); waits while `depth` batches are in flight. */
+  async submit(work: () => Promise<() => Promise<void>>): Promise<void> {
+    if (this.#inFlight.length >= this.#depth) await this.#inFlight.shift();
+    const encoded = work();
+    const task = Promise.all([encoded, this.#lastWrite]).then(([write]) => write());
+    // Awaited later; marked handled now so a write error (a full disk) that happens while the next batch is being
+    // read is reported there instead of crashing the process as unhandled.
+    task.catch(() => {});
+    this.#lastWrite = task;
+    this.#inFlight.push(task);
+  }
+
+  /** Waits for every queued write, rethrowing the first failure. */
+  async drain(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#inFlight.shift();
+  }
+
+  /** Waits for every queued task to end, ignoring failures (after one was already reported). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
+  }
+}
