@@ -5,13 +5,11 @@
 #include <stdexcept>
 
 #include "common/thread_pool.h"
-#include "mixture/permutation.h"
+#include "packing/permutation.h"
 #include "packing/capacity_index.h"
 
 namespace octomix::packing {
 
-using mixture::DocumentPermutation;
-using mixture::splitMix64;
 
 namespace {
 

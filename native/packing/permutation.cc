@@ -1,8 +1,8 @@
-#include "mixture/permutation.h"
+#include "packing/permutation.h"
 
 #include "common/hash.h"
 
-namespace octomix::mixture {
+namespace octomix::packing {
 
 uint64_t splitMix64(uint64_t value) {
   value += 0x9E3779B97F4A7C15ull;
@@ -38,4 +38,4 @@ uint64_t DocumentPermutation::operator()(uint64_t position) const {
   return value;
 }
 
-}  // namespace octomix::mixture
+}  // namespace octomix::packing
