@@ -34,12 +34,14 @@ type Quality = { steps: number; rows: number; sameDocumentNeighbours: number; un
   sources: { documentStarts: number; firstAppearanceLengthCorrelation: number; earlyMeanLength: number; sourceMeanLength: number }[] }[];
 interface Built { bytes: number; quality(steps: number): Promise<Quality> }
 const addon: Record<string, unknown> = loadAddon() as never;
+let datasets: ReturnType<ReturnType<typeof loadAddon>['TokenDataset']['fromLengths']>[] | undefined;
 async function build(parameters: object): Promise<Built> {
   if ('Schedule' in addon) {
     const current = loadAddon();
-    const datasets = sources.map((source) => current.TokenDataset.fromLengths(source.name, source.lengths));
+    // Made once (a native copy of the lengths), for every build, as a loader's datasets are.
+    datasets ??= sources.map((source) => current.TokenDataset.fromLengths(source.name, source.lengths));
     const schedule = await current.Schedule.build(datasets, parameters as never, stages);
-    return { bytes: schedule.bytes().length, quality: (steps) => schedule.measureQuality(datasets, steps) };
+    return { bytes: schedule.bytes().length, quality: (steps) => schedule.measureQuality(datasets!, steps) };
   }
   // An older checkout (before/after comparisons): buildLoaderPlan over { name, lengths } sources.
   const old = addon as { buildLoaderPlan(s: unknown, p: unknown, st: unknown): Promise<{ plan: Uint8Array }>; measurePackingQuality?(plan: Uint8Array, s: unknown, steps: number): Promise<Quality> };

@@ -38,7 +38,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
   explicit DataLoaderWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataLoaderWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[2].IsObject()) {
-      Napi::TypeError::New(env, "DataLoader(plan, sources, options)").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "DataLoader(schedule, datasets, options)").ThrowAsJavaScriptException();
       return;
     }
     std::shared_ptr<const mixture::Schedule> schedule = unwrapSchedule(env, info[0]);
@@ -76,7 +76,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
     if (object.Get("sharedMemoryPath").IsString()) options.sharedMemoryPath = object.Get("sharedMemoryPath").ToString().Utf8Value();
     if (options.worldSize == 0 || options.microBatchSize == 0 || options.prefetch == 0 || options.rank >= options.worldSize ||
         schedule->parameters.globalBatchSize % (uint64_t{options.worldSize} * options.microBatchSize) != 0 || datasets.size() != schedule->sourceCount) {
-      Napi::RangeError::New(env, "DataLoader options do not fit the plan").ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "DataLoader options do not fit the loader plan").ThrowAsJavaScriptException();
       return;
     }
     try {
@@ -174,7 +174,7 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       result.Set("stage", Napi::Number::New(env, info.stage));
       result.Set("segments", Napi::Number::New(env, info.segments));
       result.Set("maxSeqlen", Napi::Number::New(env, info.maxSeqlen));
-      result.Set("lossTokens", Napi::Number::New(env, static_cast<double>(info.realTokens)));
+      result.Set("lossTokens", Napi::Number::New(env, static_cast<double>(info.lossTokens)));
       if (uint64_t device = loader_->devicePointer(slot)) result.Set("devicePointer", Napi::BigInt::New(env, device));
       deferred.Resolve(result);
     }

@@ -27,24 +27,24 @@ void StreamingLoader::readDevice(int slot, size_t offset, size_t length, uint8_t
 }
 
 StreamingLoader::StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options)
-    : plan_(std::move(schedule)), sources_(std::move(sources)), options_(options) {
-  const uint64_t globalBatch = plan_->parameters.globalBatchSize;
+    : schedule_(std::move(schedule)), sources_(std::move(sources)), options_(options) {
+  const uint64_t globalBatch = schedule_->parameters.globalBatchSize;
   const uint64_t perRank = globalBatch / options_.worldSize;
   perStep_ = perRank / options_.microBatchSize;
-  total_ = plan_->totalSteps() * perStep_;
+  total_ = schedule_->totalSteps() * perStep_;
   nextToBuild_ = nextToYield_ = options_.startMicroBatch;
   if (options_.startMicroBatch > total_) throw std::runtime_error("the start micro-batch lies past the plan's end");
   std::vector<uint64_t> documents;
   for (const auto& source : sources_) documents.push_back(source->lengths.size());
   std::string mismatch;
-  if (!plan_->matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
+  if (!schedule_->matches(documents, mismatch)) throw std::runtime_error("the plan does not belong to these shards: " + mismatch);
   for (uint32_t i = 0; i < sources_.size(); ++i) {
-    streams_.emplace_back(sources_[i].get(), plan_->parameters, i);
-    streams_.back().setWindowEnds(plan_->windowEnds[i]);
-    streams_.back().limitWindows(plan_->windowEnds[i].size());
+    streams_.emplace_back(sources_[i].get(), schedule_->parameters, i);
+    streams_.back().setWindowEnds(schedule_->windowEnds[i]);
+    streams_.back().limitWindows(schedule_->windowEnds[i].size());
   }
   // Fields at 64-byte boundaries (a cache line; what DMA engines and SIMD loads like) in one page-aligned block.
-  const size_t tokens = size_t{options_.microBatchSize} * plan_->parameters.seqLength;
+  const size_t tokens = size_t{options_.microBatchSize} * schedule_->parameters.seqLength;
   size_t offset = 0;
   auto place = [&](size_t bytes) {
     size_t at = offset;
@@ -138,15 +138,15 @@ void StreamingLoader::resolve(uint64_t index, BatchInfo& info, std::vector<RowPl
   const uint64_t step = index / perStep_;
   const uint64_t microBatch = index % perStep_;
   if (step != cachedStep_) {
-    replayStep(*plan_, streams_, step, stepSources_, stepSamples_);
+    replayStep(*schedule_, streams_, step, stepSources_, stepSamples_);
     cachedStep_ = step;
   }
-  const uint64_t perRank = plan_->parameters.globalBatchSize / options_.worldSize;
+  const uint64_t perRank = schedule_->parameters.globalBatchSize / options_.worldSize;
   const uint64_t first = options_.rank * perRank + microBatch * options_.microBatchSize;
   info.index = index;
   info.step = step;
   info.microBatch = static_cast<uint32_t>(microBatch);
-  info.stage = static_cast<uint32_t>(plan_->stageOfStep(step));
+  info.stage = static_cast<uint32_t>(schedule_->stageOfStep(step));
   rows.resize(options_.microBatchSize);
   for (uint32_t row = 0; row < options_.microBatchSize; ++row) {
     rows[row].source = stepSources_[first + row];
@@ -227,7 +227,7 @@ void StreamingLoader::work() {
 
 void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch) {
   uint8_t* base = memory_[slot]->data;
-  const uint32_t seqLength = plan_->parameters.seqLength;
+  const uint32_t seqLength = schedule_->parameters.seqLength;
   int32_t* inputIds = reinterpret_cast<int32_t*>(base + layout_.offset[kInputIds]);
   int32_t* labels = reinterpret_cast<int32_t*>(base + layout_.offset[kLabels]);
   int32_t* positions = reinterpret_cast<int32_t*>(base + layout_.offset[kPositionIds]);
@@ -236,11 +236,11 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   int32_t* documentIds = reinterpret_cast<int32_t*>(base + layout_.offset[kDocumentIds]);
   uint16_t* sourceIds = reinterpret_cast<uint16_t*>(base + layout_.offset[kSourceIds]);
   double* samples = reinterpret_cast<double*>(base + layout_.offset[kSamples]);
-  const bool concat = plan_->parameters.packing == Packing::kConcat;
+  const bool concat = schedule_->parameters.packing == Packing::kConcat;
   const int32_t ignore = options_.ignoreIndex;
   uint32_t segments = 0;
   uint32_t maxSeqlen = 0;
-  uint64_t realTokens = 0;
+  uint64_t lossTokens = 0;
   cuSeqlens[0] = 0;
   // Each shard this batch reads is still whole (another process may have truncated a mapped file): a clear error
   // instead of SIGBUS. A truncation between this check and the reads below can still raise SIGBUS.
@@ -337,13 +337,13 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
     }
     for (uint32_t i = 0; i < seqLength; ++i) {
       if (!rowMask[i]) rowLabels[i] = ignore;
-      realTokens += rowMask[i];
+      lossTokens += rowMask[i];
     }
     (void)written;
   }
   info.segments = segments;
   info.maxSeqlen = maxSeqlen;
-  info.realTokens = realTokens;
+  info.lossTokens = lossTokens;
 }
 
 }  // namespace octomix::loader

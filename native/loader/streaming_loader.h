@@ -3,7 +3,7 @@
 // for wakes it through a thread-safe function owned by the binding.
 //
 // Which rows a micro-batch holds is decided by one planner (under its own mutex, a few microseconds per batch: a
-// step replay from its plan checkpoint and, now and then, packing a window of lengths); copying the tokens, the
+// step replay from its schedule checkpoint and, now and then, packing a window of lengths); copying the tokens, the
 // expensive part, runs outside any lock, so `threads` workers copy in parallel. The JS thread only takes the ring's
 // mutex, which is never held while planning or copying.
 #pragma once
@@ -49,7 +49,7 @@ struct BatchInfo {
   uint32_t stage = 0;
   uint32_t segments = 0;  // cuSeqlens has segments + 1 entries
   uint32_t maxSeqlen = 0;
-  uint64_t realTokens = 0;
+  uint64_t lossTokens = 0;  // tokens whose lossMask is 1 (Batch.lossTokens)
 };
 
 class StreamingLoader {
@@ -84,7 +84,7 @@ class StreamingLoader {
   uint64_t microBatchesPerStep() const { return perStep_; }
   uint64_t nextIndex() const { return nextToYield_; }
   std::string error();
-  const mixture::Schedule& schedule() const { return *plan_; }
+  const mixture::Schedule& schedule() const { return *schedule_; }
   const shards::TokenDataset& source(size_t index) const { return *sources_[index]; }
 
  private:
@@ -97,7 +97,7 @@ class StreamingLoader {
   void resolve(uint64_t index, BatchInfo& info, std::vector<RowPlan>& rows);  // under plannerMutex_
   void build(int slot, const std::vector<RowPlan>& rows, BatchInfo& info, std::vector<int32_t>& scratch);
 
-  std::shared_ptr<const mixture::Schedule> plan_;
+  std::shared_ptr<const mixture::Schedule> schedule_;
   std::vector<std::shared_ptr<const shards::TokenDataset>> sources_;
   std::vector<packing::SourceStream> streams_;
   LoaderOptions options_;
