@@ -6,6 +6,9 @@
  *   (= node scripts/generate-unicode-tables.mjs; needs the devDependency
  *    `tokenizers` (Hugging Face tokenizers' Node binding) and `python3`)
  *
+ * (Long on purpose: one generator, run once per tokenizers release, whose probes and
+ *  table writers only make sense together; nothing imports it.)
+ *
  * WHY PROBING
  * -----------
  * octomix must reproduce Hugging Face tokenizers bit for bit, and HF does not

@@ -16,7 +16,8 @@ enum class Status : uint8_t {
   kShardIo,               // a system error while writing shards (errno text)
   kShardId,               // a token id that does not fit the shard's dtype
   kShardClosed,           // a shard writer used after finish() or abort()
-  kScheduleInvalid,       // schedule bytes that do not parse, fail their checksum, or do not fit the sources
+  kScheduleInvalid,       // schedule bytes that do not parse, fail their checksum or do not fit the sources; or a
+                          // schedule the build refuses (a source without tokens, a stage without a positive share)
   kDeviceUnavailable,     // the GPU path cannot run (driver, device, memory)
   kLoaderBuffersHeld,     // every ring slot is held by a batch that was not released
   kLoaderBusy,            // next() while a previous next() is pending

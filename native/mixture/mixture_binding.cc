@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <new>
 
 #include "common/handles.h"
 #include "common/napi_helpers.h"
@@ -140,15 +141,17 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
     void runItem(size_t, NoWorkerState&) override {
       try {
         schedule = std::make_shared<const mixture::Schedule>(mixture::buildSchedule(pointers(datasets), parameters, stages));
+      } catch (const std::bad_alloc&) {
+        throw;  // PoolJob rejects it as INTERNAL
       } catch (const std::exception& error) {
         failure = error.what();
       }
     }
     void settle(Napi::Env env) override {
       if (rejectIfFailed(env, "Schedule.build")) return;
-      // What the build refuses (a source without tokens, a stage without a positive share) is a problem of the
-      // recipe's sources: the message names the source or the stage.
-      if (!failure.empty()) return deferred.Reject(codedError(env, failure, Status::kShardFormat).Value());
+      // What the build refuses (a source without tokens, a stage without a positive share) is a schedule that
+      // cannot be made from these inputs: the message names the source or the stage.
+      if (!failure.empty()) return deferred.Reject(codedError(env, "the loader plan cannot be built: " + failure, Status::kScheduleInvalid).Value());
       deferred.Resolve(wrap(env, std::move(schedule)));
     }
   };
@@ -219,13 +222,15 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
     void runItem(size_t, NoWorkerState&) override {
       try {
         quality = mixture::measurePackingQuality(*schedule, pointers(datasets), maxSteps);
+      } catch (const std::bad_alloc&) {
+        throw;  // PoolJob rejects it as INTERNAL
       } catch (const std::exception& error) {
         failure = error.what();
       }
     }
     void settle(Napi::Env env) override {
       if (rejectIfFailed(env, "measureQuality")) return;
-      if (!failure.empty()) return deferred.Reject(codedError(env, failure, Status::kShardFormat).Value());
+      if (!failure.empty()) return deferred.Reject(codedError(env, "the packing quality cannot be measured: " + failure, Status::kScheduleInvalid).Value());
     Napi::Array stages = Napi::Array::New(env, quality.size());
     for (size_t i = 0; i < quality.size(); ++i) {
       const mixture::StageQuality& stage = quality[i];

@@ -2,7 +2,8 @@
 // layer re-checks cheaply). No C++ exception crosses into N-API: every entry point catches and rethrows as a JS
 // error. The JSON Lines job of `octomix tokenize` lives in preprocess/, and takes this class's objects as handles.
 // encodeBatch copies its inputs to UTF-8 on the main thread, encodes on octomix's own thread pool, and
-// resolves its promise through a thread-safe function, so JS values are only touched on the main thread.
+// resolves its promise through a thread-safe function, so JS values are only touched on the main thread. (Just
+// over 400 lines: the one class's whole face, with the small-result slab and the load job that build its objects.)
 #include "tokenizer/tokenizer_binding.h"
 
 #include <algorithm>

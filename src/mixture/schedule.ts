@@ -89,7 +89,7 @@ export function stepComposition(prepared: PreparedSchedule, step: number): Recor
  * Checks the recipe's budget against its opened sources and returns the schedule, from the cache when it holds this
  * key (a damaged or foreign cache file is rebuilt and replaced, with a warning).
  * @throws {RecipeError} budget problems (maxEpochs, a missing branch), naming the key
- * @throws {ShardFormatError} what the build refuses about a source (one without tokens), naming it
+ * @throws {OctomixError} code SCHEDULE_INVALID: what the build refuses (a stage without a positive share), naming it
  */
 export async function prepareSchedule(recipe: Recipe, sources: RecipeSources, branch: string | undefined, options: { cache?: boolean; cacheDir?: string } = {}): Promise<PreparedSchedule> {
   const budget = tokenBudget(recipe, sources, branch);
