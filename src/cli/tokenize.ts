@@ -4,27 +4,62 @@
  */
 import { formatCount, formatDuration } from '../io/progress.js';
 import { displayPath } from '../preprocess/inputs.js';
-import { tokenizeCorpus, TokenizeUsageError } from '../preprocess/tokenize-corpus.js';
-import { choiceFlag, integerFlag, parseFlags, partFlag, required, sizeFlag, UsageError } from './flags.js';
+import { tokenizeCorpus, TokenizeInterruptedError, TokenizeUsageError } from '../preprocess/tokenize-corpus.js';
+import { readFileSync } from 'node:fs';
+import { expandTemplateEscapes } from '../preprocess/format.js';
+import { choiceFlag, exclusive, integerFlag, parseFlags, partFlag, required, sizeFlag, UsageError } from './flags.js';
+
+/** A share as `10%` or `0.1`, in [0, 1]. */
+function shareFlag(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const match = /^(\d+(?:\.\d+)?)(%?)$/.exec(value);
+  const share = match ? Number(match[1]) / (match[2] ? 100 : 1) : NaN;
+  if (!(share >= 0 && share <= 1)) throw new UsageError(`--${flag} must be a share like 10% or 0.1 (at most 100%), received "${value}"`);
+  return share;
+}
+
+function readTemplate(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');  // the file's final newline is not part of the template
+  } catch (error) {
+    throw new UsageError(`--template-file ${path}: ${(error as Error).message}`);
+  }
+}
 
 const help = `usage: octomix tokenize --tokenizer tokenizer.json --output out/PREFIX [options] INPUT...
 
-INPUT: files, folders (recursive) and globs of .jsonl / .ndjson / .json (JSON Lines), optionally .gz or .zst,
-.parquet, and .txt / .md (one document per file). Files are taken in sorted path order.
+INPUT: files, folders (recursive, read as dataset hubs lay them out) and globs of .jsonl / .ndjson / .json (JSON
+Lines; a .json holding one JSON array is refused, saying so), optionally .gz or .zst, .parquet, and .txt / .md (one
+document per file; from folders only with --text-files). Files are taken in sorted path order.
 
 options:
   --tokenizer PATH          tokenizer.json (required)
   --output PREFIX           output prefix; writes PREFIX.bin/.idx/.json, or PREFIX_00000.* ... when shards are cut (required)
   --field PATH              dotted path of the text field (default: text)
-  --template TEMPLATE       build the text from fields, e.g. 'Question: {question}\\n\\nAnswer: {answer}'
-  --append-eos              append the tokenizer's EOS id to every non-empty document
-  --prepend-bos             prepend the tokenizer's BOS id to every non-empty document
+  --template TEMPLATE       build the text from fields, e.g. 'Question: {question}\\n\\nAnswer: {answer}'; {a.b} and
+                            {messages.0.content} are dotted paths; {{ and }} are literal braces; the only escapes are
+                            \\n (newline) and \\\\ (a backslash): every other backslash is literal, so LaTeX such as
+                            \\theta stays as written (write \\\\neq for \\neq, or use --template-file)
+  --template-file FILE      the template read from FILE, verbatim (no escapes; a final newline is dropped)
+  --append-eos              append EOS to every non-empty document: tokenizer_config.json's eos_token (for an
+                            Instruct config such as Llama-3.2's bundled one that is <|eot_id|>, not <|end_of_text|>)
+  --prepend-bos             prepend BOS to every non-empty document: tokenizer_config.json's bos_token
+  --eos-token TOKEN|ID      the EOS to append instead, by name or id, checked against the vocabulary (implies
+                            --append-eos); e.g. --eos-token '<|end_of_text|>' for base-model pretraining data
+  --bos-token TOKEN|ID      the BOS to prepend instead (implies --prepend-bos)
   --dtype auto|uint16|int32 token dtype (default auto: uint16 below 65500 ids, else int32, as Megatron)
   --workers N               tokenizer threads (default: all cores)
   --max-shard-tokens N      cut the output into numbered shards of about N tokens (e.g. 500M)
   --max-shard-bytes N       cut the output into numbered shards of about N bytes of .bin (e.g. 2Gi)
-  --part I/N                take the files whose sorted index is I modulo N (I from 0): one of N machines
+  --part I/N                take part I (from 0) of N parts of the input files, balanced by bytes (largest files
+                            dealt first to the lightest part; every machine computes the same split)
   --skip-bad-records        count malformed lines, missing and non-string fields in the manifest instead of stopping
+  --max-skipped SHARE       with --skip-bad-records, fail (exit 1, naming the likely cause, shards kept) when more
+                            than this share of records was skipped (default 10%; e.g. 0.5 or 50%); a run that
+                            writes no document fails too
+  --text-files              also take .txt/.md files found in input folders (named ones are always taken); folders
+                            otherwise give their data files (.parquet, .jsonl[.gz|.zst], .ndjson, .json) and skip
+                            README.md, dataset_info.json, .gitattributes and dot files, saying what they skipped
   --force                   redo everything instead of resuming from the completed shards
   --batch-bytes N           text per tokenizer batch (default 8M)
   --progress auto|tty|lines|none  progress display (default auto: a bar on a terminal, lines every 10 s otherwise)
@@ -33,11 +68,11 @@ options:
 
 export async function runTokenize(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
-    tokenizer: { type: 'string' }, output: { type: 'string', short: 'o' }, field: { type: 'string' }, template: { type: 'string' },
-    'append-eos': { type: 'boolean' }, 'prepend-bos': { type: 'boolean' }, dtype: { type: 'string' }, workers: { type: 'string' },
+    tokenizer: { type: 'string' }, output: { type: 'string', short: 'o' }, field: { type: 'string' }, template: { type: 'string' }, 'template-file': { type: 'string' },
+    'append-eos': { type: 'boolean' }, 'prepend-bos': { type: 'boolean' }, 'eos-token': { type: 'string' }, 'bos-token': { type: 'string' }, dtype: { type: 'string' }, workers: { type: 'string' },
     'max-shard-tokens': { type: 'string' }, 'max-shard-bytes': { type: 'string' }, part: { type: 'string' },
     'skip-bad-records': { type: 'boolean' }, force: { type: 'boolean' }, 'batch-bytes': { type: 'string' }, progress: { type: 'string' },
-    'json-parser': { type: 'string' },
+    'json-parser': { type: 'string' }, 'text-files': { type: 'boolean' }, 'max-skipped': { type: 'string' },
   }, { positionals: true });
   if (values.help) {
     console.log(help);
@@ -46,10 +81,15 @@ export async function runTokenize(args: string[]): Promise<number> {
   const tokenizer = required('tokenizer', values.tokenizer, 'PATH');
   const output = required('output', values.output, 'PREFIX');
   if (positionals.length === 0) throw new UsageError('at least one INPUT is required');
+  exclusive(values, ['field', 'template', 'template-file']);
+  // A template typed on the command line has two escapes (\n, \\); one read from a file is taken verbatim.
+  const template = values['template-file'] !== undefined ? readTemplate(values['template-file'])
+    : values.template !== undefined ? expandTemplateEscapes(values.template) : undefined;
   const options = {
     tokenizer, output, inputs: positionals,
-    field: values.field, template: values.template,
+    field: values.field, template,
     appendEos: values['append-eos'] ?? false, prependBos: values['prepend-bos'] ?? false,
+    eosToken: values['eos-token'], bosToken: values['bos-token'],
     dtype: choiceFlag('dtype', values.dtype, ['auto', 'uint16', 'int32'] as const, 'auto'),
     jsonParser: choiceFlag('json-parser', values['json-parser'], ['native', 'js'] as const, 'native'),
     progress: choiceFlag('progress', values.progress, ['auto', 'tty', 'lines', 'none'] as const, 'auto'),
@@ -59,6 +99,8 @@ export async function runTokenize(args: string[]): Promise<number> {
     maxShardBytes: sizeFlag('max-shard-bytes', values['max-shard-bytes']),
     batchBytes: sizeFlag('batch-bytes', values['batch-bytes']),
     skipBadRecords: values['skip-bad-records'] ?? false,
+    textFiles: values['text-files'] ?? false,
+    maxSkippedShare: shareFlag('max-skipped', values['max-skipped'], 0.1),
     force: values.force ?? false,
   };
   let summary;
@@ -66,6 +108,10 @@ export async function runTokenize(args: string[]): Promise<number> {
     summary = await tokenizeCorpus(options);
   } catch (error) {
     if (error instanceof TokenizeUsageError) throw new UsageError(error.message);
+    if (error instanceof TokenizeInterruptedError) {
+      console.error(`octomix tokenize: ${error.message}`);
+      return error.signal === 'SIGINT' ? 130 : 143;  // the shell's convention for a run ended by a signal
+    }
     throw error;
   }
   if (summary.alreadyComplete) return 0;

@@ -1,6 +1,7 @@
 /**
  * Turning a record into the text to tokenize: one field by dotted path (`--field meta.text`), or a template over
- * several fields (`--template 'Question: {question}\n\nAnswer: {answer}'`) for QA and instruction data.
+ * several fields (`--template 'Question: {question}\n\nAnswer: {answer}'`, or `--template-file FILE`) for QA and
+ * instruction data.
  */
 
 export type FormatResult = { text: string } | { error: 'missing-field' | 'non-string-field'; field: string };
@@ -21,10 +22,23 @@ export interface RecordFormatter {
   format(value: unknown): FormatResult;
 }
 
-/** `{name}` or `{a.b}` placeholders; `{{` and `}}` are literal braces; `\n` and `\t` escapes are expanded. */
+/**
+ * Expands the two escapes a template given on the command line may hold: `\n` is a newline and `\\` one
+ * backslash. Every other backslash is literal, so LaTeX survives as written (`$\theta \neq 0$`, `\frac{a}{b}`,
+ * `\textbf`), whereas a `\t` escape would have turned `\theta` into a tab and "heta".
+ */
+export function expandTemplateEscapes(template: string): string {
+  return template.replace(/\\(\\|n)/g, (_, escaped: string) => (escaped === 'n' ? '\n' : '\\'));
+}
+
+/**
+ * `{name}` or `{a.b}` placeholders (a dotted path: `{messages.0.content}` is the first message's content);
+ * `{{` and `}}` are literal braces. The template is used as given: expandTemplateEscapes is the caller's step for
+ * a template typed on a command line (a template read from a file is taken verbatim).
+ */
 export function templateFormatter(template: string): RecordFormatter {
   const parts: ({ literal: string } | { field: string })[] = [];
-  const expanded = template.replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+  const expanded = template;
   const pattern = /\{\{|\}\}|\{([A-Za-z_][\w.-]*)\}/g;
   let last = 0;
   for (const match of expanded.matchAll(pattern)) {

@@ -6,7 +6,7 @@
  */
 import { loadAddon, type NativeTokenizer } from '../native.js';
 import { displayPath, type InputFile } from './inputs.js';
-import { byteChunks } from './readers.js';
+import { jsonLinesChunks } from './readers.js';
 import type { PendingRecord, SkipReason } from './shard-sink.js';
 
 /** Per line, as native/preprocess/json_lines.h numbers it. */
@@ -63,7 +63,7 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
   };
   let parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of byteChunks(file)) {
+  for await (const chunk of jsonLinesChunks(file)) {
     parts.push(chunk);
     size += chunk.length;
     if (size < job.batchBytes) continue;

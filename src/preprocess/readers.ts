@@ -62,6 +62,25 @@ export async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
   checkUnchanged(file, stream.bytesRead);
 }
 
+/**
+ * byteChunks of a JSON Lines file, refusing a `.json` file that holds one JSON array (the other common `.json`
+ * layout) with an error that says so, instead of letting each line fail as a record without the field.
+ */
+export async function* jsonLinesChunks(file: InputFile): AsyncGenerator<Uint8Array> {
+  let checked = false;
+  for await (const chunk of byteChunks(file)) {
+    if (!checked && chunk.length > 0) {
+      checked = true;
+      let at = chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;  // a BOM
+      while (at < chunk.length && (chunk[at] === 0x20 || chunk[at] === 0x09 || chunk[at] === 0x0a || chunk[at] === 0x0d)) at++;
+      if (chunk[at] === 0x5b && /\.json(\.gz|\.zstd?)?$/i.test(file.path)) {
+        throw new Error(`${file.path} is one JSON array, not JSON Lines (one JSON value per line); convert it first, e.g. jq -c '.[]' ${file.path.replace(/\.(gz|zstd?)$/i, '')} > records.jsonl`);
+      }
+    }
+    yield chunk;
+  }
+}
+
 async function* decompressed(file: InputFile, stream: ReturnType<typeof createReadStream>): AsyncGenerator<Uint8Array> {
   if (file.compression === 'gzip') {
     yield* stream.pipe(createGunzip());
@@ -99,7 +118,7 @@ async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
       return { line, parseError: (error as Error).message, invalidUtf8, bytes: bytes.length + 1 };
     }
   };
-  for await (const chunk of byteChunks(file)) {
+  for await (const chunk of jsonLinesChunks(file)) {
     let start = 0;
     let newline = chunk.indexOf(0x0a, start);
     while (newline >= 0) {

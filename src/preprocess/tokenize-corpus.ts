@@ -35,16 +35,29 @@ export interface TokenizeCorpusOptions {
   field?: string;
   /** Build the text from fields, e.g. `Question: {question}\n\nAnswer: {answer}` (not with `field`). */
   template?: string;
+  /** Append EOS to every non-empty document: the eosToken, else tokenizer_config.json's eos_token. */
   appendEos?: boolean;
+  /** Prepend BOS to every non-empty document: the bosToken, else tokenizer_config.json's bos_token (or the template's). */
   prependBos?: boolean;
+  /** The EOS to append, by name (`<|end_of_text|>`) or id (`128001`); implies appendEos. */
+  eosToken?: string;
+  /** The BOS to prepend, by name or id; implies prependBos. */
+  bosToken?: string;
   /** Default `auto`: uint16 below 65,500 ids, else int32, as Megatron. */
   dtype?: 'auto' | ShardDtype;
   /** Tokenizer threads. Default: all cores. */
   workers?: number;
   maxShardTokens?: number;
   maxShardBytes?: number;
-  /** Take the files whose sorted index is `index` modulo `count`. */
+  /** One of `count` parts of the input files, balanced by bytes (inputs.ts selectPart). */
   part?: { index: number; count: number };
+  /** Take `.txt`/`.md` files found in input folders too (named ones are always taken). Default false. */
+  textFiles?: boolean;
+  /**
+   * The largest share of records that may be skipped as bad (with skipBadRecords) before the run fails, naming the
+   * likely cause. Default 0.1.
+   */
+  maxSkippedShare?: number;
   skipBadRecords?: boolean;
   /** Redo everything instead of resuming. */
   force?: boolean;
@@ -81,6 +94,34 @@ export interface TokenizeSummary {
 /** A usage problem the caller can fix by changing an option (the CLI exits 2 on these). */
 export class TokenizeUsageError extends Error {}
 
+/** The run was stopped by SIGINT or SIGTERM; finished shards are kept and a rerun resumes after them. */
+export class TokenizeInterruptedError extends Error {
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM', message: string) {
+    super(message);
+    this.signal = signal;
+  }
+}
+
+/**
+ * A token given by name or id, checked against the vocabulary: a name must be a token of it, an id must be below the
+ * vocabulary size and name a token.
+ */
+function chooseToken(tokenizer: Tokenizer, flag: string, value: string): { token: string; id: number } {
+  if (/^\d+$/.test(value)) {
+    const id = Number(value);
+    const token = id < tokenizer.vocabSize ? tokenizer.idToToken(id) : undefined;
+    if (token === undefined) throw new TokenizeUsageError(`--${flag} ${value}: no token has this id (the vocabulary has ${tokenizer.vocabSize} ids)`);
+    return { token, id };
+  }
+  const id = tokenizer.tokenToId(value);
+  if (id === undefined) {
+    const special = tokenizer.specialTokens.added.filter((token) => token.special).map((token) => token.content);
+    throw new TokenizeUsageError(`--${flag} ${JSON.stringify(value)}: not a token of this vocabulary (its special tokens include ${special.slice(0, 8).join(', ')}${special.length > 8 ? ', ...' : ''})`);
+  }
+  return { token: value, id };
+}
+
 // Peak resident memory of this process. /proc/self/status VmHWM rather than getrusage's maxrss: after fork+exec
 // Linux reports the parent's peak in maxrss (it read 1477 MB for a run whose own peak was 339 MB, launched from a
 // benchmark holding its corpus).
@@ -108,7 +149,10 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
   } catch (error) {
     throw new TokenizeUsageError((error as Error).message);
   }
-  const files = selectPart(await expandInputs(options.inputs), options.part);
+  const files = selectPart(await expandInputs(options.inputs, {
+    textFiles: options.textFiles,
+    onSkipped: (reason, paths) => log(`skipped ${paths.length} file(s) of the input folders (${reason}): ${paths.slice(0, 5).map(displayPath).join(', ')}${paths.length > 5 ? ', ...' : ''}`),
+  }), options.part);
   if (files.length === 0) throw new TokenizeUsageError(`--part ${options.part?.index}/${options.part?.count} selects none of the input files`);
   let tokenizerBytes: Buffer;
   try {
@@ -117,10 +161,12 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
     throw new Error(`cannot read tokenizer file ${options.tokenizer}: ${(error as Error).message}`);
   }
   const tokenizer = await Tokenizer.fromFileBytes(options.tokenizer, tokenizerBytes);
-  const bos = options.prependBos ? tokenizer.specialTokens.bos : undefined;
-  const eos = options.appendEos ? tokenizer.specialTokens.eos : undefined;
-  if (options.prependBos && !bos) throw new Error(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token)`);
-  if (options.appendEos && !eos) throw new Error(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it)`);
+  const bos = options.bosToken !== undefined ? chooseToken(tokenizer, 'bos-token', options.bosToken)
+    : options.prependBos ? tokenizer.specialTokens.bos : undefined;
+  const eos = options.eosToken !== undefined ? chooseToken(tokenizer, 'eos-token', options.eosToken)
+    : options.appendEos ? tokenizer.specialTokens.eos : undefined;
+  if (options.prependBos && !bos) throw new TokenizeUsageError(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token); name one with --bos-token TOKEN|ID`);
+  if (options.appendEos && !eos) throw new TokenizeUsageError(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it); name one with --eos-token TOKEN|ID`);
   const dtype: ShardDtype = (options.dtype ?? 'auto') === 'auto' ? optimalDtype(tokenizer.vocabSize) : (options.dtype as ShardDtype);
 
   const output = resolve(options.output);
@@ -210,6 +256,17 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const fieldPath = options.template !== undefined ? undefined : (options.field ?? 'text').split('.');
   const batchBytes = options.batchBytes ?? 8e6;
 
+  // SIGINT/SIGTERM stop the run between records: the open shard's temporary files are removed, finished shards stay,
+  // and the message says where a rerun resumes.
+  let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => { interrupted = signal; };
+  const onInterrupt = () => onSignal('SIGINT');
+  const onTerminate = () => onSignal('SIGTERM');
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onTerminate);
+  const checkInterrupted = () => {
+    if (interrupted) throw new TokenizeInterruptedError(interrupted, '');
+  };
   try {
     for (let fileIndex = start.file; fileIndex < files.length; fileIndex++) {
       const file = files[fileIndex];
@@ -218,7 +275,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         if (file.kind === 'jsonl' && native && fieldPath && (options.jsonParser ?? 'native') === 'native') {
           await tokenizeJsonLines(file, {
             tokenizer: native, field: fieldPath, workers: options.workers, batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
-            submit: (work) => queue.submit(work), write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
+            submit: (work) => { checkInterrupted(); return queue.submit(work); }, write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
           });
           continue;
         }
@@ -241,6 +298,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         };
         let record = 0;
         for await (const item of readRecords(file, formatter.columns)) {
+          checkInterrupted();
           record++;
           if (record <= skipUntil) continue;
           read.bytes += item.bytes;
@@ -267,7 +325,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         }
         if (batch.length > 0) await flush();
       } catch (error) {
-        if ((error as { located?: boolean }).located || (error as Error).message.startsWith(displayPath(file.path))) throw error;
+        if (error instanceof TokenizeInterruptedError || (error as { located?: boolean }).located || (error as Error).message.startsWith(displayPath(file.path))) throw error;
         throw new Error(`${displayPath(file.path)}: ${(error as Error).message}`, { cause: error });
       }
       if (file.kind === 'parquet') read.bytes += file.size;
@@ -279,14 +337,48 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     await queue.settle();
     sink.abort();
     progress.done();
+    if (error instanceof TokenizeInterruptedError) {
+      const finished = kept.length + sink.totals.shards;
+      throw new TokenizeInterruptedError(error.signal, `${error.signal}: stopped; ${finished === 0 ? 'no shard was finished' : `${finished} finished shard(s) are kept`}` +
+        ` and the unfinished one's temporary files were removed; rerun the same command to resume${numbered ? ' after the last finished shard' : ' (without --max-shard-tokens or --max-shard-bytes the output is one shard, so a rerun starts it again)'}`);
+    }
     throw error;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onTerminate);
   }
   progress.update(counts(), true);
   progress.done();
+  checkSkipped(sink, options, kept.length);
   return summary({
     documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
     bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals,
   });
+}
+
+/**
+ * A run that skipped more than `maxSkippedShare` of its records, or wrote no document at all, fails after writing
+ * (its shards are valid and say what was skipped), naming the likely cause: the skipped records were counted, but a
+ * corpus that is mostly skipped is almost always a wrong --field or a wrong input, not a bad corpus.
+ */
+function checkSkipped(sink: ShardSink, options: TokenizeCorpusOptions, kept: number): void {
+  const skipped = Object.values(sink.skippedTotals).reduce((sum, count) => sum + count, 0);
+  const records = sink.totals.documents + skipped;
+  const maxShare = options.maxSkippedShare ?? 0.1;
+  const field = options.template !== undefined ? 'a field of --template' : `"${options.field ?? 'text'}"`;
+  const counts = (['missing-field', 'malformed-json', 'non-string-field'] as const).map((reason) => [reason, sink.skippedTotals[reason] ?? 0] as const);
+  const [worst] = [...counts].sort((a, b) => b[1] - a[1]);
+  const cause = worst[1] === 0 ? '' : worst[0] === 'missing-field' ? `; most have no field ${field}: check --field (or --template) against the records`
+    : worst[0] === 'malformed-json' ? '; most are not valid JSON: are the inputs JSON Lines (one JSON value per line)?'
+    : `; in most, ${field} is not a string: point --field at the text inside it`;
+  const breakdown = counts.filter(([, count]) => count > 0).map(([reason, count]) => `${count.toLocaleString('en')} ${reason}`).join(', ');
+  if (records > 0 && skipped / records > maxShare) {
+    throw new Error(`${skipped.toLocaleString('en')} of ${records.toLocaleString('en')} records (${(100 * skipped / records).toFixed(1)}%) were skipped (${breakdown}), ` +
+      `more than --max-skipped ${(100 * maxShare).toFixed(1)}% allows${cause}. The shards were written and count them; raise --max-skipped to accept this`);
+  }
+  if (sink.totals.documents === 0 && kept === 0) {
+    throw new Error(`no document was written: the inputs hold ${records === 0 ? 'no records' : `only skipped records (${breakdown})`}${cause}`);
+  }
 }
 
 /**

@@ -161,13 +161,16 @@ describe('octomix tokenize', () => {
     }
   }, 120_000);
 
-  it('splits the input files between machines with --part', () => {
+  it('splits the input files between machines with --part, balanced by bytes', () => {
     const parts = ['0/2', '1/2'].map((part) => {
       const out = join(folder, `part-${part.replace('/', '-')}`, 'corpus');
       expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--part', part, '--progress', 'none', join(folder, 'in')]).code).toBe(0);
-      return JSON.parse(readFileSync(`${out}.json`, 'utf8')).sources.map((source: { path: string }) => source.path.split('/').pop());
+      return (JSON.parse(readFileSync(`${out}.json`, 'utf8')).sources as { path: string; size: number }[]).map((source) => ({ name: source.path.split('/').pop()!, size: source.size }));
     });
-    expect(parts).toEqual([['a.jsonl', 'c.jsonl.zst'], ['b.jsonl.gz', 'd.parquet']]);
+    // Every file in exactly one part, and the parts within one file of each other (largest first to the lightest).
+    expect(parts.flat().map((file) => file.name).sort()).toEqual(['a.jsonl', 'b.jsonl.gz', 'c.jsonl.zst', 'd.parquet']);
+    const loads = parts.map((files) => files.reduce((sum, file) => sum + file.size, 0));
+    expect(Math.abs(loads[0] - loads[1])).toBeLessThanOrEqual(Math.max(...parts.flat().map((file) => file.size)));
   });
 
   it('formats QA records with --template and takes nested fields with --field', () => {
@@ -208,7 +211,7 @@ describe('octomix tokenize', () => {
     ]));
     const outputs = ['native', 'js'].map((parser) => {
       const out = join(folder, `parser-${parser}`, 'tricky');
-      const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--json-parser', parser, '--skip-bad-records', '--append-eos', '--progress', 'none', input]);
+      const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--json-parser', parser, '--skip-bad-records', '--max-skipped', '100%', '--append-eos', '--progress', 'none', input]);
       expect(run.stderr).toContain('octomix tokenize:');
       expect(run.code).toBe(0);
       return out;
@@ -232,7 +235,7 @@ describe('octomix tokenize', () => {
     for (const field of ['constructor', 'toString']) {
       const manifests = ['native', 'js'].map((parser) => {
         const out = join(folder, `proto-${field}-${parser}`, 'shard');
-        const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--field', field, '--json-parser', parser, '--skip-bad-records', '--progress', 'none', input]);
+        const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--field', field, '--json-parser', parser, '--skip-bad-records', '--max-skipped', '100%', '--progress', 'none', input]);
         expect(run.code, `${field} ${parser}: ${run.stderr}`).toBe(0);
         return JSON.parse(readFileSync(`${out}.json`, 'utf8'));
       });
@@ -256,8 +259,13 @@ describe('octomix tokenize', () => {
     expect(stopped.stderr).toMatch(/bad\.jsonl:2: unexpected character 'b' at byte 9 \(use --skip-bad-records/);
     expect(existsSync(join(folder, 'bad'))).toBe(true);
     expect(readdirSync(join(folder, 'bad'))).toEqual([]);
-    const skipped = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--skip-bad-records', '--append-eos', '--progress', 'none', input]);
+    // Half the records are bad: past the default --max-skipped 10% the run fails, naming the counts (shards kept).
+    const tooMany = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--skip-bad-records', '--append-eos', '--progress', 'none', input]);
+    expect(tooMany.code).toBe(1);
+    expect(tooMany.stderr).toMatch(/3 of 6 records \(50\.0%\) were skipped \(1 missing-field, 1 malformed-json, 1 non-string-field\), more than --max-skipped 10\.0% allows/);
+    const skipped = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--force', '--skip-bad-records', '--max-skipped', '50%', '--append-eos', '--progress', 'none', input]);
     expect(skipped.code).toBe(0);
+    expect(skipped.stderr).toMatch(/; skipped 1 malformed-json, 1 missing-field, 1 non-string-field$/m);
     const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
     expect(manifest).toMatchObject({
       skippedRecords: { 'malformed-json': 1, 'missing-field': 1, 'non-string-field': 1 },

@@ -1,0 +1,165 @@
+// `octomix tokenize` on corpora as they ship: EOS and BOS chosen by the user and checked against the vocabulary,
+// dataset folders as hubs lay them out, JSON-array .json files, LaTeX in templates, the skipped-record threshold,
+// and SIGINT in the middle of a run (dist/cli/main.js in a child process, as a user runs it).
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TokenDataset, Tokenizer } from '../../src/index.js';
+import { packageRoot } from '../../src/native.js';
+import { modelFiles } from '../helpers/oracle.js';
+
+const cli = join(packageRoot, 'dist', 'cli', 'main.js');
+const octomix = (args: string[]) => {
+  const result = spawnSync(process.execPath, [cli, 'tokenize', '--progress', 'none', ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+};
+const documents = (prefix: string) => {
+  const dataset = TokenDataset.open(prefix);
+  return Array.from({ length: dataset.numDocuments }, (_, i) => Array.from(dataset.document(i) as ArrayLike<number>));
+};
+
+let folder: string;
+let llama32: Tokenizer;
+
+beforeAll(async () => {
+  folder = mkdtempSync(join(tmpdir(), 'octomix-corpora-'));
+  llama32 = await Tokenizer.fromFile(modelFiles.llama3_2);
+  writeFileSync(join(folder, 'two.jsonl'), `${JSON.stringify({ text: 'Hello world' })}\n${JSON.stringify({ text: 'Second one' })}\n`);
+});
+
+describe('EOS and BOS', () => {
+  it('--append-eos writes the bundled config\'s EOS (Llama-3.2\'s is the Instruct <|eot_id|>); --eos-token picks another, by name or id', () => {
+    expect(llama32.specialTokens.eos).toEqual({ token: '<|eot_id|>', id: 128009 });
+    const hello = Array.from(llama32.encode('Hello world', { addSpecialTokens: false }));
+    const run = (name: string, extra: string[]) => {
+      const out = join(folder, 'eos', name);
+      const result = octomix(['--tokenizer', modelFiles.llama3_2, '--output', out, ...extra, join(folder, 'two.jsonl')]);
+      expect(result.stderr).not.toMatch(/error/i);
+      expect(result.code).toBe(0);
+      return documents(out)[0];
+    };
+    expect(run('default', ['--append-eos'])).toEqual([...hello, 128009]);
+    expect(run('named', ['--eos-token', '<|end_of_text|>'])).toEqual([...hello, 128001]);
+    expect(run('by-id', ['--append-eos', '--eos-token', '128001'])).toEqual([...hello, 128001]);
+    expect(run('bos', ['--bos-token', '<|begin_of_text|>', '--eos-token', '<|end_of_text|>'])).toEqual([128000, ...hello, 128001]);
+  });
+
+  it('refuses a token that is not in the vocabulary, an id past it, and names the options when no config says', () => {
+    const input = join(folder, 'two.jsonl');
+    const unknown = octomix(['--tokenizer', modelFiles.llama3_2, '--output', join(folder, 'x', 'a'), '--eos-token', '<|end|>', input]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--eos-token "<\|end\|>": not a token of this vocabulary \(its special tokens include <\|begin_of_text\|>/);
+    const pastEnd = octomix(['--tokenizer', modelFiles.llama3_2, '--output', join(folder, 'x', 'b'), '--bos-token', '999999', input]);
+    expect(pastEnd.code).toBe(2);
+    expect(pastEnd.stderr).toMatch(/--bos-token 999999: no token has this id \(the vocabulary has 128256 ids\)/);
+    // tokenizer.json alone, without the tokenizer_config.json that names EOS.
+    mkdirSync(join(folder, 'bare'));
+    copyFileSync(modelFiles.llama3_2, join(folder, 'bare', 'tokenizer.json'));
+    const bare = octomix(['--tokenizer', join(folder, 'bare', 'tokenizer.json'), '--output', join(folder, 'x', 'c'), '--append-eos', input]);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/names no EOS token .*; name one with --eos-token TOKEN\|ID/);
+    expect(existsSync(join(folder, 'x', 'c.bin'))).toBe(false);
+  });
+});
+
+describe('dataset folders', () => {
+  it('takes a hub folder\'s data files, skips its card, metadata and dot files saying so, and takes .txt only with --text-files', () => {
+    const hub = join(folder, 'hub');
+    mkdirSync(join(hub, 'data'), { recursive: true });
+    mkdirSync(join(hub, '.cache'));
+    writeFileSync(join(hub, 'README.md'), '---\nlicense: odc-by\n---\n# A dataset card\n');
+    writeFileSync(join(hub, 'dataset_info.json'), '{"features": {"text": {"dtype": "string"}}}\n');
+    writeFileSync(join(hub, '.gitattributes'), '*.parquet filter=lfs\n');
+    writeFileSync(join(hub, '.cache', 'x.jsonl'), '{"text":"cached"}\n');
+    writeFileSync(join(hub, 'data', 'train-00000.jsonl'), '{"text":"first"}\n{"text":"second"}\n');
+    writeFileSync(join(hub, 'notes.txt'), 'a plain document');
+    const out = join(folder, 'hub-out', 'corpus');
+    const run = octomix(['--tokenizer', modelFiles.llama3, '--output', out, hub]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/skipped 2 file\(s\) of the input folders \(dataset metadata\): .*README\.md, .*dataset_info\.json/);
+    expect(run.stderr).toMatch(/skipped 2 file\(s\) of the input folders \(hidden\): .*\.cache, .*\.gitattributes/);
+    expect(run.stderr).toMatch(/skipped 1 file\(s\) of the input folders \(a text document \(taken with --text-files, or when named\)\): .*notes\.txt/);
+    const sources = (JSON.parse(readFileSync(`${out}.json`, 'utf8')).sources as { path: string }[]).map((source) => source.path.slice(hub.length + 1));
+    expect(sources).toEqual(['data/train-00000.jsonl']);
+    expect(documents(out)).toHaveLength(2);
+    const withText = join(folder, 'hub-out', 'with-text');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', withText, '--text-files', hub]).code).toBe(0);
+    expect((JSON.parse(readFileSync(`${withText}.json`, 'utf8')).sources as { path: string }[]).map((source) => source.path.slice(hub.length + 1)))
+      .toEqual(['data/train-00000.jsonl', 'notes.txt']);
+  });
+
+  it('says a .json file holding one JSON array is not JSON Lines, in both parsers', () => {
+    const array = join(folder, 'records.json');
+    writeFileSync(array, '[\n  {"text": "one"},\n  {"text": "two"}\n]\n');
+    for (const parser of ['native', 'js']) {
+      const run = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'array', parser), '--json-parser', parser, array]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(/records\.json is one JSON array, not JSON Lines \(one JSON value per line\); convert it first, e\.g\. jq -c '\.\[\]'/);
+    }
+  });
+});
+
+describe('templates', () => {
+  it('keeps LaTeX backslashes: only \\n and \\\\ are escapes on the command line ({{ }} are literal braces), and --template-file is verbatim', async () => {
+    const input = join(folder, 'qa.jsonl');
+    writeFileSync(input, `${JSON.stringify({ question: 'Is $x > 0$?', answer: 'Yes', messages: [{ content: 'first turn' }] })}\n`);
+    const tokenizer = await Tokenizer.fromFile(modelFiles.llama3);
+    const text = (prefix: string) => tokenizer.decode(documents(prefix)[0]);
+    const typed = join(folder, 'tpl', 'typed');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', typed, '--template', 'Let $\\theta \\\\neq 0$ and \\frac{{a}}{{b}}.\\nQ: {question}\\nA: {answer} ({messages.0.content})', input]).code).toBe(0);
+    expect(text(typed)).toBe('Let $\\theta \\neq 0$ and \\frac{a}{b}.\nQ: Is $x > 0$?\nA: Yes (first turn)');
+    const file = join(folder, 'template.txt');
+    writeFileSync(file, 'Problem: {question}\n\\begin{{align}} \\nabla f \\end{{align}}\\n{answer}\n');
+    const fromFile = join(folder, 'tpl', 'file');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', fromFile, '--template-file', file, input]).code).toBe(0);
+    expect(text(fromFile)).toBe('Problem: Is $x > 0$?\n\\begin{align} \\nabla f \\end{align}\\nYes');
+    const both = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'tpl', 'both'), '--template', '{question}', '--field', 'answer', input]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/give --field or --template, not both/);
+  });
+});
+
+describe('runs that tell the truth', () => {
+  it('a run whose records mostly lack the field fails naming --field; one that writes no document fails too', () => {
+    const input = join(folder, 'wrong-field.jsonl');
+    writeFileSync(input, Array.from({ length: 20 }, (_, i) => JSON.stringify(i < 2 ? { text: `doc ${i}` } : { content: `doc ${i}` })).join('\n') + '\n');
+    const run = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'a'), '--skip-bad-records', input]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/18 of 20 records \(90\.0%\) were skipped \(18 missing-field\), more than --max-skipped 10\.0% allows; most have no field "text": check --field/);
+    expect(documents(join(folder, 'truth', 'a'))).toHaveLength(2);  // the shard was written and counts them
+    const none = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'b'), '--skip-bad-records', '--max-skipped', '100%', '--field', 'body', input]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no document was written: the inputs hold only skipped records \(20 missing-field\); most have no field "body"/);
+    const bad = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'c'), '--skip-bad-records', '--max-skipped', '1.5', input]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--max-skipped must be a share like 10% or 0\.1 \(at most 100%\), received "1\.5"/);
+  });
+
+  it('SIGINT stops the run with one line saying what is kept, removes the unfinished shard\'s temporaries, and a rerun resumes to the same shards', async () => {
+    const input = join(folder, 'long.jsonl');
+    const line = `${JSON.stringify({ text: 'The quick brown fox jumps over the lazy dog. '.repeat(20) })}\n`;
+    writeFileSync(input, line.repeat(Math.ceil(24e6 / line.length)));
+    const out = join(folder, 'interrupted', 'corpus');
+    const args = [cli, 'tokenize', '--tokenizer', modelFiles.llama3, '--output', out, '--max-shard-tokens', '200K', '--workers', '1', '--batch-bytes', '1M', '--progress', 'none', input];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk) => { stderr += chunk; });
+    const manifests = () => (existsSync(join(folder, 'interrupted')) ? readdirSync(join(folder, 'interrupted')).filter((name) => name.endsWith('.json')) : []);
+    while (manifests().length < 2) await new Promise((done) => setTimeout(done, 20));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((done) => child.once('exit', done));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/octomix tokenize: SIGINT: stopped; \d+ finished shard\(s\) are kept and the unfinished one's temporary files were removed; rerun the same command to resume after the last finished shard/);
+    expect(readdirSync(join(folder, 'interrupted')).filter((name) => name.includes('.tmp-'))).toEqual([]);
+    const resumed = spawnSync(process.execPath, args, { encoding: 'utf8' });
+    expect(resumed.status).toBe(0);
+    expect(resumed.stderr).toMatch(/kept \d+ verified shard\(s\); resuming at/);
+    const whole = join(folder, 'uninterrupted', 'corpus');
+    expect(spawnSync(process.execPath, [...args.slice(0, 5), whole, ...args.slice(6)], { encoding: 'utf8' }).status).toBe(0);
+    const names = (dir: string) => readdirSync(join(folder, dir)).filter((name) => !name.endsWith('.json') && !name.endsWith('.lock')).sort();
+    expect(names('interrupted')).toEqual(names('uninterrupted'));
+    for (const name of names('interrupted')) expect(readFileSync(join(folder, 'interrupted', name)).equals(readFileSync(join(folder, 'uninterrupted', name))), name).toBe(true);
+  }, 180_000);
+});
