@@ -171,6 +171,14 @@ describe('octomix tokenize', () => {
     expect(parts.flat().map((file) => file.name).sort()).toEqual(['a.jsonl', 'b.jsonl.gz', 'c.jsonl.zst', 'd.parquet']);
     const loads = parts.map((files) => files.reduce((sum, file) => sum + file.size, 0));
     expect(Math.abs(loads[0] - loads[1])).toBeLessThanOrEqual(Math.max(...parts.flat().map((file) => file.size)));
+    // verify checks the union of the parts: all of them, complete, no file twice.
+    const outputs = ['0-2', '1-2'].map((part) => join(folder, `part-${part}`, 'corpus'));
+    const union = octomix(['verify', ...outputs]);
+    expect(union.code).toBe(0);
+    expect(union.stdout).toMatch(/^ok {3}parts: all 2 of 2 complete, 4 input files, none in two parts/m);
+    const half = octomix(['verify', outputs[0]]);
+    expect(half.code).toBe(1);
+    expect(half.stdout).toMatch(/^FAIL parts: part\(s\) 1\/2 of 2 are missing/m);
   });
 
   it('formats QA records with --template and takes nested fields with --field', () => {
