@@ -7,7 +7,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { InputChangedError } from '../errors.js';
 import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
+import { zstdChunks } from './zstd-worker.js';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { InputFile } from './inputs.js';
@@ -57,6 +57,13 @@ export function checkUnchanged(file: InputFile, bytesRead: number | undefined): 
 
 /** The file's bytes after decompression, in chunks of about 1 MiB; at the end, checks the file did not change. */
 export async function* byteChunks(file: InputFile): AsyncGenerator<Uint8Array> {
+  if (file.compression === 'zstd') {
+    // Read and decompressed on a worker thread (zstd-worker.ts): fzstd is pure JS and would hold the main thread.
+    let bytesRead: number | undefined;
+    yield* zstdChunks(file.path, (read) => { bytesRead = read; });
+    checkUnchanged(file, bytesRead);
+    return;
+  }
   const stream = createReadStream(file.path, { highWaterMark: 1 << 20 });
   yield* decompressed(file, stream);
   checkUnchanged(file, stream.bytesRead);
@@ -84,19 +91,6 @@ export async function* jsonLinesChunks(file: InputFile): AsyncGenerator<Uint8Arr
 async function* decompressed(file: InputFile, stream: ReturnType<typeof createReadStream>): AsyncGenerator<Uint8Array> {
   if (file.compression === 'gzip') {
     yield* stream.pipe(createGunzip());
-    return;
-  }
-  if (file.compression === 'zstd') {
-    const output: Uint8Array[] = [];
-    const decompressor = new Decompress((chunk) => {
-      output.push(chunk);
-    });
-    for await (const chunk of stream) {
-      decompressor.push(chunk as Uint8Array);
-      while (output.length > 0) yield output.shift()!;
-    }
-    decompressor.push(new Uint8Array(0), true);
-    while (output.length > 0) yield output.shift()!;
     return;
   }
   yield* stream as AsyncIterable<Uint8Array>;

@@ -101,6 +101,17 @@ describe('dataset folders', () => {
   });
 });
 
+describe('compressed inputs', () => {
+  it('a .zst that is not zstd data fails naming the file (it is decompressed on a worker thread)', () => {
+    const bad = join(folder, 'bad.jsonl.zst');
+    writeFileSync(bad, 'not a zstd frame at all');
+    const run = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'bad-zst', 'x'), bad]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/bad\.jsonl\.zst: invalid zstd data/);
+    expect(readdirSync(join(folder, 'bad-zst')).filter((name) => !name.endsWith('.lock'))).toEqual([]);
+  });
+});
+
 describe('templates', () => {
   it('keeps LaTeX backslashes: only \\n and \\\\ are escapes on the command line ({{ }} are literal braces), and --template-file is verbatim', async () => {
     const input = join(folder, 'qa.jsonl');
