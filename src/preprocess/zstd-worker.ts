@@ -1,9 +1,9 @@
 /**
  * `.zst` inputs decompressed off the main thread. fzstd (pure JS) takes about 1 s of main-thread time per 160 MB of
  * text, which is most of the main thread's budget at the tokenizer's speed; here a worker thread reads the file and
- * decompresses it, and the main thread only receives the decompressed chunks (transferred, not copied). Files
- * decompress in parallel when several are read at once. Flow control keeps memory bounded: the worker sends at most
- * CREDITS chunks ahead of what the main thread has taken.
+ * decompresses it, and the main thread only receives the decompressed chunks (transferred, not copied). Flow
+ * control keeps memory bounded: the worker sends at most CREDITS chunks ahead of what the main thread has taken.
+ * (On 2 cores this gains nothing, as both cores encode; docs/benchmarks.md has the measurement.)
  *
  * The worker's code is a string evaluated as CommonJS (no separate file to resolve from src/ or dist/); it needs only
  * node:fs, node:worker_threads and fzstd, resolved here and passed in.
