@@ -40,7 +40,11 @@ export interface NativeTokenizerInfo {
 
 export interface NativeTokenizer {
   encode(text: string | Uint8Array, addSpecialTokens: boolean): Uint32Array;
-  encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>;
+  /**
+   * With countSpecial, the array also has `specialText` (1 per text that spelled a special token); with
+   * specialAsText, such text is encoded as plain text instead of as the token (HF's encode_special_tokens).
+   */
+  encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean, countSpecial?: boolean): Promise<Uint32Array[] & { specialText?: Uint8Array }>;
   decode(ids: Uint32Array, skipSpecialTokens: boolean): string;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
@@ -56,6 +60,8 @@ export interface NativeJsonLines {
   invalidUtf8: Uint8Array;
   lineBytes: Float64Array;
   messages: (string | undefined)[];
+  /** 1 where the line's text spelled a special token (encoded as the token, or as text with specialAsText). */
+  specialText: Uint8Array;
 }
 
 // ---- shards (native/shards)
@@ -213,7 +219,7 @@ export interface NativeAddon {
     /** Parses and builds on a native pool thread. */
     load(json: string | Uint8Array): Promise<NativeTokenizer>;
   };
-  encodeJsonLines(tokenizer: NativeTokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<NativeJsonLines>;
+  encodeJsonLines(tokenizer: NativeTokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativeJsonLines>;
   ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
   TokenDataset: {
     /** Opens every shard pair; `name` labels messages (a recipe source's name). */

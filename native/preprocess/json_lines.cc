@@ -37,7 +37,7 @@ std::vector<std::pair<size_t, size_t>> splitLines(std::string_view bytes) {
 }
 
 EncodedLine encodeLine(const Tokenizer& tokenizer, std::string_view raw, const std::vector<std::string>& fieldPath, bool addSpecialTokens,
-                       std::vector<uint32_t>& ids, EncodeScratch& scratch, std::string& repaired) {
+                       std::vector<uint32_t>& ids, EncodeScratch& scratch, std::string& repaired, bool specialAsText) {
   EncodedLine result;
   const auto* bytes = reinterpret_cast<const uint8_t*>(raw.data());
   size_t length = raw.size();
@@ -80,7 +80,7 @@ EncodedLine encodeLine(const Tokenizer& tokenizer, std::string_view raw, const s
     result.status = kLineNonString;
     return result;
   }
-  tokenizer.encode(field->string, addSpecialTokens, ids, scratch);
+  tokenizer.encode(field->string, addSpecialTokens, ids, scratch, {specialAsText, &result.specialText});
   return result;
 }
 

@@ -23,12 +23,13 @@ std::vector<std::pair<size_t, size_t>> splitLines(std::string_view bytes);
 struct EncodedLine {
   LineStatus status = kLineOk;
   bool invalidUtf8 = false;  // repaired to U+FFFD before parsing
+  bool specialText = false;  // the text spelled a special token (encoded as that token, or as text with specialAsText)
   std::string message;       // the JSON error of a malformed line
 };
 
 // One line: CR and BOM dropped as TextDecoder does, invalid UTF-8 repaired (into `repaired`), blank lines skipped,
 // the dotted `field` looked up (a line that is a JSON string is the text itself) and encoded into `ids`.
 EncodedLine encodeLine(const Tokenizer& tokenizer, std::string_view line, const std::vector<std::string>& field, bool addSpecialTokens,
-                       std::vector<uint32_t>& ids, EncodeScratch& scratch, std::string& repaired);
+                       std::vector<uint32_t>& ids, EncodeScratch& scratch, std::string& repaired, bool specialAsText = false);
 
 }  // namespace octomix::preprocess

@@ -33,7 +33,9 @@ class JsonLinesJob : public PoolJob<LineWorker> {
   std::vector<int32_t> status;
   std::vector<uint8_t> invalidUtf8;
   std::vector<std::string> messages;
+  std::vector<uint8_t> specialText;
   bool addSpecialTokens = false;
+  bool specialAsText = false;
 
  protected:
   void beginWorker(LineWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
@@ -41,8 +43,9 @@ class JsonLinesJob : public PoolJob<LineWorker> {
   void runItem(size_t index, LineWorker& worker) override {
     auto [start, end] = lines[index];
     preprocess::EncodedLine line = preprocess::encodeLine(*tokenizer, std::string_view(bytes).substr(start, end - start), field, addSpecialTokens,
-                                                          results[index], *worker.scratch, worker.repaired);
+                                                          results[index], *worker.scratch, worker.repaired, specialAsText);
     status[index] = line.status;
+    specialText[index] = line.specialText ? 1 : 0;
     invalidUtf8[index] = line.invalidUtf8 ? 1 : 0;
     messages[index] = std::move(line.message);
   }
@@ -76,12 +79,16 @@ class JsonLinesJob : public PoolJob<LineWorker> {
     result.Set("invalidUtf8", jsInvalid);
     result.Set("lineBytes", jsLineBytes);
     result.Set("messages", jsMessages);
+    Napi::Uint8Array jsSpecial = Napi::Uint8Array::New(env, count);
+    if (count > 0) std::memcpy(jsSpecial.Data(), specialText.data(), count);
+    result.Set("specialText", jsSpecial);
     deferred.Resolve(result);
   }
 };
 
-// encodeJsonLines(tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number): Promise<{
-//   ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[] }>
+// encodeJsonLines(tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number,
+//   specialAsText?: boolean): Promise<{ ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array,
+//   lineBytes: Float64Array, messages: string[], specialText: Uint8Array }>
 // One entry per '\n'-terminated line of bytes (a last line without '\n' counts too).
 Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -103,12 +110,14 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
     if (info.Length() >= 5 && info[4].IsNumber() && info[4].As<Napi::Number>().Int64Value() >= 1) {
       threads = static_cast<size_t>(info[4].As<Napi::Number>().Int64Value());
     }
+    job->specialAsText = info.Length() >= 6 && info[5].ToBoolean().Value();
     job->lines = preprocess::splitLines(job->bytes);
     size_t count = job->lines.size();
     job->results.resize(count);
     job->status.assign(count, preprocess::kLineOk);
     job->invalidUtf8.assign(count, 0);
     job->messages.resize(count);
+    job->specialText.assign(count, 0);
     return job->start(env, count, threads, "octomix.encodeJsonLines");
   } catch (const std::exception& error) {
     return throwCoded(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), Status::kInternal);

@@ -165,7 +165,7 @@ const AddedToken* AddedVocabulary::findByContent(const std::string& content) con
 }
 
 bool AddedVocabulary::split(const uint8_t* text, size_t length, bool normalizedPhase,
-                            std::vector<TextSplit>& out) const {
+                            std::vector<TextSplit>& out, bool specialAsText, bool* sawSpecial) const {
   const Matcher& matcher = normalizedPhase ? normalized_ : raw_;
   if (matcher.patterns == 0) return false;
   size_t startOffset = 0;
@@ -190,6 +190,8 @@ bool AddedVocabulary::split(const uint8_t* text, size_t length, bool normalizedP
     size_t start = position;
     size_t stop = matchEnd;
     position = matchEnd;  // non-overlapping: the search resumes after this match even if it is dropped below
+    if (token.special && sawSpecial != nullptr) *sawSpecial = true;
+    if (specialAsText && token.special) continue;  // stays in the gap, encoded as text
     if (token.singleWord) {
       bool wordBefore = start > 0 && isWordCharacter(lastCodePoint(text, start));
       size_t width;

@@ -40,7 +40,10 @@ class AddedVocabulary {
 
   // Splits text by the tokens of one phase (normalizedPhase false: normalized:false tokens on raw text).
   // Appends to `out`; returns false when the phase has no tokens (out untouched: the whole text is one gap).
-  bool split(const uint8_t* text, size_t length, bool normalizedPhase, std::vector<TextSplit>& out) const;
+  // With specialAsText, a special token's text stays plain text (HF's encode_special_tokens: the match is found and
+  // consumed, then not split off). Either way *sawSpecial (when given) is set when a special token's text was there.
+  bool split(const uint8_t* text, size_t length, bool normalizedPhase, std::vector<TextSplit>& out,
+             bool specialAsText = false, bool* sawSpecial = nullptr) const;
 
   const std::vector<AddedToken>& tokens() const { return tokens_; }
   const AddedToken* findById(uint32_t id) const;

@@ -172,7 +172,7 @@ void Tokenizer::encodeGap(const uint8_t* text, size_t length, std::vector<uint32
 
 // One phase-1 gap: normalize it by itself, split it by the normalized tokens, pre-tokenize and BPE the rest.
 void Tokenizer::encodeText(const uint8_t* text, size_t length, std::vector<uint32_t>& out,
-                           EncodeScratch& scratch) const {
+                           EncodeScratch& scratch, SpecialText special) const {
   std::string normalizedText;
   if (normalizer_.normalize(std::string_view(reinterpret_cast<const char*>(text), length), normalizedText)) {
     text = reinterpret_cast<const uint8_t*>(normalizedText.data());
@@ -180,7 +180,7 @@ void Tokenizer::encodeText(const uint8_t* text, size_t length, std::vector<uint3
   }
   std::vector<TextSplit>& splits = scratch.normalizedSplits;
   splits.clear();
-  if (!added_.split(text, length, true, splits)) {
+  if (!added_.split(text, length, true, splits, special.asText, special.seen)) {
     encodeGap(text, length, out, scratch);
     return;
   }
@@ -194,21 +194,21 @@ void Tokenizer::encodeText(const uint8_t* text, size_t length, std::vector<uint3
 }
 
 void Tokenizer::encode(std::string_view textView, bool addSpecialTokens, std::vector<uint32_t>& out,
-                       EncodeScratch& scratch) const {
+                       EncodeScratch& scratch, SpecialText special) const {
   const auto* text = reinterpret_cast<const uint8_t*>(textView.data());
   size_t length = textView.size();
   if (addSpecialTokens) out.insert(out.end(), templatePrefix_.begin(), templatePrefix_.end());
   // encodeText uses scratch.normalizedSplits, so the phase-1 splits can live in scratch.rawSplits meanwhile.
   std::vector<TextSplit>& rawSplits = scratch.rawSplits;
   rawSplits.clear();
-  if (!added_.split(text, length, false, rawSplits)) {
-    encodeText(text, length, out, scratch);
+  if (!added_.split(text, length, false, rawSplits, special.asText, special.seen)) {
+    encodeText(text, length, out, scratch, special);
   } else {
     for (const TextSplit& split : rawSplits) {
       if (split.tokenId != AddedVocabulary::kNoToken) {
         out.push_back(split.tokenId);
       } else {
-        encodeText(text + split.start, split.end - split.start, out, scratch);
+        encodeText(text + split.start, split.end - split.start, out, scratch, special);
       }
     }
   }
@@ -216,14 +216,14 @@ void Tokenizer::encode(std::string_view textView, bool addSpecialTokens, std::ve
 }
 
 void Tokenizer::encodeBytes(const uint8_t* bytes, size_t length, bool addSpecialTokens, std::vector<uint32_t>& out,
-                            EncodeScratch& scratch) const {
+                            EncodeScratch& scratch, SpecialText special) const {
   if (unicode::validUtf8Prefix(bytes, length) == length) {
-    encode(std::string_view(reinterpret_cast<const char*>(bytes), length), addSpecialTokens, out, scratch);
+    encode(std::string_view(reinterpret_cast<const char*>(bytes), length), addSpecialTokens, out, scratch, special);
     return;
   }
   std::string sanitized;
   unicode::sanitizeUtf8(bytes, length, sanitized);
-  encode(sanitized, addSpecialTokens, out, scratch);
+  encode(sanitized, addSpecialTokens, out, scratch, special);
 }
 
 int64_t Tokenizer::decode(const uint32_t* ids, size_t count, bool skipSpecialTokens, std::string& out) const {

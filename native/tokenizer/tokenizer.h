@@ -30,15 +30,25 @@ struct LoadResult {
   std::vector<std::string> warnings;
 };
 
+// How text that spells a special token is encoded: as that token (HF's default), or as plain text (HF's
+// encode_special_tokens), for corpora where such text must not become a control token.
+struct SpecialText {
+  bool asText = false;
+  bool* seen = nullptr;  // when given, set when the text spelled a special token (in either mode)
+};
+
 class Tokenizer {
  public:
   static std::shared_ptr<Tokenizer> load(std::string_view json, LoadResult& result);
 
+  using SpecialText = octomix::SpecialText;
+
   // `text` must be valid UTF-8 (see encodeBytes for arbitrary bytes).
-  void encode(std::string_view text, bool addSpecialTokens, std::vector<uint32_t>& out, EncodeScratch& scratch) const;
+  void encode(std::string_view text, bool addSpecialTokens, std::vector<uint32_t>& out, EncodeScratch& scratch,
+              SpecialText special = {}) const;
   // Arbitrary bytes: invalid UTF-8 sequences become U+FFFD first (the WHATWG rule).
   void encodeBytes(const uint8_t* bytes, size_t length, bool addSpecialTokens, std::vector<uint32_t>& out,
-                   EncodeScratch& scratch) const;
+                   EncodeScratch& scratch, SpecialText special = {}) const;
 
   // Appends the decoded bytes (before UTF-8 validation). Returns the index of the first unknown id, or -1.
   int64_t decode(const uint32_t* ids, size_t count, bool skipSpecialTokens, std::string& out) const;
@@ -57,7 +67,8 @@ class Tokenizer {
  private:
   bool loadPostProcessor(const json::Value& value, const std::string& path, LoadResult& result);
   void encodeGap(const uint8_t* text, size_t length, std::vector<uint32_t>& out, EncodeScratch& scratch) const;
-  void encodeText(const uint8_t* text, size_t length, std::vector<uint32_t>& out, EncodeScratch& scratch) const;
+  void encodeText(const uint8_t* text, size_t length, std::vector<uint32_t>& out, EncodeScratch& scratch,
+                  SpecialText special) const;
 
   BpeModel model_;
   Normalizer normalizer_;

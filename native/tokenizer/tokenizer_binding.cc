@@ -212,6 +212,9 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
     std::vector<bool> isBytes;
     std::vector<std::vector<uint32_t>> results;
     bool addSpecialTokens = true;
+    bool specialAsText = false;
+    bool countSpecial = false;
+    std::vector<uint8_t> specialSeen;  // per text, when counting
 
    protected:
     void beginWorker(EncodeWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
@@ -220,12 +223,15 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
       const std::string& text = texts[index];
       std::vector<uint32_t>& ids = results[index];
       ids.reserve(text.size() / 3 + 8);
+      bool seen = false;
+      Tokenizer::SpecialText special{specialAsText, countSpecial ? &seen : nullptr};
       if (isBytes[index]) {
         tokenizer->encodeBytes(reinterpret_cast<const uint8_t*>(text.data()), text.size(), addSpecialTokens, ids,
-                               *worker.scratch);
+                               *worker.scratch, special);
       } else {
-        tokenizer->encode(text, addSpecialTokens, ids, *worker.scratch);
+        tokenizer->encode(text, addSpecialTokens, ids, *worker.scratch, special);
       }
+      if (countSpecial) specialSeen[index] = seen ? 1 : 0;
     }
     void settle(Napi::Env env) override {
       if (rejectIfFailed(env, "encodeBatch")) return;
@@ -248,11 +254,19 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
         }
         ids = std::vector<uint32_t>();
       }
+      if (countSpecial) {
+        // Which texts spelled a special token: octomix tokenize counts them in its manifests.
+        Napi::Uint8Array seen = Napi::Uint8Array::New(env, specialSeen.size());
+        if (!specialSeen.empty()) std::memcpy(seen.Data(), specialSeen.data(), specialSeen.size());
+        array.Set("specialText", seen);
+      }
       deferred.Resolve(array);
     }
   };
 
-  // encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number): Promise<Uint32Array[]>
+  // encodeBatch(texts: (string | Uint8Array)[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean,
+  //   countSpecial?: boolean): Promise<Uint32Array[]> (when counting, the array also carries specialText: Uint8Array,
+  //   1 for each text that spelled a special token)
   Napi::Value encodeBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     try {
@@ -266,7 +280,10 @@ class TokenizerWrap : public Napi::ObjectWrap<TokenizerWrap> {
         int64_t requested = info[2].As<Napi::Number>().Int64Value();
         if (requested >= 1) threads = static_cast<size_t>(requested);
       }
+      job->specialAsText = info.Length() >= 4 && info[3].ToBoolean().Value();
+      job->countSpecial = info.Length() >= 5 && info[4].ToBoolean().Value();
       uint32_t count = inputs.Length();
+      if (job->countSpecial) job->specialSeen.assign(count, 0);
       job->texts.resize(count);
       job->isBytes.resize(count);
       job->results.resize(count);

@@ -63,6 +63,11 @@ options:
   --force                   redo everything instead of resuming from the completed shards
   --batch-bytes N           text per tokenizer batch (default 8M)
   --progress auto|tty|lines|none  progress display (default auto: a bar on a terminal, lines every 10 s otherwise)
+  --special-tokens tokens|text  text that spells a special token (<|end_of_text|> inside a web page): tokens encodes
+                            it as that token, as Hugging Face tokenizers, Megatron's preprocess_data.py and datatrove do
+                            (default; also what a --template that writes special tokens needs); text encodes it as
+                            plain text, so a document cannot inject control tokens. Either way the manifests count such
+                            documents (specialTokenTextDocuments) and the summary says how many there were
   --json-parser native|js   JSON Lines with --field are parsed on the native threads (default) or by JSON.parse on
                             the main thread; both give the same shards (--template always uses the js path)`;
 
@@ -72,7 +77,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     'append-eos': { type: 'boolean' }, 'prepend-bos': { type: 'boolean' }, 'eos-token': { type: 'string' }, 'bos-token': { type: 'string' }, dtype: { type: 'string' }, workers: { type: 'string' },
     'max-shard-tokens': { type: 'string' }, 'max-shard-bytes': { type: 'string' }, part: { type: 'string' },
     'skip-bad-records': { type: 'boolean' }, force: { type: 'boolean' }, 'batch-bytes': { type: 'string' }, progress: { type: 'string' },
-    'json-parser': { type: 'string' }, 'text-files': { type: 'boolean' }, 'max-skipped': { type: 'string' },
+    'json-parser': { type: 'string' }, 'text-files': { type: 'boolean' }, 'max-skipped': { type: 'string' }, 'special-tokens': { type: 'string' },
   }, { positionals: true });
   if (values.help) {
     console.log(help);
@@ -92,6 +97,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     eosToken: values['eos-token'], bosToken: values['bos-token'],
     dtype: choiceFlag('dtype', values.dtype, ['auto', 'uint16', 'int32'] as const, 'auto'),
     jsonParser: choiceFlag('json-parser', values['json-parser'], ['native', 'js'] as const, 'native'),
+    specialTokens: choiceFlag('special-tokens', values['special-tokens'], ['tokens', 'text'] as const, 'tokens'),
     progress: choiceFlag('progress', values.progress, ['auto', 'tty', 'lines', 'none'] as const, 'auto'),
     workers: integerFlag('workers', values.workers, { min: 1, max: 1024 }),
     part: partFlag('part', values.part),
@@ -117,6 +123,11 @@ export async function runTokenize(args: string[]): Promise<number> {
   if (summary.alreadyComplete) return 0;
   const seconds = Math.max(summary.seconds, 1e-3);
   const skipped = Object.entries(summary.skipped).filter(([, count]) => count > 0).map(([reason, count]) => `${count} ${reason}`);
+  const special = summary.specialTokenTextDocuments;
+  if (special !== null && special > 0) {
+    console.error(`octomix tokenize: ${special.toLocaleString('en')} document(s) spelled a special token in their text (counted in the manifests as specialTokenTextDocuments); ` +
+      (options.specialTokens === 'text' ? 'that text was encoded as plain text (--special-tokens text)' : 'it was encoded as the special token itself; --special-tokens text encodes it as plain text'));
+  }
   console.error(
     `octomix tokenize: ${summary.documents.toLocaleString('en')} documents, ${formatCount(summary.tokens)} tokens (${summary.dtype}) ` +
     `in ${summary.shards} new shard(s)${summary.keptShards ? ` + ${summary.keptShards} kept` : ''} at ${displayPath(summary.output)}${summary.numbered ? '_*' : ''}; ` +

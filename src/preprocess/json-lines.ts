@@ -16,6 +16,8 @@ export interface JsonLinesJob {
   tokenizer: NativeTokenizer;
   field: string[];
   workers: number | undefined;
+  /** Text that spells a special token becomes plain text, not the token. */
+  specialAsText: boolean;
   batchBytes: number;
   skipBadRecords: boolean;
   /** Records of this file already in kept shards (a resumed run skips them). */
@@ -35,7 +37,7 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
   const send = async (bytes: Uint8Array) => {
     job.onBytes(bytes.length);
     await job.submit(async () => {
-      const result = await loadAddon().encodeJsonLines(job.tokenizer, bytes, job.field, false, job.workers ?? 0);
+      const result = await loadAddon().encodeJsonLines(job.tokenizer, bytes, job.field, false, job.workers ?? 0, job.specialAsText);
       return async () => {
         const records: PendingRecord[] = [];
         const idLists: (Uint32Array | undefined)[] = [];
@@ -45,7 +47,7 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
           if (status === LINE_BLANK) continue;
           state.record++;
           if (state.record <= job.skipUntil) continue;
-          const entry: PendingRecord = { file: job.fileIndex, record: state.record, bytes: result.lineBytes[i], invalidUtf8: result.invalidUtf8[i] === 1 };
+          const entry: PendingRecord = { file: job.fileIndex, record: state.record, bytes: result.lineBytes[i], invalidUtf8: result.invalidUtf8[i] === 1, specialText: result.specialText[i] === 1 };
           if (status !== LINE_OK) {
             const detail = status === LINE_MALFORMED ? (result.messages[i] ?? 'malformed JSON') : status === LINE_MISSING_FIELD ? `no field "${fieldName}"` : `field "${fieldName}" is not a string`;
             if (!job.skipBadRecords) {

@@ -22,11 +22,15 @@ export interface PendingRecord {
   record: number;
   bytes: number;
   invalidUtf8: boolean;
+  /** The text spelled a special token (undefined where the backend cannot tell: the pure-JS tokenizer). */
+  specialText?: boolean;
   skip?: SkipReason;
 }
 
 interface ShardCounters {
   emptyDocuments: number;
+  /** Documents whose text spelled a special token; null when the backend cannot tell. */
+  specialTokenTextDocuments: number | null;
   invalidUtf8Records: number;
   skipped: Record<SkipReason, number>;
   bytesRead: number;
@@ -34,7 +38,7 @@ interface ShardCounters {
 }
 
 function newCounters(position: Position): ShardCounters {
-  return { emptyDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
+  return { emptyDocuments: 0, specialTokenTextDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
 }
 
 export interface ShardSinkOptions {
@@ -52,7 +56,7 @@ export interface ShardSinkOptions {
 }
 
 export class ShardSink {
-  readonly totals = { documents: 0, tokens: 0, shards: 0 };
+  readonly totals = { documents: 0, tokens: 0, shards: 0, specialTokenTextDocuments: 0 as number | null };
   /** Skipped records by reason over the shards this run finished. */
   readonly skippedTotals: Record<string, number> = {};
   readonly #options: ShardSinkOptions;
@@ -84,6 +88,13 @@ export class ShardSink {
         continue;
       }
       this.#writer ??= ShardWriter.create(this.#options.shardPrefix(this.#shardIndex), { dtype: this.#options.dtype });
+      if (entry.specialText === undefined) {
+        this.#counters.specialTokenTextDocuments = null;
+        this.totals.specialTokenTextDocuments = null;
+      } else if (entry.specialText) {
+        if (this.#counters.specialTokenTextDocuments !== null) this.#counters.specialTokenTextDocuments++;
+        if (this.totals.specialTokenTextDocuments !== null) this.totals.specialTokenTextDocuments++;
+      }
       let ids = idLists[i]!;
       if (ids.length === 0) {
         this.#counters.emptyDocuments++;
@@ -142,6 +153,7 @@ export class ShardSink {
       sources: this.#options.sources.slice(counters.firstPosition.file, Math.min(this.#position.file + 1, this.#options.sources.length)),
       bytesRead: counters.bytesRead,
       emptyDocuments: counters.emptyDocuments,
+      specialTokenTextDocuments: counters.specialTokenTextDocuments,
       invalidUtf8Records: counters.invalidUtf8Records,
       skippedRecords: counters.skipped,
       start: counters.firstPosition,

@@ -63,6 +63,12 @@ export interface TokenizeCorpusOptions {
   force?: boolean;
   /** Text per tokenizer batch. Default 8e6. */
   batchBytes?: number;
+  /**
+   * Text that spells a special token (`<|end_of_text|>` inside a web page): `tokens` encodes it as that token, as
+   * Hugging Face tokenizers do by default (default); `text` encodes it as plain text (HF's encode_special_tokens).
+   * Either way each manifest counts the documents that held such text.
+   */
+  specialTokens?: 'tokens' | 'text';
   /** JSON Lines with a field: parsed natively (default) or by JSON.parse; both give the same shards. */
   jsonParser?: 'native' | 'js';
   /** Default `auto`: a bar on a terminal, lines every 10 s otherwise. */
@@ -89,6 +95,8 @@ export interface TokenizeSummary {
   peakResidentMegabytes: number;
   /** Skipped records by reason (with skipBadRecords). */
   skipped: Record<string, number>;
+  /** Documents whose text spelled a special token; null when the backend cannot tell. */
+  specialTokenTextDocuments: number | null;
 }
 
 /** A usage problem the caller can fix by changing an option (the CLI exits 2 on these). */
@@ -168,6 +176,9 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
   if (options.prependBos && !bos) throw new TokenizeUsageError(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token); name one with --bos-token TOKEN|ID`);
   if (options.appendEos && !eos) throw new TokenizeUsageError(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it); name one with --eos-token TOKEN|ID`);
   const dtype: ShardDtype = (options.dtype ?? 'auto') === 'auto' ? optimalDtype(tokenizer.vocabSize) : (options.dtype as ShardDtype);
+  if (options.specialTokens === 'text' && !nativeTokenizerOf(tokenizer)) {
+    throw new TokenizeUsageError(`--special-tokens text: ${options.tokenizer} runs on the pure-JS backend, which cannot encode special-token text as text`);
+  }
 
   const output = resolve(options.output);
   await mkdir(dirname(output), { recursive: true }).catch((error: NodeJS.ErrnoException) => {
@@ -211,6 +222,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     tokenizer: { path: resolve(options.tokenizer), sha256: createHash('sha256').update(tokenizerBytes).digest('hex'), vocabSize: tokenizer.vocabSize },
     sources,
     text: options.template !== undefined ? { template: options.template } : { field: options.field ?? 'text' },
+    specialTokens: options.specialTokens ?? 'tokens',
     bos: bos ?? null,
     eos: eos ?? null,
     dtype,
@@ -221,7 +233,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const runId = createHash('sha256').update(JSON.stringify(run)).digest('hex').slice(0, 16);
   const summary = (fields: Partial<TokenizeSummary>): TokenizeSummary => ({
     documents: 0, tokens: 0, shards: 0, keptShards: 0, alreadyComplete: false, dtype, output, numbered, bytes: 0, seconds: 0,
-    peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, ...fields,
+    peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, specialTokenTextDocuments: 0, ...fields,
   });
 
   await clearOutput(output, options.force === true);
@@ -241,7 +253,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes: options.maxShardBytes, bos, eos, sources,
     manifest: {
       runId, octomixVersion: version, tokenizer: { ...run.tokenizer, name: basename(dirname(resolve(options.tokenizer))) },
-      text: run.text, bos: run.bos, eos: run.eos, part: run.part,
+      text: run.text, specialTokens: run.specialTokens, bos: run.bos, eos: run.eos, part: run.part,
     },
   }, start, kept);
   const write = async (records: PendingRecord[], idLists: (Uint32Array | undefined)[]) => {
@@ -274,7 +286,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
       try {
         if (file.kind === 'jsonl' && native && fieldPath && (options.jsonParser ?? 'native') === 'native') {
           await tokenizeJsonLines(file, {
-            tokenizer: native, field: fieldPath, workers: options.workers, batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
+            tokenizer: native, field: fieldPath, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
             submit: (work) => { checkInterrupted(); return queue.submit(work); }, write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
           });
           continue;
@@ -290,9 +302,16 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           batchSize = 0;
           await queue.submit(async () => {
             const present = pendingTexts.filter((text): text is string => text !== undefined);
-            const encoded = await tokenizer.encodeBatch(present, { addSpecialTokens: false, ...threadOption });
+            // Natively, with each text's special-token flag; the pure-JS backend cannot tell (counted as unknown).
+            const encoded = native
+              ? await native.encodeBatch(present, false, options.workers ?? 0, options.specialTokens === 'text', true)
+              : await tokenizer.encodeBatch(present, { addSpecialTokens: false, ...threadOption });
             let next = 0;
-            const idLists = pendingTexts.map((text) => (text === undefined ? undefined : encoded[next++]));
+            const idLists = pendingTexts.map((text, i) => {
+              if (text === undefined) return undefined;
+              if (native) records[i].specialText = (encoded as { specialText?: Uint8Array }).specialText![next] === 1;
+              return encoded[next++];
+            });
             return () => write(records, idLists);
           });
         };
@@ -352,7 +371,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   checkSkipped(sink, options, kept.length);
   return summary({
     documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
-    bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals,
+    bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
   });
 }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TokenDataset, Tokenizer } from '../../src/index.js';
 import { packageRoot } from '../../src/native.js';
-import { modelFiles } from '../helpers/oracle.js';
+import { hf, hfEncodeAll, modelFiles } from '../helpers/oracle.js';
 
 const cli = join(packageRoot, 'dist', 'cli', 'main.js');
 const octomix = (args: string[]) => {
@@ -98,6 +98,34 @@ describe('dataset folders', () => {
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/records\.json is one JSON array, not JSON Lines \(one JSON value per line\); convert it first, e\.g\. jq -c '\.\[\]'/);
     }
+  });
+});
+
+describe('text that spells a special token', () => {
+  it('tokens (default) gives HF\'s ids; text gives HF\'s ids with the special tokens left out of the split; both parsers count the documents', async () => {
+    const texts = ['Hello <|end_of_text|> world <|begin_of_text|>!', 'plain text, nothing special', 'a <|eot_id|>b<|start_header_id|>c', '<|end_of_text'];
+    const input = join(folder, 'special.jsonl');
+    writeFileSync(input, texts.map((text) => JSON.stringify({ text })).join('\n') + '\n');
+    const json = JSON.parse(readFileSync(modelFiles.llama3, 'utf8'));
+    const asTokens = await hfEncodeAll(hf.Tokenizer.fromString(JSON.stringify(json)), texts, false);
+    // HF with encode_special_tokens: the same file without its special added tokens (they are all special here).
+    const withoutSpecial = { ...json, added_tokens: json.added_tokens.filter((token: { special: boolean }) => !token.special) };
+    const asText = await hfEncodeAll(hf.Tokenizer.fromString(JSON.stringify(withoutSpecial)), texts, false);
+    expect(asText[0]).not.toEqual(asTokens[0]);
+    for (const parser of ['native', 'js']) {
+      for (const [mode, expected] of [['tokens', asTokens], ['text', asText]] as const) {
+        const out = join(folder, 'special', `${parser}-${mode}`);
+        const run = octomix(['--tokenizer', modelFiles.llama3, '--output', out, '--json-parser', parser, ...(mode === 'text' ? ['--special-tokens', 'text'] : []), input]);
+        expect(run.code, run.stderr).toBe(0);
+        expect(documents(out), `${parser} ${mode}`).toEqual(expected);
+        const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+        expect(manifest).toMatchObject({ specialTokens: mode, specialTokenTextDocuments: 2 });
+        expect(run.stderr).toMatch(mode === 'text' ? /2 document\(s\) spelled a special token .*encoded as plain text/ : /2 document\(s\) spelled a special token .*encoded as the special token itself; --special-tokens text/);
+      }
+    }
+    const bad = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'special', 'bad'), '--special-tokens', 'strip', input]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--special-tokens must be tokens or text, received "strip"/);
   });
 });
 
