@@ -103,6 +103,22 @@ export class InputChangedError extends OctomixError {
   }
 }
 
+/** A `tokenizeCorpus` option problem the caller can fix (`octomix tokenize` exits 2 on these). */
+export class TokenizeUsageError extends OctomixError {
+  constructor(message: string) {
+    super('TOKENIZE_USAGE', message);
+  }
+}
+
+/** `tokenizeCorpus` was stopped by SIGINT or SIGTERM: its finished shards are kept and a rerun resumes after them. */
+export class TokenizeInterruptedError extends OctomixError {
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM', message: string) {
+    super('TOKENIZE_INTERRUPTED', message);
+    this.signal = signal;
+  }
+}
+
 /** What the caller knows that the native message may not say: the shard prefix, the tokenizer's source. */
 export interface NativeErrorContext {
   prefix?: string;

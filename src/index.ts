@@ -1,7 +1,8 @@
 /**
- * octomix: exact, fast Hugging Face BPE tokenization for Node.js, Megatron-LM token shards (writer and memory-mapped
- * reader), staged mixture recipes, and the streaming DataLoader (shuffled packed batches into host or device memory,
- * resumable on every rank). This file is the whole public surface.
+ * octomix: exact, fast Hugging Face BPE tokenization for Node.js, corpora to shards (tokenizeCorpus, the library face
+ * of `octomix tokenize`), Megatron-LM token shards (writer and memory-mapped reader), staged mixture recipes, and
+ * the streaming DataLoader (shuffled packed batches into host or device memory, resumable on every rank). This file
+ * is the whole public surface.
  */
 export { Tokenizer } from './tokenizer/tokenizer.js';
 export type {
@@ -27,9 +28,13 @@ export {
   ResumeStateError,
   ShardFormatError,
   ShardWriteError,
+  TokenizeInterruptedError,
   TokenizerLoadError,
+  TokenizeUsageError,
   UnsupportedTokenizerError,
 } from './errors.js';
+export { tokenizeCorpus } from './preprocess/tokenize-corpus.js';
+export type { TokenizeCorpusOptions, TokenizeSummary } from './preprocess/tokenize-corpus.js';
 export { DataLoader } from './loader/data-loader.js';
 export type { DataLoaderOptions, LoaderState, LoaderProgress, LoaderPlanSummary } from './loader/data-loader.js';
 export { Batch } from './loader/batch.js';

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
 import { Progress } from '../io/progress.js';
 import { loadAddon, packageRoot } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
@@ -99,18 +100,6 @@ export interface TokenizeSummary {
   specialTokenTextDocuments: number | null;
 }
 
-/** A usage problem the caller can fix by changing an option (the CLI exits 2 on these). */
-export class TokenizeUsageError extends Error {}
-
-/** The run was stopped by SIGINT or SIGTERM; finished shards are kept and a rerun resumes after them. */
-export class TokenizeInterruptedError extends Error {
-  readonly signal: 'SIGINT' | 'SIGTERM';
-  constructor(signal: 'SIGINT' | 'SIGTERM', message: string) {
-    super(message);
-    this.signal = signal;
-  }
-}
-
 /**
  * A token given by name or id, checked against the vocabulary: a name must be a token of it, an id must be below the
  * vocabulary size and name a token.
@@ -145,7 +134,8 @@ function peakResidentMegabytes(): number {
 
 /**
  * Tokenizes the inputs into shards at `output`, resuming an interrupted run of the same inputs and options.
- * @throws {TokenizeUsageError} options that select nothing or contradict each other
+ * @throws {TokenizeUsageError} options that select nothing or contradict each other, or a BOS/EOS the tokenizer lacks
+ * @throws {TokenizeInterruptedError} SIGINT or SIGTERM arrived: finished shards are kept, a rerun resumes
  * @throws {Error} a bad record (without skipBadRecords, naming file and line), an unreadable input, a busy output
  */
 export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<TokenizeSummary> {
@@ -436,3 +426,5 @@ class OrderedQueue {
     await Promise.allSettled(this.#inFlight);
   }
 }
+
+export { TokenizeInterruptedError, TokenizeUsageError };
