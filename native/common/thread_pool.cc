@@ -69,17 +69,23 @@ void ThreadPool::parallelFor(size_t count, size_t helpers, const std::function<v
     }
   };
   helpers = std::min(helpers, count > 0 ? count - 1 : 0);
-  for (size_t h = 0; h < helpers; ++h) {
-    submit([state, loop] {
-      {
+  // A submit that fails (allocation) leaves fewer helpers; the caller still works through every item, and `closed`
+  // is still set below before returning, so no helper queued so far can outlive this call's state.
+  try {
+    for (size_t h = 0; h < helpers; ++h) {
+      submit([state, loop] {
+        {
+          std::lock_guard<std::mutex> lock(state->mutex);
+          if (state->closed) return;
+          ++state->active;
+        }
+        loop(*state);
         std::lock_guard<std::mutex> lock(state->mutex);
-        if (state->closed) return;
-        ++state->active;
-      }
-      loop(*state);
-      std::lock_guard<std::mutex> lock(state->mutex);
-      if (--state->active == 0) state->idle.notify_all();
-    });
+        if (--state->active == 0) state->idle.notify_all();
+      });
+    }
+  } catch (...) {
+    // fewer helpers than asked: the ones queued and this thread share the work
   }
   loop(*state);
   std::unique_lock<std::mutex> lock(state->mutex);

@@ -112,20 +112,23 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
                        });
   }
 
-  // Constructed only by build() and read(), which pass the schedule in as an External.
+  // Constructed only by build() and read(), which hand the schedule over through a slot only this file sets.
   explicit ScheduleWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ScheduleWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) {
+    if (pending_ == nullptr) {
       Napi::TypeError::New(info.Env(), "Schedule objects come from Schedule.build or Schedule.read").ThrowAsJavaScriptException();
       return;
     }
-    schedule_ = std::move(*info[0].As<Napi::External<std::shared_ptr<const mixture::Schedule>>>().Data());
+    schedule_ = std::move(*pending_);
+    pending_ = nullptr;
   }
 
   const std::shared_ptr<const mixture::Schedule>& schedule() const { return schedule_; }
 
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<const mixture::Schedule> schedule) {
-    auto external = Napi::External<std::shared_ptr<const mixture::Schedule>>::New(env, &schedule);
-    return handles(env).schedule.New({external});
+    pending_ = &schedule;
+    Napi::Object object = handles(env).schedule.New({});
+    pending_ = nullptr;
+    return object;
   }
 
  private:
@@ -279,6 +282,7 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
   }
 
   std::shared_ptr<const mixture::Schedule> schedule_;
+  static inline std::shared_ptr<const mixture::Schedule>* pending_ = nullptr;
 };
 
 }  // namespace

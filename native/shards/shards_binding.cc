@@ -150,12 +150,13 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
   // shards of different dtypes. (fromLengths passes an External instead.)
   explicit TokenDatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenDatasetWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() == 1 && info[0].IsExternal()) {
-      dataset_ = std::move(*info[0].As<Napi::External<std::shared_ptr<const shards::TokenDataset>>>().Data());
+    if (pending_ != nullptr) {  // made by fromLengths, on this thread, just now
+      dataset_ = std::move(*pending_);
+      pending_ = nullptr;
       return;
     }
-    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsString()) {
-      Napi::TypeError::New(env, "TokenDataset(prefixes: string[], name: string)").ThrowAsJavaScriptException();
+    if (info.Length() < 2 || !info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0 || !info[1].IsString()) {
+      Napi::TypeError::New(env, "TokenDataset(prefixes: non-empty string[], name: string)").ThrowAsJavaScriptException();
       return;
     }
     try {
@@ -196,11 +197,22 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
       return env.Undefined();
     }
     Napi::Int32Array typed = info[1].As<Napi::Int32Array>();
-    auto dataset = std::make_shared<const shards::TokenDataset>(shards::TokenDataset::fromLengths(
-        info[0].As<Napi::String>().Utf8Value(), std::vector<int32_t>(typed.Data(), typed.Data() + typed.ElementLength())));
-    Napi::External<std::shared_ptr<const shards::TokenDataset>> external = Napi::External<std::shared_ptr<const shards::TokenDataset>>::New(env, &dataset);
-    return info.This().As<Napi::Function>().New({external});
+    std::vector<int32_t> lengths(typed.Data(), typed.Data() + typed.ElementLength());
+    for (int32_t length : lengths) {
+      if (length < 0) {
+        Napi::RangeError::New(env, "TokenDataset.fromLengths: lengths must be >= 0").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    auto dataset = std::make_shared<const shards::TokenDataset>(shards::TokenDataset::fromLengths(info[0].As<Napi::String>().Utf8Value(), std::move(lengths)));
+    // Handed to the constructor through a slot only this file sets (never through an argument JS could forge).
+    pending_ = &dataset;
+    Napi::Object object = handles(env).tokenDataset.New({});
+    pending_ = nullptr;
+    return object;
   }
+
+  static inline std::shared_ptr<const shards::TokenDataset>* pending_ = nullptr;
 
   // info() -> { dtype, documents (Megatron sequences), tokens, shards: { prefix, sequences, documents, tokens }[] }
   Napi::Value info(const Napi::CallbackInfo& info) {

@@ -31,32 +31,44 @@ options:
   --shm-dir DIR            where the ring file goes (default $OCTOMIX_SHM_DIR, else /dev/shm)`;
 
 export async function runServe(args: string[]): Promise<number> {
-  const { values } = parseFlags(args, {
-    recipe: { type: 'string' }, branch: { type: 'string' }, rank: { type: 'string' }, 'world-size': { type: 'string' },
-    'micro-batch-size': { type: 'string' }, prefetch: { type: 'string' }, threads: { type: 'string' },
-    device: { type: 'string' }, resume: { type: 'string' }, 'cache-dir': { type: 'string' }, socket: { type: 'string' },
-    stdio: { type: 'boolean' }, 'shm-dir': { type: 'string' },
-  });
-  if (values.help) {
-    console.log(help);
-    return 0;
+  try {
+    const { values } = parseFlags(args, {
+      recipe: { type: 'string' }, branch: { type: 'string' }, rank: { type: 'string' }, 'world-size': { type: 'string' },
+      'micro-batch-size': { type: 'string' }, prefetch: { type: 'string' }, threads: { type: 'string' },
+      device: { type: 'string' }, resume: { type: 'string' }, 'cache-dir': { type: 'string' }, socket: { type: 'string' },
+      stdio: { type: 'boolean' }, 'shm-dir': { type: 'string' },
+    });
+    if (values.help) {
+      console.log(help);
+      return 0;
+    }
+    return await serveFromFlags(values);
+  } catch (error) {
+    // The Python client waits for one stdout line: a flag it passed wrongly reaches it there, with a code.
+    if (error instanceof UsageError) process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message: `octomix serve: ${error.message}` } })}\n`);
+    throw error;
   }
-  const recipe = required('recipe', values.recipe, '');
-  if ((values.socket !== undefined) === (values.stdio === true)) throw new UsageError('give exactly one of --socket PATH and --stdio');
-  const device = values.device ?? 'cpu';
+}
+
+async function serveFromFlags(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const recipe = required('recipe', values.recipe as string | undefined, '');
+  const socket = values.socket as string | undefined;
+  if ((socket !== undefined) === (values.stdio === true)) throw new UsageError('give exactly one of --socket PATH and --stdio');
+  const flag = (name: string) => values[name] as string | undefined;
+  const device = flag('device') ?? 'cpu';
   if (device !== 'cpu' && !/^cuda:\d+$/.test(device)) throw new UsageError(`--device must be cpu or cuda:N, received "${device}"`);
   const loader = {
-    recipe, branch: values.branch, cacheDir: values['cache-dir'], device: device as 'cpu' | `cuda:${number}`,
-    rank: integerFlag('rank', values.rank, { min: 0 }), worldSize: integerFlag('world-size', values['world-size'], { min: 1 }),
-    microBatchSize: integerFlag('micro-batch-size', values['micro-batch-size'], { min: 1 }), prefetch: integerFlag('prefetch', values.prefetch, { min: 1 }),
-    threads: integerFlag('threads', values.threads, { min: 1 }),
-    resume: values.resume !== undefined ? readState(values.resume) : undefined,
+    recipe, branch: flag('branch'), cacheDir: flag('cache-dir'), device: device as 'cpu' | `cuda:${number}`,
+    rank: integerFlag('rank', flag('rank'), { min: 0 }), worldSize: integerFlag('world-size', flag('world-size'), { min: 1 }),
+    microBatchSize: integerFlag('micro-batch-size', flag('micro-batch-size'), { min: 1 }), prefetch: integerFlag('prefetch', flag('prefetch'), { min: 1 }),
+    threads: integerFlag('threads', flag('threads'), { min: 1 }),
+    resume: flag('resume') !== undefined ? readState(flag('resume')!) : undefined,
   };
-  if (values.socket !== undefined) {
-    const problem = await clearStaleSocket(values.socket);
+  if (socket !== undefined) {
+    const problem = await clearStaleSocket(socket);
     if (problem) throw new UsageError(problem);
   }
-  return serveLoader({ loader, socket: values.socket, shmDirectory: values['shm-dir'] ?? process.env.OCTOMIX_SHM_DIR ?? '/dev/shm' });
+  return serveLoader({ loader, socket, shmDirectory: flag('shm-dir') ?? process.env.OCTOMIX_SHM_DIR ?? '/dev/shm' });
 }
 
 /** A state saved from a 'state' reply: JSON, or msgpack as the protocol sends it. */

@@ -9,8 +9,8 @@ const help = `usage: octomix verify PREFIX...
 
 Checks each shard (PREFIX.bin, PREFIX.idx) against PREFIX.json: file sizes, header, index, counts, the sha256 of
 the index (document lengths and boundaries) and the sha256 digest recomputed over every token. A PREFIX written with --max-shard-* stands for all its numbered shards
-(PREFIX_00000, PREFIX_00001, ...). Given the outputs of all parts of a job array (tokenize --part I/N), it also
-checks their union: every part present and complete, one tokenizer and one set of text options, and no input file
+(PREFIX_00000, PREFIX_00001, ...). Given the outputs of two or more parts of a job array (tokenize --part I/N), it
+also checks their union: every part present and complete, one tokenizer and one set of text options, and no input file
 in two parts. Exits 1 when any shard or the union does not verify.`;
 
 /** PREFIX itself, or its numbered shards when only those exist. */

@@ -1,7 +1,8 @@
 /**
  * The union of a job array's parts (`octomix tokenize --part I/N` on N machines), checked from the shards' manifests:
  * every part 0..N-1 present and complete, all made with the same tokenizer and text options, and no input file in
- * two parts. `octomix verify` runs it when the shards it is given carry a `part`.
+ * two parts. `octomix verify` runs it when it is given shards of two or more parts (one part's own output, checked on
+ * its machine, is not a union).
  */
 import type { ShardManifest } from '../shards/verify.js';
 
@@ -35,7 +36,7 @@ export function checkParts(manifests: readonly { prefix: string; manifest: Shard
     for (const source of (manifest.sources as { path: string }[] | undefined) ?? []) if (!run.files.includes(source.path)) run.files.push(source.path);
     runs.set(manifest.part, run);
   }
-  if (runs.size === 0) return { count: undefined, parts: 0, inputFiles: 0, problems: [] };
+  if (runs.size < 2) return { count: undefined, parts: runs.size, inputFiles: 0, problems: [] };
   const problems: string[] = [];
   const counts = new Set([...runs.keys()].map((part) => Number(part.split('/')[1])));
   if (counts.size > 1) problems.push(`the parts come from different splits (${[...runs.keys()].sort().join(', ')})`);

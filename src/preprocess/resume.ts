@@ -16,6 +16,9 @@ export interface ResumePoint {
   kept: string[];
   /** The kept shards already cover the whole input. */
   complete: boolean;
+  /** Documents and skipped records in the kept shards (the skipped-share check counts the whole run). */
+  keptDocuments: number;
+  keptSkipped: Record<string, number>;
 }
 
 /** Removes leftovers (and, with `force`, every shard of the output); throws when another live process writes it. */
@@ -51,6 +54,8 @@ export async function findResumePoint(shardPrefix: (index: number) => string, nu
   let start: Position = { file: 0, record: 0 };
   const kept: string[] = [];
   let complete = false;
+  let keptDocuments = 0;
+  const keptSkipped: Record<string, number> = {};
   while (true) {
     const prefix = shardPrefix(kept.length);
     let manifest;
@@ -69,8 +74,10 @@ export async function findResumePoint(shardPrefix: (index: number) => string, nu
     }
     start = manifest.end as Position;
     kept.push(prefix);
+    keptDocuments += manifest.documents;
+    for (const [reason, count] of Object.entries((manifest.skippedRecords as Record<string, number> | undefined) ?? {})) keptSkipped[reason] = (keptSkipped[reason] ?? 0) + count;
     complete = manifest.complete === true;
     if (!numbered || complete) break;
   }
-  return { start, kept, complete };
+  return { start, kept, complete, keptDocuments, keptSkipped };
 }

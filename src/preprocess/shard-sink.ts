@@ -134,6 +134,13 @@ export class ShardSink {
     }
   }
 
+  /** Skipped records by reason so far, the open shard's included. */
+  skippedSoFar(): Record<string, number> {
+    const skipped: Record<string, number> = { ...this.skippedTotals };
+    for (const [reason, count] of Object.entries(this.#counters.skipped)) skipped[reason] = (skipped[reason] ?? 0) + count;
+    return skipped;
+  }
+
   /** Removes the open shard's temporary files (an interrupted or failed run keeps only finished shards). */
   abort(): void {
     this.#writer?.abort();

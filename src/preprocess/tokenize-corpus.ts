@@ -227,7 +227,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   });
 
   await clearOutput(output, options.force === true);
-  const resume = options.force ? { start: { file: 0, record: 0 }, kept: [], complete: false } : await findResumePoint(shardPrefix, numbered, runId, log);
+  const resume = options.force ? { start: { file: 0, record: 0 }, kept: [], complete: false, keptDocuments: 0, keptSkipped: {} } : await findResumePoint(shardPrefix, numbered, runId, log);
   const { start, kept } = resume;
   if (resume.complete) {
     log(`${kept.length} shard(s) already complete and verified; nothing to do (--force redoes them)`);
@@ -261,7 +261,11 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   // SIGINT/SIGTERM stop the run between records: the open shard's temporary files are removed, finished shards stay,
   // and the message says where a rerun resumes.
   let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
-  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => { interrupted = signal; };
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // A second signal does not wait for the current batch: exit now (the next run clears the temporaries).
+    if (interrupted) process.exit(signal === 'SIGINT' ? 130 : 143);
+    interrupted = signal;
+  };
   const onInterrupt = () => onSignal('SIGINT');
   const onTerminate = () => onSignal('SIGTERM');
   process.on('SIGINT', onInterrupt);
@@ -340,6 +344,9 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
       if (file.kind === 'parquet') read.bytes += file.size;
     }
     await queue.drain();
+    // Before the run is marked complete: a run that fails this check keeps only the shards it had finished, so a
+    // rerun reads the rest again and fails the same way instead of finding a complete output.
+    checkSkipped(sink, options, resume);
     await sink.complete({ file: files.length, record: 0 });
   } catch (error) {
     sink.abort();
@@ -358,7 +365,6 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   }
   progress.update(counts(), true);
   progress.done();
-  checkSkipped(sink, options, kept.length);
   return summary({
     documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
     bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
@@ -366,26 +372,32 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
 }
 
 /**
- * A run that skipped more than `maxSkippedShare` of its records, or wrote no document at all, fails after writing
- * (its shards are valid and say what was skipped), naming the likely cause: the skipped records were counted, but a
- * corpus that is mostly skipped is almost always a wrong --field or a wrong input, not a bad corpus.
+ * A run that skipped more than `maxSkippedShare` of its records, or wrote no document at all, fails before it is
+ * marked complete, naming the likely cause: the skipped records are counted, but a corpus that is mostly skipped is
+ * almost always a wrong --field or a wrong input, not a bad corpus. Kept shards of an earlier run count too, so the
+ * share is the whole run's.
  */
-function checkSkipped(sink: ShardSink, options: TokenizeCorpusOptions, kept: number): void {
-  const skipped = Object.values(sink.skippedTotals).reduce((sum, count) => sum + count, 0);
-  const records = sink.totals.documents + skipped;
+function checkSkipped(sink: ShardSink, options: TokenizeCorpusOptions, resume: { kept: string[]; keptDocuments: number; keptSkipped: Record<string, number> }): void {
+  const counted = sink.skippedSoFar();
+  for (const [reason, count] of Object.entries(resume.keptSkipped)) counted[reason] = (counted[reason] ?? 0) + count;
+  const skipped = Object.values(counted).reduce((sum, count) => sum + count, 0);
+  const documents = sink.totals.documents + resume.keptDocuments;
+  const records = documents + skipped;
   const maxShare = options.maxSkippedShare ?? 0.1;
   const field = options.template !== undefined ? 'a field of --template' : `"${options.field ?? 'text'}"`;
-  const counts = (['missing-field', 'malformed-json', 'non-string-field'] as const).map((reason) => [reason, sink.skippedTotals[reason] ?? 0] as const);
+  const counts = (['missing-field', 'malformed-json', 'non-string-field'] as const).map((reason) => [reason, counted[reason] ?? 0] as const);
   const [worst] = [...counts].sort((a, b) => b[1] - a[1]);
   const cause = worst[1] === 0 ? '' : worst[0] === 'missing-field' ? `; most have no field ${field}: check --field (or --template) against the records`
     : worst[0] === 'malformed-json' ? '; most are not valid JSON: are the inputs JSON Lines (one JSON value per line)?'
     : `; in most, ${field} is not a string: point --field at the text inside it`;
   const breakdown = counts.filter(([, count]) => count > 0).map(([reason, count]) => `${count.toLocaleString('en')} ${reason}`).join(', ');
+  const kept = sink.totals.shards + resume.kept.length;
+  const outcome = `${kept > 0 ? `the ${kept} shard(s) finished before the end are kept` : 'no shard is kept'}; the output is not marked complete, so a rerun fails the same way`;
   if (records > 0 && skipped / records > maxShare) {
     throw new Error(`${skipped.toLocaleString('en')} of ${records.toLocaleString('en')} records (${(100 * skipped / records).toFixed(1)}%) were skipped (${breakdown}), ` +
-      `more than --max-skipped ${(100 * maxShare).toFixed(1)}% allows${cause}. The shards were written and count them; raise --max-skipped to accept this`);
+      `more than --max-skipped ${(100 * maxShare).toFixed(1)}% allows${cause}. ${outcome}; raise --max-skipped to accept this`);
   }
-  if (sink.totals.documents === 0 && kept === 0) {
+  if (documents === 0) {
     throw new Error(`no document was written: the inputs hold ${records === 0 ? 'no records' : `only skipped records (${breakdown})`}${cause}`);
   }
 }

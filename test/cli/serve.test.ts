@@ -290,6 +290,8 @@ print(count)
     expect(run(['--recipe', recipePath]).stderr).toMatch(/exactly one of --socket PATH and --stdio/);
     const device = run(['--recipe', recipePath, '--stdio', '--device', 'gpu']);
     expect(device.status).toBe(2);  // a usage error, like every command's
+    // ...and the one stdout line a client waits for carries it, with a code.
+    expect(JSON.parse(device.stdout.trim())).toEqual({ error: { code: 'INVALID_ARGUMENT', message: 'octomix serve: --device must be cpu or cuda:N, received "gpu"' } });
     expect(device.stderr).toMatch(/--device must be cpu or cuda:N, received "gpu"/);
     expect(run(['--recipe', recipePath, '--stdio', '--branch', 'nope']).stderr).toMatch(/no branch "nope"/);
   });

@@ -167,7 +167,9 @@ describe('runs that tell the truth', () => {
     const run = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'a'), '--skip-bad-records', input]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/18 of 20 records \(90\.0%\) were skipped \(18 missing-field\), more than --max-skipped 10\.0% allows; most have no field "text": check --field/);
-    expect(documents(join(folder, 'truth', 'a'))).toHaveLength(2);  // the shard was written and counts them
+    expect(run.stderr).toMatch(/no shard is kept; the output is not marked complete, so a rerun fails the same way/);
+    expect(existsSync(join(folder, 'truth', 'a.bin'))).toBe(false);
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'a'), '--skip-bad-records', input]).code).toBe(1);  // again
     const none = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'truth', 'b'), '--skip-bad-records', '--max-skipped', '100%', '--field', 'body', input]);
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no document was written: the inputs hold only skipped records \(20 missing-field\); most have no field "body"/);

@@ -176,9 +176,16 @@ describe('octomix tokenize', () => {
     const union = octomix(['verify', ...outputs]);
     expect(union.code).toBe(0);
     expect(union.stdout).toMatch(/^ok {3}parts: all 2 of 2 complete, 4 input files, none in two parts/m);
-    const half = octomix(['verify', outputs[0]]);
-    expect(half.code).toBe(1);
-    expect(half.stdout).toMatch(/^FAIL parts: part\(s\) 1\/2 of 2 are missing/m);
+    // One part's own output verifies alone (a machine checks its part); two of three parts are not the union.
+    expect(octomix(['verify', outputs[0]]).code).toBe(0);
+    const thirds = ['0/3', '1/3'].map((part) => {
+      const out = join(folder, `third-${part.replace('/', '-')}`, 'corpus');
+      expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--part', part, '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+      return out;
+    });
+    const partial = octomix(['verify', ...thirds]);
+    expect(partial.code).toBe(1);
+    expect(partial.stdout).toMatch(/^FAIL parts: part\(s\) 2\/3 of 3 are missing/m);
   });
 
   it('formats QA records with --template and takes nested fields with --field', () => {
