@@ -90,7 +90,10 @@ export interface TokenizeSummary {
   dtype: ShardDtype;
   output: string;
   numbered: boolean;
-  /** Bytes of input text read by this run (decompressed for .gz/.zst; file size for Parquet). */
+  /**
+   * Bytes of input read by this run, decoded: decompressed lines for JSON Lines (.gz/.zst included), the UTF-8
+   * bytes of the columns read for Parquet, the file for text; the unit of the run's MB/s.
+   */
   bytes: number;
   seconds: number;
   peakResidentMegabytes: number;
@@ -341,7 +344,6 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         if (error instanceof TokenizeInterruptedError || (error as { located?: boolean }).located || (error as Error).message.startsWith(displayPath(file.path))) throw error;
         throw new Error(`${displayPath(file.path)}: ${(error as Error).message}`, { cause: error });
       }
-      if (file.kind === 'parquet') read.bytes += file.size;
     }
     await queue.drain();
     // Before the run is marked complete: a run that fails this check keeps only the shards it had finished, so a

@@ -72,6 +72,15 @@ describe('octomix tokenize', () => {
     expect(manifest).toMatchObject({ eos: { id: 128001 }, bos: null, dtype: 'int32', complete: true, documents: texts.length });
   });
 
+  it('counts Parquet input in the same unit as JSON Lines: the decoded bytes of what was read', () => {
+    const out = join(folder, 'parquet-bytes', 'corpus');
+    const run = octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'none', join(folder, 'in', 'd.parquet')]);
+    expect(run.code).toBe(0);
+    const quarter = Math.ceil(texts.length / 4);
+    const expected = texts.slice(3 * quarter).reduce((sum, text) => sum + Buffer.byteLength(text, 'utf8'), 0);
+    expect(JSON.parse(readFileSync(`${out}.json`, 'utf8')).bytesRead).toBe(expected);
+  });
+
   it('writes identical bytes whatever --workers is', () => {
     const outputs = ['1', '2'].map((workers) => {
       const out = join(folder, `workers-${workers}`, 'corpus');
