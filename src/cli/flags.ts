@@ -67,6 +67,15 @@ export function sizeFlag(flag: string, value: string | undefined): number | unde
   }
 }
 
+/** A share as `10%` or `0.1`, in [0, 1]. */
+export function shareFlag(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const match = /^(\d+(?:\.\d+)?)(%?)$/.exec(value);
+  const share = match ? Number(match[1]) / (match[2] ? 100 : 1) : NaN;
+  if (!(share >= 0 && share <= 1)) throw new UsageError(`--${flag} must be a share like 10% or 0.1 (at most 100%), received "${value}"`);
+  return share;
+}
+
 /** `I/N` with 0 <= I < N, or undefined when absent. */
 export function partFlag(flag: string, value: string | undefined): { index: number; count: number } | undefined {
   if (value === undefined) return undefined;

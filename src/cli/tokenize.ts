@@ -7,16 +7,7 @@ import { displayPath } from '../preprocess/inputs.js';
 import { tokenizeCorpus, TokenizeInterruptedError, TokenizeUsageError } from '../preprocess/tokenize-corpus.js';
 import { readFileSync } from 'node:fs';
 import { expandTemplateEscapes } from '../preprocess/format.js';
-import { choiceFlag, exclusive, integerFlag, parseFlags, partFlag, required, sizeFlag, UsageError } from './flags.js';
-
-/** A share as `10%` or `0.1`, in [0, 1]. */
-function shareFlag(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  const match = /^(\d+(?:\.\d+)?)(%?)$/.exec(value);
-  const share = match ? Number(match[1]) / (match[2] ? 100 : 1) : NaN;
-  if (!(share >= 0 && share <= 1)) throw new UsageError(`--${flag} must be a share like 10% or 0.1 (at most 100%), received "${value}"`);
-  return share;
-}
+import { choiceFlag, exclusive, integerFlag, parseFlags, partFlag, required, shareFlag, sizeFlag, UsageError } from './flags.js';
 
 function readTemplate(path: string): string {
   try {
