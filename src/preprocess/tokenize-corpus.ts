@@ -240,7 +240,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
 
   const progress = new Progress({ mode: options.progress ?? 'auto', totalBytes: files.reduce((sum, file) => sum + file.size, 0) });
   const read = { bytes: 0 };
-  const counts = () => ({ documents: sink.totals.documents, tokens: sink.totals.tokens, bytes: files.slice(0, start.file).reduce((sum, file) => sum + file.size, 0) + read.bytes });
+  const keptBytes = files.slice(0, start.file).reduce((sum, file) => sum + file.size, 0);  // the files kept shards read
+  const counts = () => ({ documents: sink.totals.documents, tokens: sink.totals.tokens, bytes: keptBytes + read.bytes });
   const started = performance.now();
   const sink = new ShardSink({
     shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes: options.maxShardBytes, bos, eos, sources,
