@@ -147,7 +147,8 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
   }
 
   // new TokenDataset(prefixes: string[], name: string); throws SHARD_FORMAT naming the file and the problem, or
-  // shards of different dtypes. (fromLengths passes an External instead.)
+  // shards of different dtypes; the error's `prefix` names the pair that failed. (fromLengths hands its dataset over
+  // through pending_ instead.)
   explicit TokenDatasetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TokenDatasetWrap>(info) {
     Napi::Env env = info.Env();
     if (pending_ != nullptr) {  // made by fromLengths, on this thread, just now
@@ -165,9 +166,12 @@ class TokenDatasetWrap : public Napi::ObjectWrap<TokenDatasetWrap> {
       std::vector<std::shared_ptr<shards::IndexedDataset>> opened;
       for (uint32_t i = 0; i < prefixes.Length(); ++i) {
         std::string error;
-        auto dataset = shards::IndexedDataset::open(prefixes.Get(i).ToString().Utf8Value(), error);
+        const std::string prefix = prefixes.Get(i).ToString().Utf8Value();
+        auto dataset = shards::IndexedDataset::open(prefix, error);
         if (!dataset) {
-          throwCoded(env, error, Status::kShardFormat);
+          Napi::Error failure = codedError(env, error, Status::kShardFormat);
+          failure.Set("prefix", prefix);  // which pair of the list failed (TS: ShardFormatError.prefix)
+          failure.ThrowAsJavaScriptException();
           return;
         }
         if (!opened.empty() && dataset->dtype() != opened.front()->dtype()) {

@@ -64,9 +64,9 @@ export class TokenDataset {
     try {
       native = new NativeClass(prefixes, name);
     } catch (error) {
-      // The native message names the file (PREFIX.idx: ...); the prefix names the pair for callers that branch on it.
-      const prefix = prefixes.find((candidate) => (error as Error).message?.startsWith(candidate)) ?? prefixes[0];
-      throw fromNative(error, { prefix });
+      // The native error carries the prefix of the pair that failed (ShardFormatError.prefix).
+      const failed = (error as { prefix?: unknown }).prefix;
+      throw fromNative(error, { prefix: typeof failed === 'string' ? failed : prefixes[0] });
     }
     return new TokenDataset(prefixes, native);
   }

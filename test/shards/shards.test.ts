@@ -107,6 +107,10 @@ describe('TokenDataset', () => {
       expect((error as Error).message).toMatch(pattern);
     };
     expectFormat(join(dir, 'absent'), /cannot open .*absent\.idx: No such file/);
+    // In a list of pairs, the error's prefix is the pair that failed, not the first one.
+    const good = await make('good');
+    const listed = (() => { try { TokenDataset.open([good, join(dir, 'absent')]); } catch (e) { return e; } })();
+    expect((listed as ShardFormatError).prefix).toBe(join(dir, 'absent'));
     const truncatedBin = await make('truncated-bin');
     truncateSync(`${truncatedBin}.bin`, 21);
     expectFormat(truncatedBin, /truncated-bin\.bin: size 21 bytes, but .*describes 11 tokens of 2 bytes \(22\)/);
