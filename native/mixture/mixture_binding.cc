@@ -44,6 +44,20 @@ bool readDatasets(Napi::Env env, Napi::Value value, DatasetList& datasets) {
   return true;
 }
 
+// Runs a job's work on a pool thread: what the work refuses (a std::exception: a source without tokens, a stage
+// without a positive share) is kept in `failure` for settle() to reject with SCHEDULE_INVALID; an allocation
+// failure goes on to PoolJob, which rejects it as INTERNAL.
+template <typename Work>
+void keepRefusal(std::string& failure, Work&& work) {
+  try {
+    work();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+}
+
 std::vector<const shards::TokenDataset*> pointers(const DatasetList& datasets) {
   std::vector<const shards::TokenDataset*> list;
   for (const auto& dataset : datasets) list.push_back(dataset.get());
@@ -142,13 +156,7 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
     std::shared_ptr<const mixture::Schedule> schedule;
 
     void runItem(size_t, NoWorkerState&) override {
-      try {
-        schedule = std::make_shared<const mixture::Schedule>(mixture::buildSchedule(pointers(datasets), parameters, stages));
-      } catch (const std::bad_alloc&) {
-        throw;  // PoolJob rejects it as INTERNAL
-      } catch (const std::exception& error) {
-        failure = error.what();
-      }
+      keepRefusal(failure, [&] { schedule = std::make_shared<const mixture::Schedule>(mixture::buildSchedule(pointers(datasets), parameters, stages)); });
     }
     void settle(Napi::Env env) override {
       if (rejectIfFailed(env, "Schedule.build")) return;
@@ -223,41 +231,35 @@ class ScheduleWrap : public Napi::ObjectWrap<ScheduleWrap> {
     std::vector<mixture::StageQuality> quality;
 
     void runItem(size_t, NoWorkerState&) override {
-      try {
-        quality = mixture::measurePackingQuality(*schedule, pointers(datasets), maxSteps);
-      } catch (const std::bad_alloc&) {
-        throw;  // PoolJob rejects it as INTERNAL
-      } catch (const std::exception& error) {
-        failure = error.what();
-      }
+      keepRefusal(failure, [&] { quality = mixture::measurePackingQuality(*schedule, pointers(datasets), maxSteps); });
     }
     void settle(Napi::Env env) override {
       if (rejectIfFailed(env, "measureQuality")) return;
       if (!failure.empty()) return deferred.Reject(codedError(env, "the packing quality cannot be measured: " + failure, Status::kScheduleInvalid).Value());
-    Napi::Array stages = Napi::Array::New(env, quality.size());
-    for (size_t i = 0; i < quality.size(); ++i) {
-      const mixture::StageQuality& stage = quality[i];
-      Napi::Object entry = Napi::Object::New(env);
-      entry.Set("steps", Napi::Number::New(env, static_cast<double>(stage.steps)));
-      entry.Set("rows", Napi::Number::New(env, static_cast<double>(stage.rows)));
-      entry.Set("neighbourPairs", Napi::Number::New(env, static_cast<double>(stage.neighbourPairs)));
-      entry.Set("sameDocumentPairs", Napi::Number::New(env, static_cast<double>(stage.sameDocumentPairs)));
-      entry.Set("sameDocumentNeighbours", Napi::Number::New(env, stage.sameDocumentNeighbours));
-      entry.Set("uniformNeighbours", Napi::Number::New(env, stage.uniformNeighbours));
-      Napi::Array sources = Napi::Array::New(env, stage.sources.size());
-      for (size_t j = 0; j < stage.sources.size(); ++j) {
-        const mixture::SourceQuality& source = stage.sources[j];
-        Napi::Object object = Napi::Object::New(env);
-        object.Set("documentStarts", Napi::Number::New(env, static_cast<double>(source.documentStarts)));
-        object.Set("firstAppearanceLengthCorrelation", Napi::Number::New(env, source.firstAppearanceLengthCorrelation));
-        object.Set("earlyDocuments", Napi::Number::New(env, static_cast<double>(source.earlyDocuments)));
-        object.Set("earlyMeanLength", Napi::Number::New(env, source.earlyMeanLength));
-        object.Set("sourceMeanLength", Napi::Number::New(env, source.sourceMeanLength));
-        sources.Set(static_cast<uint32_t>(j), object);
+      Napi::Array stages = Napi::Array::New(env, quality.size());
+      for (size_t i = 0; i < quality.size(); ++i) {
+        const mixture::StageQuality& stage = quality[i];
+        Napi::Object entry = Napi::Object::New(env);
+        entry.Set("steps", Napi::Number::New(env, static_cast<double>(stage.steps)));
+        entry.Set("rows", Napi::Number::New(env, static_cast<double>(stage.rows)));
+        entry.Set("neighbourPairs", Napi::Number::New(env, static_cast<double>(stage.neighbourPairs)));
+        entry.Set("sameDocumentPairs", Napi::Number::New(env, static_cast<double>(stage.sameDocumentPairs)));
+        entry.Set("sameDocumentNeighbours", Napi::Number::New(env, stage.sameDocumentNeighbours));
+        entry.Set("uniformNeighbours", Napi::Number::New(env, stage.uniformNeighbours));
+        Napi::Array sources = Napi::Array::New(env, stage.sources.size());
+        for (size_t j = 0; j < stage.sources.size(); ++j) {
+          const mixture::SourceQuality& source = stage.sources[j];
+          Napi::Object object = Napi::Object::New(env);
+          object.Set("documentStarts", Napi::Number::New(env, static_cast<double>(source.documentStarts)));
+          object.Set("firstAppearanceLengthCorrelation", Napi::Number::New(env, source.firstAppearanceLengthCorrelation));
+          object.Set("earlyDocuments", Napi::Number::New(env, static_cast<double>(source.earlyDocuments)));
+          object.Set("earlyMeanLength", Napi::Number::New(env, source.earlyMeanLength));
+          object.Set("sourceMeanLength", Napi::Number::New(env, source.sourceMeanLength));
+          sources.Set(static_cast<uint32_t>(j), object);
+        }
+        entry.Set("sources", sources);
+        stages.Set(static_cast<uint32_t>(i), entry);
       }
-      entry.Set("sources", sources);
-      stages.Set(static_cast<uint32_t>(i), entry);
-    }
       deferred.Resolve(stages);
     }
   };
