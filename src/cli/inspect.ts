@@ -3,12 +3,12 @@ import { integerFlag, parseFlags, UsageError } from './flags.js';
 import { TokenDataset } from '../shards/token-dataset.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { formatCount } from '../io/progress.js';
-import { shardPrefixes } from './verify.js';
+import { shardPrefixes } from '../shards/verify.js';
 
 const help = `usage: octomix inspect [--tokenizer PATH] [--show N] PREFIX...
 
 Prints document and token counts, the dtype, document-length percentiles and a length histogram of the shards
-(a PREFIX written with --max-shard-* stands for all its numbered shards).
+(a PREFIX cut into numbered shards stands for all of them).
 
 options:
   --tokenizer PATH   decode and print the first documents with this tokenizer.json

@@ -25,7 +25,9 @@ document per file; from folders only with --text-files). Files are taken in sort
 
 options:
   --tokenizer PATH          tokenizer.json (required)
-  --output PREFIX           output prefix; writes PREFIX.bin/.idx/.json, or PREFIX_00000.* ... when shards are cut (required)
+  --output PREFIX           output prefix (required); writes PREFIX.bin/.idx/.json when the output is one shard,
+                            else numbered shards PREFIX_00000.*, PREFIX_00001.*, ... (recipes, verify and inspect
+                            take PREFIX for all of them)
   --field PATH              dotted path of the text field (default: text)
   --template TEMPLATE       build the text from fields, e.g. 'Question: {question}\\n\\nAnswer: {answer}'; {a.b} and
                             {messages.0.content} are dotted paths; {{ and }} are literal braces; the only escapes are
@@ -40,8 +42,9 @@ options:
   --bos-token TOKEN|ID      the BOS to prepend instead (implies --prepend-bos)
   --dtype auto|uint16|int32 token dtype (default auto: uint16 below 65500 ids, else int32, as Megatron)
   --workers N               tokenizer threads (default: all cores)
-  --max-shard-tokens N      cut the output into numbered shards of about N tokens (e.g. 500M)
-  --max-shard-bytes N       cut the output into numbered shards of about N bytes of .bin (e.g. 2Gi)
+  --max-shard-tokens N      cut the output into shards of about N tokens (e.g. 500M)
+  --max-shard-bytes N       cut the output into shards of about N bytes of .bin (default 1Gi when neither is
+                            given: an interrupted run keeps every finished shard and a rerun resumes after it)
   --part I/N                take part I (from 0) of N parts of the input files, balanced by bytes (largest files
                             dealt first to the lightest part; every machine computes the same split)
   --skip-bad-records        count malformed lines, missing and non-string fields in the manifest instead of stopping

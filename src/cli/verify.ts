@@ -1,28 +1,16 @@
 /** `octomix verify PREFIX...`: sizes, header and digest of each shard against its manifest; non-zero on a mismatch. */
-import { existsSync } from 'node:fs';
 import { parseFlags, UsageError } from './flags.js';
 import { displayPath } from '../preprocess/inputs.js';
 import { checkParts } from '../preprocess/parts.js';
-import { verifyShard, type ShardManifest } from '../shards/verify.js';
+import { shardPrefixes, verifyShard, type ShardManifest } from '../shards/verify.js';
 
 const help = `usage: octomix verify PREFIX...
 
 Checks each shard (PREFIX.bin, PREFIX.idx) against PREFIX.json: file sizes, header, index, counts, the sha256 of
-the index (document lengths and boundaries) and the sha256 digest recomputed over every token. A PREFIX written with --max-shard-* stands for all its numbered shards
+the index (document lengths and boundaries) and the sha256 digest recomputed over every token. A PREFIX whose output was cut into numbered shards stands for all of them
 (PREFIX_00000, PREFIX_00001, ...). Given the outputs of two or more parts of a job array (tokenize --part I/N), it
 also checks their union: every part present and complete, one tokenizer and one set of text options, and no input file
 in two parts. Exits 1 when any shard or the union does not verify.`;
-
-/** PREFIX itself, or its numbered shards when only those exist. */
-export function shardPrefixes(prefix: string): string[] {
-  const clean = prefix.replace(/\.(bin|idx|json)$/, '');
-  if (existsSync(`${clean}.json`) || existsSync(`${clean}.idx`)) return [clean];
-  const numbered: string[] = [];
-  for (let index = 0; existsSync(`${clean}_${String(index).padStart(5, '0')}.idx`) || existsSync(`${clean}_${String(index).padStart(5, '0')}.json`); index++) {
-    numbered.push(`${clean}_${String(index).padStart(5, '0')}`);
-  }
-  return numbered.length > 0 ? numbered : [clean];
-}
 
 export async function runVerify(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {}, { positionals: true });

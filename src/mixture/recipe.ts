@@ -8,6 +8,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describeValue, RecipeError } from '../errors.js';
 import { unknownKeyMessage } from '../keys.js';
+import { shardPrefixes } from '../shards/verify.js';
 
 export interface RecipeSource {
   name: string;
@@ -97,7 +98,7 @@ function checkKeys(key: string, object: Record<string, unknown>, allowed: string
   }
 }
 
-/** Shard prefixes of a source path: a prefix, PREFIX.bin/.idx, or a folder holding pairs (sorted). */
+/** Shard prefixes of a source path: a prefix (or its numbered shards), PREFIX.bin/.idx, or a folder holding pairs (sorted). */
 function resolvePrefixes(key: string, path: string, baseDir: string): string[] {
   const absolute = isAbsolute(path) ? path : resolve(baseDir, path);
   if (existsSync(absolute) && statSync(absolute).isDirectory()) {
@@ -105,9 +106,10 @@ function resolvePrefixes(key: string, path: string, baseDir: string): string[] {
     if (prefixes.length === 0) throw new RecipeError(key, `the folder ${absolute} holds no .idx/.bin shard pairs`);
     return prefixes;
   }
-  const prefix = absolute.replace(/\.(bin|idx|json)$/, '');
-  if (!existsSync(`${prefix}.idx`)) throw new RecipeError(key, `no shard ${prefix}.idx (path ${JSON.stringify(path)})`);
-  return [prefix];
+  // An output `octomix tokenize` cut into numbered shards (PREFIX_00000, ...) is named by its PREFIX.
+  const prefixes = shardPrefixes(absolute);
+  if (!existsSync(`${prefixes[0]}.idx`)) throw new RecipeError(key, `no shard ${prefixes[0]}.idx (path ${JSON.stringify(path)})`);
+  return prefixes;
 }
 
 function parseMixture(key: string, value: unknown, sources: Record<string, RecipeSource>): Mixture {

@@ -4,6 +4,7 @@
  * inputs, tokenizer and options) are kept when they verify, so reading restarts after the last kept shard's final
  * record. With `force`, the output's shards are removed first, so a shorter rerun leaves no stale numbered shard.
  */
+import { existsSync } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { readManifest, verifyShard } from '../shards/verify.js';
@@ -48,16 +49,19 @@ export async function clearOutput(output: string, force: boolean): Promise<void>
 
 /**
  * The shards of an earlier run of `runId` that verify, in order, and where reading resumes after them.
+ * @param single the plain PREFIX an output that ended as one shard was renamed to
  * @param log status lines (a shard that does not verify is redone, and said so)
  */
-export async function findResumePoint(shardPrefix: (index: number) => string, numbered: boolean, runId: string, log: (line: string) => void): Promise<ResumePoint> {
+export async function findResumePoint(shardPrefix: (index: number) => string, single: string, runId: string, log: (line: string) => void): Promise<ResumePoint> {
   let start: Position = { file: 0, record: 0 };
   const kept: string[] = [];
   let complete = false;
   let keptDocuments = 0;
   const keptSkipped: Record<string, number> = {};
+  // An output that ended as one shard was renamed to `single` (PREFIX.*); otherwise its shards are numbered.
+  const singleDone = existsSync(`${single}.json`);
   while (true) {
-    const prefix = shardPrefix(kept.length);
+    const prefix = singleDone ? single : shardPrefix(kept.length);
     let manifest;
     try {
       manifest = await readManifest(prefix);
@@ -77,7 +81,7 @@ export async function findResumePoint(shardPrefix: (index: number) => string, nu
     keptDocuments += manifest.documents;
     for (const [reason, count] of Object.entries((manifest.skippedRecords as Record<string, number> | undefined) ?? {})) keptSkipped[reason] = (keptSkipped[reason] ?? 0) + count;
     complete = manifest.complete === true;
-    if (!numbered || complete) break;
+    if (singleDone || complete) break;
   }
   return { start, kept, complete, keptDocuments, keptSkipped };
 }

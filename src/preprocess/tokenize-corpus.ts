@@ -11,12 +11,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
 import { Progress } from '../io/progress.js';
 import { loadAddon, packageRoot } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
+import { numberedShard } from '../shards/verify.js';
 import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
 import { fieldFormatter, templateFormatter } from './format.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
@@ -28,7 +29,7 @@ import { ShardSink, type PendingRecord } from './shard-sink.js';
 export interface TokenizeCorpusOptions {
   /** tokenizer.json (its tokenizer_config.json beside it names BOS and EOS). */
   tokenizer: string;
-  /** Output prefix: PREFIX.bin/.idx/.json, or PREFIX_00000.* ... when shards are cut. */
+  /** Output prefix: PREFIX.bin/.idx/.json when the output is one shard, else PREFIX_00000.*, PREFIX_00001.*, ... */
   output: string;
   /** Files, folders (recursive) and globs. */
   inputs: readonly string[];
@@ -48,7 +49,9 @@ export interface TokenizeCorpusOptions {
   dtype?: 'auto' | ShardDtype;
   /** Tokenizer threads. Default: all cores. */
   workers?: number;
+  /** Cut a shard after about this many tokens. */
   maxShardTokens?: number;
+  /** Cut a shard after about this many bytes of .bin. Default: DEFAULT_SHARD_BYTES (1 GiB) when neither is given. */
   maxShardBytes?: number;
   /** One of `count` parts of the input files, balanced by bytes (inputs.ts selectPart). */
   part?: { index: number; count: number };
@@ -89,6 +92,7 @@ export interface TokenizeSummary {
   alreadyComplete: boolean;
   dtype: ShardDtype;
   output: string;
+  /** The output is several numbered shards (PREFIX_00000, ...); false: one shard at PREFIX. */
   numbered: boolean;
   /**
    * Bytes of input read by this run, decoded: decompressed lines for JSON Lines (.gz/.zst included), the UTF-8
@@ -206,8 +210,10 @@ interface LockedRun {
 }
 
 async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
-  const numbered = options.maxShardTokens !== undefined || options.maxShardBytes !== undefined;
-  const shardPrefix = (index: number) => (numbered ? `${output}_${String(index).padStart(5, '0')}` : output);
+  // Shards are always cut, at --max-shard-* or else at DEFAULT_SHARD_BYTES, so an interrupted run keeps what it
+  // finished; an output that ends as one shard is renamed to PREFIX.*, as if it had never been cut.
+  const maxShardBytes = options.maxShardBytes ?? (options.maxShardTokens === undefined ? DEFAULT_SHARD_BYTES : undefined);
+  const shardPrefix = (index: number) => numberedShard(output, index);
   const version = JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')).version as string;
   const sources = files.map((file) => ({ path: file.path, size: file.size, mtimeMs: file.mtimeMs }));
   // Everything that decides the output. A resumed run must match it exactly.
@@ -220,21 +226,24 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     eos: eos ?? null,
     dtype,
     maxShardTokens: options.maxShardTokens ?? null,
-    maxShardBytes: options.maxShardBytes ?? null,
+    maxShardBytes: maxShardBytes ?? null,
     part: options.part ? `${options.part.index}/${options.part.count}` : null,
   };
   const runId = createHash('sha256').update(JSON.stringify(run)).digest('hex').slice(0, 16);
   const summary = (fields: Partial<TokenizeSummary>): TokenizeSummary => ({
-    documents: 0, tokens: 0, shards: 0, keptShards: 0, alreadyComplete: false, dtype, output, numbered, bytes: 0, seconds: 0,
+    documents: 0, tokens: 0, shards: 0, keptShards: 0, alreadyComplete: false, dtype, output, numbered: true, bytes: 0, seconds: 0,
     peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, specialTokenTextDocuments: 0, ...fields,
   });
 
   await clearOutput(output, options.force === true);
-  const resume = options.force ? { start: { file: 0, record: 0 }, kept: [], complete: false, keptDocuments: 0, keptSkipped: {} } : await findResumePoint(shardPrefix, numbered, runId, log);
+  const resume = options.force ? { start: { file: 0, record: 0 }, kept: [], complete: false, keptDocuments: 0, keptSkipped: {} }
+    : await findResumePoint(shardPrefix, output, runId, log);
   const { start, kept } = resume;
   if (resume.complete) {
     log(`${kept.length} shard(s) already complete and verified; nothing to do (--force redoes them)`);
-    return summary({ keptShards: kept.length, alreadyComplete: true });
+    // A run that died between finishing its only shard and renaming it: the rename is all that was left.
+    if (kept.length === 1 && kept[0] !== output) await renameShard(kept[0], output);
+    return summary({ keptShards: kept.length, alreadyComplete: true, numbered: kept.length > 1 });
   }
   if (kept.length > 0) log(`kept ${kept.length} verified shard(s); resuming at ${displayPath(files[start.file]?.path ?? '')} record ${start.record + 1}`);
 
@@ -243,11 +252,12 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const keptBytes = files.slice(0, start.file).reduce((sum, file) => sum + file.size, 0);  // the files kept shards read
   const counts = () => ({ documents: sink.totals.documents, tokens: sink.totals.tokens, bytes: keptBytes + read.bytes });
   const started = performance.now();
+  let numbered = true;
   const sink = new ShardSink({
-    shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes: options.maxShardBytes, bos, eos, sources,
+    shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes, bos, eos, sources,
     manifest: {
       runId, octomixVersion: version, tokenizer: { ...run.tokenizer, name: basename(dirname(resolve(options.tokenizer))) },
-      text: run.text, specialTokens: run.specialTokens, bos: run.bos, eos: run.eos, part: run.part,
+      text: run.text, specialTokens: run.specialTokens, bos: run.bos, eos: run.eos, part: run.part, maxShardTokens: run.maxShardTokens, maxShardBytes: run.maxShardBytes,
     },
   }, start, kept);
   const write = async (records: PendingRecord[], idLists: (Uint32Array | undefined)[]) => {
@@ -351,6 +361,10 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     // rerun reads the rest again and fails the same way instead of finding a complete output.
     checkSkipped(sink, options, resume);
     await sink.complete({ file: files.length, record: 0 });
+    if (kept.length + sink.totals.shards === 1) {
+      await renameShard(shardPrefix(0), output);
+      numbered = false;
+    }
   } catch (error) {
     sink.abort();
     await queue.settle();
@@ -359,7 +373,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     if (error instanceof TokenizeInterruptedError) {
       const finished = kept.length + sink.totals.shards;
       throw new TokenizeInterruptedError(error.signal, `${error.signal}: stopped; ${finished === 0 ? 'no shard was finished' : `${finished} finished shard(s) are kept`}` +
-        ` and the unfinished one's temporary files were removed; rerun the same command to resume${numbered ? ' after the last finished shard' : ' (without --max-shard-tokens or --max-shard-bytes the output is one shard, so a rerun starts it again)'}`);
+        ` and the unfinished one's temporary files were removed; rerun the same command to resume after the last finished shard`);
     }
     throw error;
   } finally {
@@ -369,9 +383,25 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   progress.update(counts(), true);
   progress.done();
   return summary({
-    documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
+    numbered, documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
     bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
   });
+}
+
+/**
+ * Where an output is cut when the run names no --max-shard-*: 1 GiB of .bin (about 537M uint16 tokens, 2 GB of
+ * text), so an interrupted run loses at most that much work (seconds to a minute on one machine) while a corpus of
+ * 100B tokens stays at a few hundred shards, and each shard's manifest, digest and index stay quick to verify.
+ */
+export const DEFAULT_SHARD_BYTES = 2 ** 30;
+
+/**
+ * PREFIX_00000.* to PREFIX.*: the output of a run that ended as one shard keeps the plain name. The manifest goes
+ * last, so a crash in between leaves a PREFIX_00000.json whose shard does not verify (a rerun redoes it) and never a
+ * PREFIX.json beside a missing pair.
+ */
+async function renameShard(from: string, to: string): Promise<void> {
+  for (const suffix of ['bin', 'idx', 'json']) await rename(`${from}.${suffix}`, `${to}.${suffix}`);
 }
 
 /**

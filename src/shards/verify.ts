@@ -4,8 +4,28 @@
  * `octomix tokenize` before it keeps a shard from an interrupted run.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { TokenDataset } from './token-dataset.js';
+
+/** The number in a numbered shard's name: PREFIX_00000, PREFIX_00001, ... */
+export function numberedShard(prefix: string, index: number): string {
+  return `${prefix}_${String(index).padStart(5, '0')}`;
+}
+
+/**
+ * PREFIX itself when PREFIX.idx or PREFIX.json exists, else its numbered shards (an output `octomix tokenize` cut
+ * into several), else [PREFIX] (for the caller's own "missing" error).
+ */
+export function shardPrefixes(prefix: string): string[] {
+  const clean = prefix.replace(/\.(bin|idx|json)$/, '');
+  if (existsSync(`${clean}.json`) || existsSync(`${clean}.idx`)) return [clean];
+  const numbered: string[] = [];
+  for (let index = 0; existsSync(`${numberedShard(clean, index)}.idx`) || existsSync(`${numberedShard(clean, index)}.json`); index++) {
+    numbered.push(numberedShard(clean, index));
+  }
+  return numbered.length > 0 ? numbered : [clean];
+}
 
 export interface ShardManifest {
   format: string;

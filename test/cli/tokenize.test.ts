@@ -2,7 +2,7 @@
 // shards' contents against the tokenizer, identical output for any --workers, shard cutting, resume after an
 // interruption, --part, bad records, and clean failures.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -135,6 +135,30 @@ describe('octomix tokenize', () => {
     expect(bins.length).toBeGreaterThan(1);
     bins.slice(0, -1).forEach((name) => expect(statSync(join(folder, 'bytes', name)).size).toBeGreaterThanOrEqual(65536));
     expect(octomix(['verify', out]).code).toBe(0);
+  });
+
+  it('cuts at 1 GiB of .bin when no --max-shard-* is given, and names an output of one shard PREFIX, resumed or not', () => {
+    const out = join(folder, 'default-cut', 'corpus');
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'none', join(folder, 'in')]).code).toBe(0);
+    const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
+    expect([manifest.maxShardBytes, manifest.maxShardTokens, manifest.complete]).toEqual([2 ** 30, null, true]);
+    expect(readdirSync(join(folder, 'default-cut')).filter((name) => !name.endsWith('.lock')).sort()).toEqual(['corpus.bin', 'corpus.idx', 'corpus.json']);
+    expect(octomix(['tokenize', '--tokenizer', llama, '--output', out, '--progress', 'none', join(folder, 'in')]).stderr).toContain('already complete and verified; nothing to do');
+
+    // A cut that the output never reaches gives one shard under the plain name too; so does a run that resumed from
+    // that one numbered shard, finished but not yet renamed when the process died.
+    const one = join(folder, 'one-shard', 'corpus');
+    const args = ['tokenize', '--tokenizer', llama, '--output', one, '--max-shard-tokens', '100M', '--progress', 'none', join(folder, 'in')];
+    expect(octomix(args).code).toBe(0);
+    for (const suffix of ['bin', 'idx', 'json']) renameSync(`${one}.${suffix}`, `${one}_00000.${suffix}`);
+    const resumed = octomix(args);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain('1 shard(s) already complete and verified');
+    expect(readdirSync(join(folder, 'one-shard')).filter((name) => !name.endsWith('.lock')).sort()).toEqual(['corpus.bin', 'corpus.idx', 'corpus.json']);
+    const again = octomix([...args, '--force']);
+    expect(again.code).toBe(0);
+    expect(readdirSync(join(folder, 'one-shard')).filter((name) => !name.endsWith('.lock')).sort()).toEqual(['corpus.bin', 'corpus.idx', 'corpus.json']);
+    expect(readAll([one])).toEqual(readAll([out]));
   });
 
   it('takes globs, and draws a progress bar on a terminal', () => {
@@ -318,7 +342,7 @@ describe('octomix tokenize', () => {
     const out = join(folder, 'full', 'corpus');
     const run = octomix([], { shell: `ulimit -f 64; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(cli)} tokenize --tokenizer ${JSON.stringify(llama)} --output ${JSON.stringify(out)} --progress none ${JSON.stringify(join(folder, 'in'))}` });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/cannot write .*corpus\.bin\.tmp-\d+-\d+: File too large \[SHARD_WRITE\]/);
+    expect(run.stderr).toMatch(/cannot write .*corpus_00000\.bin\.tmp-\d+-\d+: File too large \[SHARD_WRITE\]/);
     expect(readdirSync(join(folder, 'full'))).toEqual([]);
   });
 });

@@ -40,6 +40,7 @@ ${extra}`;
 beforeAll(async () => {
   folder = mkdtempSync(join(tmpdir(), 'octomix-recipe-'));
   mkdirSync(join(folder, 'shards', 'web'), { recursive: true });
+  mkdirSync(join(folder, 'shards', 'numbered'));
   const write = async (prefix: string, tokens: number) => {
     const writer = ShardWriter.create(join(folder, 'shards', prefix), { dtype: 'uint16' });
     for (let written = 0; written < tokens; written += 100) writer.addDocument(new Uint32Array(Math.min(100, tokens - written)).fill(1));
@@ -49,6 +50,8 @@ beforeAll(async () => {
   await write('web/part-1', 10_000);
   await write('qa', 8_000);
   await write('cot', 200);
+  await write('numbered/math_00000', 300);  // an output `octomix tokenize` cut into shards
+  await write('numbered/math_00001', 300);
   writeFileSync(join(folder, 'recipe.yaml'), recipeText());
 });
 
@@ -58,6 +61,9 @@ describe('loadRecipe', () => {
     expect(recipe).toMatchObject({ seed: 7, seqLength: 100, globalBatchSize: 10, packing: 'bestfit' });
     expect(recipe.sources.web.prefixes.map((p) => p.split('/').slice(-2).join('/'))).toEqual(['web/part-0', 'web/part-1']);
     expect(recipe.stages[0]).toMatchObject({ name: 'stable', tokens: 20_000, mix: { web: 0.7, qa: 0.3 } });
+    // The prefix of a numbered output stands for all its shards, in order.
+    const numbered = loadRecipe(recipeText().replace('shards/cot', 'shards/numbered/math'), { baseDir: folder });
+    expect(numbered.sources.cot.prefixes.map((p) => p.split('/').pop())).toEqual(['math_00000', 'math_00001']);
     expect(parseBudget('x', '200B')).toBe(200e9);
     expect(parseBudget('x', '4M')).toBe(4e6);
     expect(parseBudget('x', '4Mi')).toBe(4_194_304);
@@ -112,6 +118,7 @@ describe('loadRecipe', () => {
     expect(error(recipeText().replace('{ cot: 0.3, web: 0.7 }', '{ cott: 0.3, web: 0.7 }'))).toMatch(/^stages\[1\]\.branches\.long\.cott: unknown source \(sources are web, qa, cot\)/);
     expect(error(recipeText().replace('qa: 0.3 }', 'qa: -1 }'))).toBe('stages[0].mix.qa: must be a positive share, received number -1');
     expect(error(recipeText().replace('shards/qa', 'shards/missing'))).toMatch(/^sources\.qa\.path: no shard .*missing\.idx/);
+    expect(error(recipeText().replace('shards/qa', 'shards/numbered/mat'))).toMatch(/^sources\.qa\.path: no shard .*numbered\/mat\.idx/);
     expect(error(`${recipeText()}\nepochs: 3`)).toMatch(/^epochs: unknown key/);
     expect(error(recipeText().replace('packing', 'x').replace('globalBatchTokens: 1K', 'globalBatchTokens: 1K\npacking: zigzag'))).toBe('packing: must be concat or bestfit, received string "zigzag"');
   });
