@@ -213,6 +213,13 @@ export interface NativeBuildInfo {
   cudaDevices: { index: number; name: string; memoryBytes: number }[];
 }
 
+export interface NativeZstdStream {
+  /** The bytes decoded from `bytes` (frames may span calls); throws "corrupt zstd data: ..." */
+  push(bytes: Uint8Array): Uint8Array;
+  /** Throws when the input ended inside a frame (a truncated file). */
+  end(): void;
+}
+
 export interface NativeAddon {
   Tokenizer: {
     new (json: string | Uint8Array): NativeTokenizer;
@@ -236,6 +243,12 @@ export interface NativeAddon {
   };
   DataLoader: new (schedule: NativeSchedule, datasets: NativeTokenDataset[], options: NativeLoaderOptions) => NativeDataLoader;
   probeRing(path: string): NativeRingProbe;
+  /** A streaming Zstandard decoder over the system libzstd (throws when zstdLibrary() is not loaded). */
+  ZstdStream: new () => NativeZstdStream;
+  /** One zstd frame decompressed to exactly `outputLength` bytes (a Parquet page). */
+  zstdDecompress(bytes: Uint8Array, outputLength: number): Uint8Array;
+  /** The system libzstd, loaded at run time; `error` says why not when `loaded` is false. */
+  zstdLibrary(): { loaded: boolean; library: string; version: number; error: string };
   /** The addon's error codes (native/common/status.h), translated by src/errors.ts. */
   statusCodes: readonly string[];
   buildInfo(): NativeBuildInfo;
@@ -245,11 +258,16 @@ export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 
 let addon: NativeAddon | undefined;
 
+/** Where the addon is: build/Release/octomix.node, or $OCTOMIX_ADDON_PATH (worker threads load it from here too). */
+export function addonPath(): string {
+  const override = process.env.OCTOMIX_ADDON_PATH;
+  return override ? resolve(override) : join(packageRoot, 'build', 'Release', 'octomix.node');
+}
+
 /** The addon, loaded on first use; throws an Error that says how to build it when it is missing. */
 export function loadAddon(): NativeAddon {
   if (addon) return addon;
-  const override = process.env.OCTOMIX_ADDON_PATH;
-  const path = override ? resolve(override) : join(packageRoot, 'build', 'Release', 'octomix.node');
+  const path = addonPath();
   if (!existsSync(path)) {
     throw new Error(
       `octomix: the native addon is not built (looked for ${path}). Run "npm rebuild octomix" ` +

@@ -1,5 +1,7 @@
-// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool. It
-// takes a native Tokenizer object as a handle (tokenizer/tokenizer_binding.h).
+// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool, and
+// Zstandard decompression (zstd_library.h) for the reader threads of .zst inputs and Parquet pages. The job takes a
+// native Tokenizer object as a handle (tokenizer/tokenizer_binding.h); the zstd entry points are synchronous and
+// meant for worker threads, which load the addon themselves.
 #include "preprocess/preprocess_binding.h"
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 
 #include "common/napi_helpers.h"
 #include "preprocess/json_lines.h"
+#include "preprocess/zstd_library.h"
 #include "tokenizer/tokenizer_binding.h"
 
 namespace octomix {
@@ -124,10 +127,89 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
   }
 }
 
+// A copy in a plain ArrayBuffer (not an external one): reader threads transfer it to the main thread.
+Napi::Uint8Array copyOut(Napi::Env env, const uint8_t* data, size_t size) {
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, size);
+  if (size > 0) std::memcpy(buffer.Data(), data, size);
+  return Napi::Uint8Array::New(env, size, buffer, 0);
+}
+
+// new ZstdStream(); push(bytes) -> the bytes decoded so far; end() throws when the input stopped inside a frame.
+class ZstdStreamWrap : public Napi::ObjectWrap<ZstdStreamWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "ZstdStream", {InstanceMethod("push", &ZstdStreamWrap::push), InstanceMethod("end", &ZstdStreamWrap::end)});
+  }
+  explicit ZstdStreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZstdStreamWrap>(info) {
+    if (!zstd::library().loaded) Napi::Error::New(info.Env(), "zstd is not available: " + zstd::library().loadError).ThrowAsJavaScriptException();
+  }
+
+ private:
+  Napi::Value push(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      Napi::TypeError::New(env, "push(bytes): bytes must be a Uint8Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+    output_.clear();
+    std::string error;
+    if (!stream_.push(input.Data(), input.ByteLength(), output_, error)) {
+      Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return copyOut(env, output_.data(), output_.size());
+  }
+  Napi::Value end(const Napi::CallbackInfo& info) {
+    if (!stream_.atFrameEnd()) Napi::Error::New(info.Env(), "truncated zstd data: the input ends inside a frame").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+
+  zstd::Stream stream_;
+  std::vector<uint8_t> output_;
+};
+
+// zstdDecompress(bytes, outputLength): one frame (a Parquet page) to exactly outputLength bytes.
+Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "zstdDecompress(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+  const double length = info[1].As<Napi::Number>().DoubleValue();
+  if (!(length >= 0 && length <= 4294967296.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
+    Napi::RangeError::New(env, "zstdDecompress: outputLength must be an integer from 0 to 2^32").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length));
+  std::string error;
+  if (!zstd::decompressExact(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), static_cast<size_t>(length), error)) {
+    Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
+}
+
+// zstdLibrary(): { loaded, library, version, error } of the system libzstd (loaded on first call).
+Napi::Value zstdLibraryBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const zstd::Library& zstd = zstd::library();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("loaded", zstd.loaded);
+  result.Set("library", zstd.name);
+  result.Set("version", zstd.version);
+  result.Set("error", zstd.loadError);
+  return result;
+}
+
 }  // namespace
 
 void registerPreprocess(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeJsonLines", Napi::Function::New(env, encodeJsonLinesBinding, "encodeJsonLines"));
+  exports.Set("ZstdStream", ZstdStreamWrap::define(env));
+  exports.Set("zstdDecompress", Napi::Function::New(env, zstdDecompressBinding, "zstdDecompress"));
+  exports.Set("zstdLibrary", Napi::Function::New(env, zstdLibraryBinding, "zstdLibrary"));
 }
 
 }  // namespace octomix

@@ -42,6 +42,8 @@ options:
   --bos-token TOKEN|ID      the BOS to prepend instead (implies --prepend-bos)
   --dtype auto|uint16|int32 token dtype (default auto: uint16 below 65500 ids, else int32, as Megatron)
   --workers N               tokenizer threads (default: all cores)
+  --parquet-workers N       threads that decode Parquet row groups, several at once in file order (default: a
+                            quarter of the cores, at least 1)
   --max-shard-tokens N      cut the output into shards of about N tokens (e.g. 500M)
   --max-shard-bytes N       cut the output into shards of about N bytes of .bin (default 1Gi when neither is
                             given: an interrupted run keeps every finished shard and a rerun resumes after it)
@@ -68,7 +70,7 @@ options:
 export async function runTokenize(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
     tokenizer: { type: 'string' }, output: { type: 'string', short: 'o' }, field: { type: 'string' }, template: { type: 'string' }, 'template-file': { type: 'string' },
-    'append-eos': { type: 'boolean' }, 'prepend-bos': { type: 'boolean' }, 'eos-token': { type: 'string' }, 'bos-token': { type: 'string' }, dtype: { type: 'string' }, workers: { type: 'string' },
+    'append-eos': { type: 'boolean' }, 'prepend-bos': { type: 'boolean' }, 'eos-token': { type: 'string' }, 'bos-token': { type: 'string' }, dtype: { type: 'string' }, workers: { type: 'string' }, 'parquet-workers': { type: 'string' },
     'max-shard-tokens': { type: 'string' }, 'max-shard-bytes': { type: 'string' }, part: { type: 'string' },
     'skip-bad-records': { type: 'boolean' }, force: { type: 'boolean' }, 'batch-bytes': { type: 'string' }, progress: { type: 'string' },
     'json-parser': { type: 'string' }, 'text-files': { type: 'boolean' }, 'max-skipped': { type: 'string' }, 'special-tokens': { type: 'string' },
@@ -94,6 +96,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     specialTokens: choiceFlag('special-tokens', values['special-tokens'], ['tokens', 'text'] as const, 'tokens'),
     progress: choiceFlag('progress', values.progress, ['auto', 'tty', 'lines', 'none'] as const, 'auto'),
     workers: integerFlag('workers', values.workers, { min: 1, max: 1024 }),
+    parquetWorkers: integerFlag('parquet-workers', values['parquet-workers'], { min: 1, max: 256 }),
     part: partFlag('part', values.part),
     maxShardTokens: sizeFlag('max-shard-tokens', values['max-shard-tokens']),
     maxShardBytes: sizeFlag('max-shard-bytes', values['max-shard-bytes']),

@@ -1,6 +1,7 @@
 /**
- * Streaming record readers with bounded memory: JSON Lines (plain, gzip, zstd), Parquet (row groups, any
- * compression hyparquet-compressors knows: snappy, gzip, zstd, brotli, lz4) and plain text (one document per file).
+ * Streaming record readers with bounded memory: JSON Lines (plain, gzip, zstd), Parquet (row groups decoded on
+ * worker threads by parquet-pool.ts, any compression hyparquet-compressors knows: snappy, gzip, zstd, brotli, lz4)
+ * and plain text (one document per file).
  * Lines are split on bytes and decoded with a fatal UTF-8 decoder first, so invalid UTF-8 is counted (and then
  * replaced by U+FFFD) instead of silently replaced.
  */
@@ -8,8 +9,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { InputChangedError } from '../errors.js';
 import { createGunzip } from 'node:zlib';
 import { zstdChunks } from './zstd-worker.js';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
+import type { ParquetPool } from './parquet-pool.js';
 import type { InputFile } from './inputs.js';
 
 export interface InputRecord {
@@ -139,11 +139,6 @@ async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
   }
 }
 
-// hyparquet's default string decoder drops a leading U+FEFF from every value (TextDecoder's BOM handling), which
-// changed the ids of a Quran text that starts with one; a value's characters are content, so keep them all.
-const keepBom = new TextDecoder('utf-8', { ignoreBOM: true });
-const parsers = { stringFromBytes: (bytes: Uint8Array | undefined) => bytes && keepBom.decode(bytes) };
-
 /**
  * A Parquet row's size in the unit every format counts (manifests' bytesRead, the MB/s of a run): the decoded bytes
  * of its content, here the UTF-8 bytes of the values of the columns read (a non-string value as its JSON), as a
@@ -159,19 +154,14 @@ function rowBytes(row: unknown): number {
   return bytes;
 }
 
-async function* parquetRows(file: InputFile, columns: string[] | undefined): AsyncGenerator<InputRecord> {
-  const buffer = await asyncBufferFromFile(file.path);
-  const metadata = await parquetMetadataAsync(buffer);
-  let rowStart = 0;
-  for (const group of metadata.row_groups) {
-    const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, columns, rowStart, rowEnd, compressors, parsers });
+/** The rows of a Parquet file, decoded by the pool's worker threads (parquet-pool.ts), in order. */
+async function* parquetRows(file: InputFile, columns: string[] | undefined, pool: ParquetPool): AsyncGenerator<InputRecord> {
+  for await (const { rowStart, rows } of pool.rowGroups(file.path, columns)) {
     let line = rowStart;
     for (const row of rows) {
       line++;
       yield { line, value: row, invalidUtf8: false, bytes: rowBytes(row) };
     }
-    rowStart = rowEnd;
   }
   checkUnchanged(file, undefined);
 }
@@ -187,11 +177,14 @@ async function* wholeText(file: InputFile): AsyncGenerator<InputRecord> {
   yield { line: 1, value: text, invalidUtf8, bytes };
 }
 
-/** The records of one input file, in order. `columns` limits what Parquet decodes (the fields a run uses). */
-export function readRecords(file: InputFile, columns?: string[]): AsyncGenerator<InputRecord> {
+/**
+ * The records of one input file, in order. `columns` limits what Parquet decodes (the fields a run uses); Parquet
+ * files are decoded by `parquet`'s threads.
+ */
+export function readRecords(file: InputFile, columns: string[] | undefined, parquet: ParquetPool): AsyncGenerator<InputRecord> {
   switch (file.kind) {
     case 'jsonl': return jsonLines(file);
-    case 'parquet': return parquetRows(file, columns);
+    case 'parquet': return parquetRows(file, columns, parquet);
     case 'text': return wholeText(file);
   }
 }

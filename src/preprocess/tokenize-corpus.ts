@@ -7,7 +7,7 @@
  *
  * The flow: inputs expanded and the part selected -> the tokenizer file read once (hashed for the manifests, then
  * loaded) -> the output locked -> leftovers cleared, kept shards found -> each file read by its reader (native JSON
- * Lines, or readers.ts + encodeBatch) -> batches encoded -> ShardSink writes and cuts shards in input order.
+ * Lines; Parquet row groups on parquet-pool.ts's threads; or readers.ts) + encodeBatch -> batches encoded -> ShardSink writes and cuts shards in input order.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
 import { fieldFormatter, templateFormatter } from './format.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
 import { tokenizeJsonLines } from './json-lines.js';
+import { defaultParquetWorkers, ParquetPool } from './parquet-pool.js';
 import { readRecords } from './readers.js';
 import { clearOutput, findResumePoint } from './resume.js';
 import { ShardSink, type PendingRecord } from './shard-sink.js';
@@ -49,6 +50,11 @@ export interface TokenizeCorpusOptions {
   dtype?: 'auto' | ShardDtype;
   /** Tokenizer threads. Default: all cores. */
   workers?: number;
+  /**
+   * Threads that decode Parquet row groups (several at once, in file order), started only when an input is Parquet.
+   * Default: a quarter of the cores, at least 1.
+   */
+  parquetWorkers?: number;
   /** Cut a shard after about this many tokens. */
   maxShardTokens?: number;
   /** Cut a shard after about this many bytes of .bin. Default: DEFAULT_SHARD_BYTES (1 GiB) when neither is given. */
@@ -284,6 +290,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const onTerminate = () => onSignal('SIGTERM');
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onTerminate);
+  let parquet: ParquetPool | undefined;
   const checkInterrupted = () => {
     if (interrupted) throw new TokenizeInterruptedError(interrupted, '');
   };
@@ -324,7 +331,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           });
         };
         let record = 0;
-        for await (const item of readRecords(file, formatter.columns)) {
+        if (file.kind === 'parquet') parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers());
+        for await (const item of readRecords(file, formatter.columns, parquet!)) {
           checkInterrupted();
           record++;
           if (record <= skipUntil) continue;
@@ -379,6 +387,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onTerminate);
+    await parquet?.close();
   }
   progress.update(counts(), true);
   progress.done();

@@ -1,23 +1,37 @@
 /**
- * `.zst` inputs decompressed off the main thread. fzstd (pure JS) takes about 1 s of main-thread time per 160 MB of
- * text, which is most of the main thread's budget at the tokenizer's speed; here a worker thread reads the file and
- * decompresses it, and the main thread only receives the decompressed chunks (transferred, not copied). Flow
- * control keeps memory bounded: the worker sends at most CREDITS chunks ahead of what the main thread has taken.
+ * `.zst` inputs decompressed off the main thread, by the system libzstd through the addon (zstd_library.h) or, where
+ * that library is missing, by fzstd (pure JS, about 1 s per 160 MB of text, most of the main thread's budget at the
+ * tokenizer's speed). A worker thread reads the file and decompresses it, and the main thread only receives the decompressed chunks (transferred, not copied). Flow
+ * control keeps memory bounded: the worker sends at most CREDIT_BYTES (plus one chunk) ahead of what the main thread
+ * has taken.
  * (On 2 cores this gains nothing, as both cores encode; docs/benchmarks.md has the measurement.)
  *
  * The worker's code is a string evaluated as CommonJS (no separate file to resolve from src/ or dist/); it needs only
- * node:fs, node:worker_threads and fzstd, resolved here and passed in.
+ * node:fs, node:worker_threads and the addon or fzstd, resolved here and passed in.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { addonPath, loadAddon } from '../native.js';
 
-/** Chunks (of at most fzstd's block size, 128 KiB) the worker may send before the main thread takes them. */
-const CREDITS = 64;
+/**
+ * Decompressed bytes the worker may have sent that the main thread has not taken yet. Counted in bytes, not chunks:
+ * a chunk's size follows the compression ratio, which is unbounded (a file of one repeated line).
+ */
+const CREDIT_BYTES = 16 << 20;
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createReadStream } = require('node:fs');
-const { Decompress } = require(workerData.fzstd);
+// The system libzstd through the addon when it loads (about 10x faster), else fzstd; both give the same bytes.
+const addon = workerData.addon ? require(workerData.addon) : undefined;
+const Decompress = addon ? class {
+  constructor(onChunk) { this.stream = new addon.ZstdStream(); this.onChunk = onChunk; }
+  push(bytes, last) {
+    const out = this.stream.push(bytes);
+    if (out.length > 0) this.onChunk(out);
+    if (last) this.stream.end();
+  }
+} : require(workerData.fzstd).Decompress;
 let credits = workerData.credits;
 let resume = null;
 parentPort.on('message', (taken) => {
@@ -27,12 +41,14 @@ parentPort.on('message', (taken) => {
 (async () => {
   const output = [];
   const decompressor = new Decompress((chunk) => output.push(chunk));
-  const stream = createReadStream(workerData.path, { highWaterMark: 1 << 20 });
+  // 256 KiB reads: with libzstd one read's output is one chunk, so this bounds a chunk at 256 KiB x the ratio.
+  const stream = createReadStream(workerData.path, { highWaterMark: 256 << 10 });
   const flush = async () => {
     while (output.length > 0) {
       if (credits <= 0) await new Promise((go) => { resume = go; });
-      credits--;
-      const chunk = output.shift().slice();  // its own buffer: fzstd may reuse the one it handed out
+      const next = output.shift();
+      credits -= next.length;
+      const chunk = addon ? next : next.slice();  // its own buffer: fzstd may reuse the one it handed out
       parentPort.postMessage({ chunk }, [chunk.buffer]);
     }
   };
@@ -52,6 +68,15 @@ parentPort.on('message', (taken) => {
 
 const fzstdPath = createRequire(import.meta.url).resolve('fzstd');
 
+/** The addon's path for the worker when the system libzstd loads through it; undefined means fzstd. */
+export function nativeZstd(): string | undefined {
+  try {
+    return loadAddon().zstdLibrary().loaded ? addonPath() : undefined;
+  } catch {
+    return undefined;  // no addon: the JS backend's runs still read .zst
+  }
+}
+
 type Message = { chunk: Uint8Array } | { done: true; bytesRead: number } | { error: string };
 
 /**
@@ -59,7 +84,7 @@ type Message = { chunk: Uint8Array } | { done: true; bytesRead: number } | { err
  * check). A malformed frame rejects with the decompressor's message. Returning early stops the worker.
  */
 export async function* zstdChunks(path: string, onEnd: (bytesRead: number) => void): AsyncGenerator<Uint8Array> {
-  const worker = new Worker(WORKER, { eval: true, workerData: { path, fzstd: fzstdPath, credits: CREDITS } });
+  const worker = new Worker(WORKER, { eval: true, workerData: { path, fzstd: fzstdPath, addon: nativeZstd(), credits: CREDIT_BYTES } });
   const queue: Message[] = [];
   let wake: (() => void) | undefined;
   let failure: Error | undefined;
@@ -83,7 +108,7 @@ export async function* zstdChunks(path: string, onEnd: (bytesRead: number) => vo
         return;
       }
       yield message.chunk;
-      worker.postMessage(1);
+      worker.postMessage(message.chunk.length);
     }
   } finally {
     void worker.terminate();

@@ -5,10 +5,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TokenDataset, Tokenizer } from '../../src/index.js';
-import { packageRoot } from '../../src/native.js';
+import { loadAddon, packageRoot } from '../../src/native.js';
 import { hf, hfEncodeAll, modelFiles } from '../helpers/oracle.js';
+import { zstdRawFrame } from '../helpers/zstd-frame.js';
 
 const cli = join(packageRoot, 'dist', 'cli', 'main.js');
 const octomix = (args: string[]) => {
@@ -130,14 +133,86 @@ describe('text that spells a special token', () => {
 });
 
 describe('compressed inputs', () => {
-  it('a .zst that is not zstd data fails naming the file (it is decompressed on a worker thread)', () => {
+  // Without the system libzstd (a name dlopen cannot find), .zst inputs and zstd Parquet pages fall back to fzstd.
+  const withoutLibzstd = { OCTOMIX_ZSTD_LIBRARY: join(folder ?? tmpdir(), 'no-such-libzstd.so') };
+  const octomixWith = (env: Record<string, string>, args: string[]) => {
+    const result = spawnSync(process.execPath, [cli, 'tokenize', '--progress', 'none', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
+    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+
+  it('the system libzstd is found here, and a name it cannot load is reported', () => {
+    expect(loadAddon().zstdLibrary()).toMatchObject({ loaded: true, library: 'libzstd.so.1' });
+    const missing = spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadAddon } from ${JSON.stringify(join(packageRoot, 'dist', 'native.js'))}; console.log(JSON.stringify(loadAddon().zstdLibrary()))`],
+      { encoding: 'utf8', env: { ...process.env, ...withoutLibzstd } });
+    expect(JSON.parse(missing.stdout)).toMatchObject({ loaded: false, error: expect.stringMatching(/no-such-libzstd\.so/) });
+  });
+
+  it('a .zst that is not zstd data, or is cut inside a frame, fails naming the file with either decoder', () => {
     const bad = join(folder, 'bad.jsonl.zst');
     writeFileSync(bad, 'not a zstd frame at all');
-    const run = octomix(['--tokenizer', modelFiles.llama3, '--output', join(folder, 'bad-zst', 'x'), bad]);
-    expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/bad\.jsonl\.zst: invalid zstd data/);
-    expect(readdirSync(join(folder, 'bad-zst')).filter((name) => !name.endsWith('.lock'))).toEqual([]);
+    const truncated = join(folder, 'truncated.jsonl.zst');
+    const frame = zstdRawFrame(Buffer.from(`${JSON.stringify({ text: 'Hello world' })}\n`.repeat(5000)));
+    writeFileSync(truncated, frame.subarray(0, frame.length - 100));
+    for (const [decoder, env] of [['libzstd', {}], ['fzstd', withoutLibzstd]] as const) {
+      for (const [input, message] of [[bad, decoder === 'libzstd' ? /bad\.jsonl\.zst: corrupt zstd data: Unknown frame descriptor/ : /bad\.jsonl\.zst: invalid zstd data/],
+        [truncated, decoder === 'libzstd' ? /truncated\.jsonl\.zst: truncated zstd data: the input ends inside a frame/ : /truncated\.jsonl\.zst: unexpected EOF/]] as const) {
+        const out = join(folder, `bad-zst-${decoder}`, 'x');
+        const run = octomixWith(env, ['--tokenizer', modelFiles.llama3, '--output', out, input]);
+        expect(run.code, `${decoder} ${input}`).toBe(1);
+        expect(run.stderr).toMatch(message);
+        expect(readdirSync(join(folder, `bad-zst-${decoder}`)).filter((name) => !name.endsWith('.lock'))).toEqual([]);
+      }
+    }
   });
+
+  it('JSON Lines and Parquet in every codec hub files use give the JSON Lines shards, with 1 or 3 decoding threads and either zstd decoder', async () => {
+    const texts = Array.from({ length: 500 }, (_, i) => `Document ${i}: ${'$\\theta_{' + i + '}$ and ünïcödé 数学 🙂 '.repeat(1 + (i % 13))}`);
+    texts[17] = '';
+    texts[18] = '\uFEFFstarts with a byte-order mark';
+    const dir = join(folder, 'codecs');
+    mkdirSync(dir, { recursive: true });
+    const lines = Buffer.from(texts.map((text) => JSON.stringify({ text, id: texts.indexOf(text) })).join('\n') + '\n');
+    writeFileSync(join(dir, 'plain.jsonl'), lines);
+    writeFileSync(join(dir, 'gzip.jsonl.gz'), gzipSync(lines));
+    writeFileSync(join(dir, 'zstd.jsonl.zst'), Buffer.concat([zstdRawFrame(lines.subarray(0, 100_000)), zstdRawFrame(lines.subarray(100_000))]));  // two frames
+    const compressors = { ZSTD: (bytes: Uint8Array) => new Uint8Array(zstdRawFrame(bytes)), GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)), BROTLI: (bytes: Uint8Array) => new Uint8Array(brotliCompressSync(bytes)) };
+    for (const codec of ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BROTLI'] as const) {
+      const buffer = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }], rowGroupSize: 37, codec, compressors, pageSize: 4096 });
+      writeFileSync(join(dir, `${codec.toLowerCase()}.parquet`), new Uint8Array(buffer));
+    }
+    const base = join(dir, 'out', 'plain');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', base, '--append-eos', join(dir, 'plain.jsonl')]).code).toBe(0);
+    const expected = documents(base);
+    expect(expected).toEqual((await hfEncodeAll(hf.Tokenizer.fromFile(modelFiles.llama3), texts, false)).filter((ids) => ids.length > 0).map((ids) => [...ids, 128001]));  // the empty one is a boundary only
+    for (const input of readdirSync(dir).filter((name) => name !== 'plain.jsonl' && name !== 'out')) {
+      for (const [label, env, extra] of [['3 threads', {}, ['--parquet-workers', '3']], ['1 thread, fzstd', withoutLibzstd, ['--parquet-workers', '1']]] as const) {
+        const out = join(dir, 'out', `${input}-${label.replace(/\W+/g, '-')}`);
+        const run = octomixWith(env, ['--tokenizer', modelFiles.llama3, '--output', out, '--append-eos', ...extra, join(dir, input)]);
+        expect(run.stderr, `${input} ${label}`).toMatch(/^octomix tokenize: 500 documents, [\d.]+K tokens/);
+        expect(run.code).toBe(0);
+        expect(readFileSync(`${out}.bin`).equals(readFileSync(`${base}.bin`)), `${input} ${label}`).toBe(true);
+        expect(readFileSync(`${out}.idx`).equals(readFileSync(`${base}.idx`)), `${input} ${label}`).toBe(true);
+      }
+    }
+    // A damaged file fails naming it, whichever thread decoded the bad part, and leaves no shard behind.
+    const good = readFileSync(join(dir, 'zstd.parquet'));
+    const damaged = join(folder, 'damaged');
+    mkdirSync(damaged);
+    writeFileSync(join(damaged, 'cut.parquet'), good.subarray(0, good.length - 50));
+    const flipped = Buffer.from(good);
+    for (let i = 4000; i < 4400; i++) flipped[i] ^= 0x5a;  // inside the column data, past the first pages
+    writeFileSync(join(damaged, 'flipped.parquet'), flipped);
+    for (const name of ['cut.parquet', 'flipped.parquet']) {
+      const out = join(damaged, 'out', name);
+      const run = octomix(['--tokenizer', modelFiles.llama3, '--output', out, '--parquet-workers', '3', join(damaged, name)]);
+      expect(run.code, name).toBe(1);
+      expect(run.stderr).toMatch(new RegExp(`^octomix: .*damaged/${name.replace('.', '\\.')}: \\S`));
+      expect(readdirSync(join(damaged, 'out')).filter((file) => file.startsWith(name) && !file.endsWith('.lock'))).toEqual([]);
+    }
+    const zero = octomix(['--tokenizer', modelFiles.llama3, '--output', join(dir, 'out', 'zero'), '--parquet-workers', '0', join(dir, 'snappy.parquet')]);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toMatch(/--parquet-workers must be an integer from 1 to 256, received "0"/);
+  }, 120_000);
 });
 
 describe('templates', () => {

@@ -1,0 +1,165 @@
+/**
+ * Parquet row groups decoded off the main thread. hyparquet (pure JS) decompresses and decodes pages where it is
+ * called; on the main thread that held a Parquet run at about one core while the tokenizer pool waited. Here a pool
+ * of worker threads decodes row groups (the columns a run reads, nothing else), several at once, and hands each
+ * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer.
+ *
+ * Memory is bounded by the read-ahead: at most `workers + 1` decoded row groups are held (one per worker, and the
+ * one the main thread is taking rows from) besides the batches the tokenizer encodes, whatever the file's size; a row group is the unit,
+ * so a file written with very large row groups costs that many rows of text per slot.
+ *
+ * Pages are decompressed natively where possible: ZSTD by the system libzstd through the addon (zstd_library.h),
+ * GZIP and BROTLI by zlib; SNAPPY by hysnappy (WASM) and LZ4 by hyparquet-compressors (JS).
+ *
+ * The worker is an ES module given as a data: URL (no separate file to resolve from src/ or dist/); it imports
+ * hyparquet and hyparquet-compressors by the file URLs resolved here, and the addon by its path.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { nativeZstd } from './zstd-worker.js';
+
+const require = createRequire(import.meta.url);
+// The packages' own entry points (both are ES modules with a "main"), as URLs a data: module can import.
+const moduleUrl = (name: string) => pathToFileURL(require.resolve(name)).href;
+
+const WORKER = `
+import { parentPort } from 'node:worker_threads';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from '${moduleUrl('hyparquet')}';
+import { compressors as jsCompressors } from '${moduleUrl('hyparquet-compressors')}';
+import { createRequire } from 'node:module';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { workerData } from 'node:worker_threads';
+// Native decompressors where there are: the system libzstd through the addon (when it loads), zlib for gzip and
+// brotli; hyparquet-compressors' JS (or hysnappy's WASM) for the rest. Each gives the page's exact bytes.
+const addon = workerData.addon ? createRequire(workerData.addon)(workerData.addon) : undefined;
+const compressors = {
+  ...jsCompressors,
+  ...(addon ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
+  GZIP: (input) => new Uint8Array(gunzipSync(input)),
+  BROTLI: (input) => new Uint8Array(brotliDecompressSync(input)),
+};
+// hyparquet's default string decoder drops a leading U+FEFF from every value (TextDecoder's BOM handling); a
+// value's characters are content, so keep them all.
+const keepBom = new TextDecoder('utf-8', { ignoreBOM: true });
+const parsers = { stringFromBytes: (bytes) => bytes && keepBom.decode(bytes) };
+const files = new Map();
+async function open(path) {
+  let file = files.get(path);
+  if (!file) {
+    const buffer = await asyncBufferFromFile(path);
+    file = { buffer, metadata: await parquetMetadataAsync(buffer) };
+    files.clear();  // tasks arrive in file order: an earlier file is done with
+    files.set(path, file);
+  }
+  return file;
+}
+parentPort.on('message', async (task) => {
+  try {
+    const { buffer, metadata } = await open(task.path);
+    if (task.group === undefined) {
+      parentPort.postMessage({ id: task.id, groups: metadata.row_groups.map((group) => Number(group.num_rows)) });
+      return;
+    }
+    let rowStart = 0;
+    for (let i = 0; i < task.group; i++) rowStart += Number(metadata.row_groups[i].num_rows);
+    const rowEnd = rowStart + Number(metadata.row_groups[task.group].num_rows);
+    const rows = await parquetReadObjects({ file: buffer, metadata, columns: task.columns, rowStart, rowEnd, compressors, parsers });
+    parentPort.postMessage({ id: task.id, rowStart, rows });
+  } catch (error) {
+    parentPort.postMessage({ id: task.id, error: String((error && error.message) || error) });
+  }
+});
+`;
+
+type Reply = { id: number; groups: number[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
+
+/** Worker threads for Parquet decoding by default: a quarter of the cores (the rest encode), at least one. */
+export function defaultParquetWorkers(): number {
+  return Math.max(1, Math.round(availableParallelism() / 4));
+}
+
+export class ParquetPool {
+  readonly #workers: { worker: Worker; busy: number }[] = [];
+  readonly #pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+  #nextId = 0;
+  #failure: Error | undefined;
+
+  constructor(workers: number) {
+    const url = new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`);
+    const addon = nativeZstd();
+    for (let i = 0; i < workers; i++) {
+      const worker = new Worker(url, { workerData: { addon } });
+      worker.on('message', (reply: Reply) => {
+        const pending = this.#pending.get(reply.id);
+        this.#pending.delete(reply.id);
+        pending?.resolve(reply);
+      });
+      worker.on('error', (error) => this.#fail(error));
+      worker.on('exit', (code) => { if (code !== 0) this.#fail(new Error(`a Parquet decoding thread exited with code ${code}`)); });
+      this.#workers.push({ worker, busy: 0 });
+    }
+  }
+
+  get size(): number {
+    return this.#workers.length;
+  }
+
+  /**
+   * The rows of `path` in order, one row group at a time, with the 0-based index of each group's first row.
+   * Decodes up to `size` row groups ahead of the one being consumed. `columns` limits what is decoded.
+   */
+  async *rowGroups(path: string, columns: string[] | undefined): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
+    const first = await this.#run({ path });
+    if (!('groups' in first)) throw this.#replyError(first);
+    const groups = first.groups.length;
+    const ahead: Promise<Reply>[] = [];
+    let next = 0;
+    const fill = () => {
+      while (next < groups && ahead.length < this.#workers.length) ahead.push(this.#run({ path, columns, group: next++ }));
+    };
+    try {
+      fill();
+      while (ahead.length > 0) {
+        const reply = await ahead.shift()!;
+        fill();
+        if (!('rows' in reply)) throw this.#replyError(reply);
+        yield { rowStart: reply.rowStart, rows: reply.rows };
+      }
+    } finally {
+      // Stopped early (a bad record, an interrupt): let what was started finish unread, without unhandled rejections.
+      for (const pending of ahead) pending.catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map(({ worker }) => worker.terminate()));
+    this.#workers.length = 0;
+  }
+
+  #replyError(reply: Reply): Error {
+    return new Error('error' in reply ? reply.error : 'unexpected reply from a Parquet decoding thread');
+  }
+
+  #run(task: { path: string; columns?: string[]; group?: number }): Promise<Reply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    // The least busy worker: row groups of one file spread over all of them.
+    const target = this.#workers.reduce((best, candidate) => (candidate.busy < best.busy ? candidate : best));
+    target.busy++;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: (reply) => { target.busy--; resolve(reply); },
+        reject: (error) => { target.busy--; reject(error); },
+      });
+      target.worker.postMessage({ id, ...task });
+    });
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+}
