@@ -4,7 +4,10 @@
  *   - a baseline doing what Megatron's tools/preprocess_data.py and datatrove do with Hugging Face `tokenizers`:
  *     read JSONL line by line, encodeBatch 1,000 documents at a time, append EOS, write the same .bin/.idx,
  *   - octomix's raw tokenizer throughput on the same texts already in memory (the ceiling for the pipeline).
- * Also a large input (the corpus repeated to OCTOMIX_BENCH_LARGE_MB, default 1000) for peak RSS.
+ * Also a large input (the corpus repeated to OCTOMIX_BENCH_LARGE_MB, default 1000) for peak RSS, and every input
+ * format on the same text (the corpus repeated OCTOMIX_BENCH_FORMAT_COPIES times, default 10): JSON Lines plain,
+ * .gz and .zst, Parquet with snappy, zstd and gzip pages in row groups of 10,000 rows; each format's wall time against
+ * JSON Lines', its main thread's share, the reader threads' own speed, and a projection to 16 cores.
  * Prints markdown for docs/benchmarks.md.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,6 +21,11 @@ import { loadCorpus } from '../test/fixtures/corpus.js';
 import { megatronIdx } from '../test/helpers/megatron.js';
 import { modelFiles } from '../test/helpers/oracle.js';
 import { hfNative, version } from './peers.js';
+import { corpusFormats, writeCorpusFormats } from './corpus-formats.js';
+import { ParquetPool } from '../src/preprocess/parquet-pool.js';
+import { zstdChunks } from '../src/preprocess/zstd-worker.js';
+import { loadAddon } from '../src/native.js';
+import { createGunzip } from 'node:zlib';
 
 const folder = mkdtempSync(join(tmpdir(), 'octomix-preprocess-bench-'));
 const tokenizerPath = modelFiles.llama3;
@@ -111,5 +119,103 @@ if (largeMb > 0) {
   console.log(`Large input: ${(statSync(large).size / 1e6).toFixed(0)} MB of JSONL (the corpus ${copies} times):\n`);
   console.log(`    ${run([])}`);
   console.log(`    ${run(['--max-old-space-size=256'])}   (node --max-old-space-size=256)\n`);
+}
+// Every format on the same text.
+const formatCopies = Number(process.env.OCTOMIX_BENCH_FORMAT_COPIES ?? 10);
+if (formatCopies > 0) {
+  const formatTexts = Array.from({ length: formatCopies }, () => texts).flat();
+  const textBytes = formatTexts.reduce((sum, text) => sum + Buffer.byteLength(text), 0);
+  const files = writeCorpusFormats(formatTexts, folder, 10_000);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const runs = Number(process.env.OCTOMIX_BENCH_FORMAT_RUNS ?? 5);
+  console.log(`## Every input format, same text (${formatTexts.length.toLocaleString('en')} documents, ${(textBytes / 1e6).toFixed(1)} MB of text; libzstd ${loadAddon().zstdLibrary().version})
+`);
+  console.log(`Each row: \`octomix tokenize\` (${threads} workers, default --parquet-workers), median of ${runs} runs in turn with the others; MB/s is of the documents' text (the same for every format).
+`);
+  const results = new Map<string, { wall: number[]; busy: number[]; rss: number[] }>();
+  for (const format of corpusFormats) results.set(format, { wall: [], busy: [], rss: [] });
+  for (let run = 0; run < runs; run++) {
+    for (const format of corpusFormats) {
+      const out = join(folder, `format-${format}`);
+      const start = performance.now();
+      const result = spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', tokenizerPath, '--output', out, '--append-eos', '--progress', 'none', '--force', files[format].path], { encoding: 'utf8' });
+      const wall = (performance.now() - start) / 1000;
+      if (result.status !== 0) throw new Error(`${format}: ${result.stderr}`);
+      const line = result.stderr.trim().split('\n').pop()!;
+      const entry = results.get(format)!;
+      entry.wall.push(wall);
+      entry.busy.push(Number(/main thread (\d+)% busy/.exec(line)?.[1] ?? NaN));
+      entry.rss.push(Number(/peak RSS (\d+) MB/.exec(line)?.[1] ?? NaN));
+    }
+  }
+  const reference = readFileSync(join(folder, 'format-jsonl.bin'));
+  const referenceIdx = readFileSync(join(folder, 'format-jsonl.idx'));
+  const jsonlWall = median(results.get('jsonl')!.wall);
+  console.log('| input | file MB | wall s | MB/s of text | vs JSON Lines | main thread busy | peak RSS MB | same shards |');
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+  for (const format of corpusFormats) {
+    const entry = results.get(format)!;
+    const wall = median(entry.wall);
+    const same = readFileSync(join(folder, `format-${format}.bin`)).equals(reference) && readFileSync(join(folder, `format-${format}.idx`)).equals(referenceIdx);
+    console.log(`| ${format} | ${(files[format].bytes / 1e6).toFixed(1)} | ${wall.toFixed(2)} | ${(textBytes / 1e6 / wall).toFixed(1)} | ${(jsonlWall / wall).toFixed(2)}x | ${median(entry.busy)}% | ${median(entry.rss)} | ${same ? 'yes' : 'NO'} |`);
+  }
+  const rawAll = await (async () => {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const start = performance.now();
+      await octomix.encodeBatch(formatTexts, { addSpecialTokens: false });
+      times.push((performance.now() - start) / 1000);
+    }
+    return median(times);
+  })();
+  const rawOne = await (async () => {
+    const start = performance.now();
+    await octomix.encodeBatch(formatTexts, { addSpecialTokens: false, threads: 1 });
+    return (performance.now() - start) / 1000;
+  })();
+  console.log(`\nRaw encodeBatch of the same texts in memory: ${(textBytes / 1e6 / rawAll).toFixed(1)} MB/s on ${threads} threads, ${(textBytes / 1e6 / rawOne).toFixed(1)} MB/s on 1 thread. ` +
+    `JSON Lines end to end (process start and tokenizer load included) reaches ${((rawAll / jsonlWall) * 100).toFixed(0)}% of the ${threads}-thread figure.\n`);
+
+  // The reader threads alone: how fast one thread turns each file into text, without tokenizing.
+  const readerRates: Record<string, number> = {};
+  for (const format of ['parquet-snappy', 'parquet-zstd', 'parquet-gzip'] as const) {
+    const pool = new ParquetPool(1);
+    const start = performance.now();
+    for await (const group of pool.rowGroups(files[format].path, ['text'])) void group;
+    readerRates[format] = textBytes / 1e6 / ((performance.now() - start) / 1000);
+    await pool.close();
+  }
+  {
+    const start = performance.now();
+    let bytes = 0;
+    for await (const chunk of zstdChunks(files['jsonl.zst'].path, () => {})) bytes += chunk.length;
+    readerRates['jsonl.zst'] = bytes / 1e6 / ((performance.now() - start) / 1000);
+    const gunzipStart = performance.now();
+    bytes = 0;
+    for await (const chunk of createReadStream(files['jsonl.gz'].path).pipe(createGunzip())) bytes += (chunk as Buffer).length;
+    readerRates['jsonl.gz'] = bytes / 1e6 / ((performance.now() - gunzipStart) / 1000);
+  }
+  console.log('One reader thread alone (no tokenizing), MB/s of text (of JSON Lines for .gz/.zst): ' +
+    Object.entries(readerRates).map(([format, rate]) => `${format} ${rate.toFixed(0)}`).join(', ') + '.\n');
+
+  // Projection: 16 cores, of which the tokenizer gets all (the reader threads and the main thread take their share
+  // of time from it); per-core tokenizer speed from the 1-thread raw figure, the main thread's cap from its measured
+  // busy share, a reader's cap from the reader-alone figures (4 Parquet threads by default on 16 cores; one .zst or
+  // .gz file is read by one thread).
+  const perCore = textBytes / 1e6 / rawOne;
+  console.log('Projection to 16 cores (not measured: no 16-core machine here), MB/s of text:\n');
+  console.log('| input | 16 x 1-thread tokenizer | main thread cap | reader cap | projected |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const format of corpusFormats) {
+    const entry = results.get(format)!;
+    const wall = median(entry.wall);
+    const mainCap = (textBytes / 1e6 / wall) / (median(entry.busy) / 100);
+    const readers = format.startsWith('parquet') ? 4 : 1;
+    const readerCap = readerRates[format] === undefined ? Infinity : readerRates[format] * readers;
+    const readerShare = readerRates[format] === undefined ? 0 : 1 / readerRates[format];  // core-seconds per MB
+    const tokenizerCap = 16 / (1 / perCore + readerShare);
+    console.log(`| ${format} | ${(16 * perCore).toFixed(0)} | ${mainCap.toFixed(0)} | ${readerCap === Infinity ? '-' : readerCap.toFixed(0)} | ${Math.min(tokenizerCap, mainCap, readerCap).toFixed(0)} |`);
+  }
+  console.log('');
 }
 rmSync(folder, { recursive: true, force: true });

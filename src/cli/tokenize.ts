@@ -129,7 +129,8 @@ export async function runTokenize(args: string[]): Promise<number> {
     `octomix tokenize: ${summary.documents.toLocaleString('en')} documents, ${formatCount(summary.tokens)} tokens (${summary.dtype}) ` +
     `in ${summary.shards} new shard(s)${summary.keptShards ? ` + ${summary.keptShards} kept` : ''} at ${displayPath(summary.output)}${summary.numbered ? '_*' : ''}; ` +
     `${(summary.bytes / 1e6 / seconds).toFixed(1)} MB/s, ${formatCount(summary.tokens / seconds)} tokens/s, ` +
-    `${formatDuration(summary.seconds)}, peak RSS ${summary.peakResidentMegabytes} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
+    `${formatDuration(summary.seconds)}, ${summary.mainThreadSeconds === null ? '' : `main thread ${Math.round((100 * summary.mainThreadSeconds) / seconds)}% busy, `}` +
+    `peak RSS ${summary.peakResidentMegabytes} MB${skipped.length ? `; skipped ${skipped.join(', ')}` : ''}`,
   );
   return 0;
 }

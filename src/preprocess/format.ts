@@ -4,13 +4,18 @@
  * instruction data.
  */
 
-export type FormatResult = { text: string } | { error: 'missing-field' | 'non-string-field'; field: string };
+/** The text, as a string or (a Parquet string value, passed to the tokenizer as it is) as UTF-8 bytes. */
+export type FormatResult = { text: string | Uint8Array } | { error: 'missing-field' | 'non-string-field'; field: string };
+
+// Parquet string values arrive as UTF-8 bytes; a template joins them as text. A leading U+FEFF is content: kept.
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** A field by dotted path, own properties only: `constructor` or `toString` is a field only when the record has it. */
 function lookup(value: unknown, path: string): unknown {
   let current = value;
   for (const key of path.split('.')) {
-    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
+    // A string, or a Parquet string's bytes, has no fields (its bytes are not `.0`, `.1`, ...).
+    if (current === null || typeof current !== 'object' || current instanceof Uint8Array || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<string, unknown>)[key];
   }
   return current;
@@ -62,8 +67,9 @@ export function templateFormatter(template: string): RecordFormatter {
         }
         const field = lookup(value, part.field);
         if (field === undefined || field === null) return { error: 'missing-field', field: part.field };
-        if (typeof field !== 'string' && typeof field !== 'number') return { error: 'non-string-field', field: part.field };
-        text += String(field);
+        if (field instanceof Uint8Array) text += utf8.decode(field);
+        else if (typeof field !== 'string' && typeof field !== 'number') return { error: 'non-string-field', field: part.field };
+        else text += String(field);
       }
       return { text };
     },
@@ -78,7 +84,7 @@ export function fieldFormatter(path: string): RecordFormatter {
       if (typeof value === 'string') return { text: value };  // plain text files
       const field = lookup(value, path);
       if (field === undefined || field === null) return { error: 'missing-field', field: path };
-      if (typeof field !== 'string') return { error: 'non-string-field', field: path };
+      if (typeof field !== 'string' && !(field instanceof Uint8Array)) return { error: 'non-string-field', field: path };
       return { text: field };
     },
   };

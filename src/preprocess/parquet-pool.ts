@@ -2,7 +2,8 @@
  * Parquet row groups decoded off the main thread. hyparquet (pure JS) decompresses and decodes pages where it is
  * called; on the main thread that held a Parquet run at about one core while the tokenizer pool waited. Here a pool
  * of worker threads decodes row groups (the columns a run reads, nothing else), several at once, and hands each
- * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer.
+ * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer. String
+ * values arrive as their UTF-8 bytes (Uint8Array), which the native tokenizer takes as they are.
  *
  * Memory is bounded by the read-ahead: at most `workers + 1` decoded row groups are held (one per worker, and the
  * one the main thread is taking rows from) besides the batches the tokenizer encodes, whatever the file's size; a row group is the unit,
@@ -40,10 +41,10 @@ const compressors = {
   GZIP: (input) => new Uint8Array(gunzipSync(input)),
   BROTLI: (input) => new Uint8Array(brotliDecompressSync(input)),
 };
-// hyparquet's default string decoder drops a leading U+FEFF from every value (TextDecoder's BOM handling); a
-// value's characters are content, so keep them all.
-const keepBom = new TextDecoder('utf-8', { ignoreBOM: true });
-const parsers = { stringFromBytes: (bytes) => bytes && keepBom.decode(bytes) };
+// String values stay UTF-8 bytes: the tokenizer takes bytes (checking and repairing UTF-8 itself), so decoding them
+// to JS strings here and encoding them back to UTF-8 on the main thread would be two copies for nothing. (This also
+// keeps a leading U+FEFF, which hyparquet's default TextDecoder drops, and lets the reader count invalid UTF-8.)
+const parsers = { stringFromBytes: (bytes) => bytes };
 const files = new Map();
 async function open(path) {
   let file = files.get(path);

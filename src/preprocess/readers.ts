@@ -5,6 +5,7 @@
  * Lines are split on bytes and decoded with a fatal UTF-8 decoder first, so invalid UTF-8 is counted (and then
  * replaced by U+FFFD) instead of silently replaced.
  */
+import { isUtf8 } from 'node:buffer';
 import { createReadStream, statSync } from 'node:fs';
 import { InputChangedError } from '../errors.js';
 import { createGunzip } from 'node:zlib';
@@ -15,7 +16,7 @@ import type { InputFile } from './inputs.js';
 export interface InputRecord {
   /** 1-based line (JSONL), row (Parquet) or 1 (text). */
   line: number;
-  /** The parsed JSON value / row object, or the text itself for text files. */
+  /** The parsed JSON value / row object (its strings as UTF-8 bytes for Parquet), or the text itself for text files. */
   value?: unknown;
   /** Set for a line that is not valid JSON: the parser's message. */
   parseError?: string;
@@ -139,19 +140,37 @@ async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
 /**
  * A Parquet row's size in the unit every format counts (manifests' bytesRead, the MB/s of a run): the decoded bytes
- * of its content, here the UTF-8 bytes of the values of the columns read (a non-string value as its JSON), as a
- * JSON Lines record counts its decompressed line.
+ * of its content, here the UTF-8 bytes of the values of the columns read (a string value arrives as its bytes; a
+ * non-string value counts as its JSON), as a JSON Lines record counts its decompressed line. Also whether a string
+ * value held invalid UTF-8 (the tokenizer replaces it with U+FFFD, as for JSON Lines, and the manifest counts it).
  */
-function rowBytes(row: unknown): number {
-  if (row === null || typeof row !== 'object') return 0;
+function rowSize(row: unknown): { bytes: number; invalidUtf8: boolean } {
   let bytes = 0;
+  let invalidUtf8 = false;
+  if (row === null || typeof row !== 'object') return { bytes, invalidUtf8 };
+  const stringify = (_: string, value: unknown) => {
+    if (typeof value === 'bigint') return value.toString();
+    if (value instanceof Uint8Array) {
+      if (!isUtf8(value)) invalidUtf8 = true;
+      return utf8.decode(value);
+    }
+    return value;
+  };
   for (const value of Object.values(row as Record<string, unknown>)) {
-    if (typeof value === 'string') bytes += Buffer.byteLength(value, 'utf8');
-    else if (value !== null && value !== undefined) bytes += Buffer.byteLength(JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? v.toString() : v)) ?? '', 'utf8');
+    if (value instanceof Uint8Array) {
+      bytes += value.length;
+      if (!isUtf8(value)) invalidUtf8 = true;
+    } else if (typeof value === 'string') {
+      bytes += Buffer.byteLength(value, 'utf8');
+    } else if (value !== null && value !== undefined) {
+      bytes += Buffer.byteLength(JSON.stringify(value, stringify) ?? '', 'utf8');
+    }
   }
-  return bytes;
+  return { bytes, invalidUtf8 };
 }
 
 /** The rows of a Parquet file, decoded by the pool's worker threads (parquet-pool.ts), in order. */
@@ -160,7 +179,7 @@ async function* parquetRows(file: InputFile, columns: string[] | undefined, pool
     let line = rowStart;
     for (const row of rows) {
       line++;
-      yield { line, value: row, invalidUtf8: false, bytes: rowBytes(row) };
+      yield { line, value: row, ...rowSize(row) };
     }
   }
   checkUnchanged(file, undefined);

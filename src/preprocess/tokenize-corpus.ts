@@ -107,6 +107,12 @@ export interface TokenizeSummary {
   bytes: number;
   seconds: number;
   peakResidentMegabytes: number;
+  /**
+   * CPU seconds the main JavaScript thread used during the run (reading, formatting, handing batches over, writing),
+   * against `seconds` of wall time: near 1x, the main thread limits the run and more workers would not help. Null
+   * where the platform does not tell (not Linux).
+   */
+  mainThreadSeconds: number | null;
   /** Skipped records by reason (with skipBadRecords). */
   skipped: Record<string, number>;
   /** Documents whose text spelled a special token; null when the backend cannot tell. */
@@ -130,6 +136,17 @@ function chooseToken(tokenizer: Tokenizer, flag: string, value: string): { token
     throw new TokenizeUsageError(`--${flag} ${JSON.stringify(value)}: not a token of this vocabulary (its special tokens include ${special.slice(0, 8).join(', ')}${special.length > 8 ? ', ...' : ''})`);
   }
   return { token: value, id };
+}
+
+// CPU seconds of this process's main thread (its thread id is the process id), from /proc; null elsewhere.
+function mainThreadCpuSeconds(): number | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');  // after "pid (comm) ": state is field 3
+    return (Number(fields[11]) + Number(fields[12])) / 100;  // utime, stime in clock ticks (USER_HZ, 100 on Linux)
+  } catch {
+    return null;
+  }
 }
 
 // Peak resident memory of this process. /proc/self/status VmHWM rather than getrusage's maxrss: after fork+exec
@@ -238,7 +255,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const runId = createHash('sha256').update(JSON.stringify(run)).digest('hex').slice(0, 16);
   const summary = (fields: Partial<TokenizeSummary>): TokenizeSummary => ({
     documents: 0, tokens: 0, shards: 0, keptShards: 0, alreadyComplete: false, dtype, output, numbered: true, bytes: 0, seconds: 0,
-    peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, specialTokenTextDocuments: 0, ...fields,
+    peakResidentMegabytes: peakResidentMegabytes(), skipped: {}, specialTokenTextDocuments: 0, mainThreadSeconds: 0, ...fields,
   });
 
   await clearOutput(output, options.force === true);
@@ -258,6 +275,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const keptBytes = files.slice(0, start.file).reduce((sum, file) => sum + file.size, 0);  // the files kept shards read
   const counts = () => ({ documents: sink.totals.documents, tokens: sink.totals.tokens, bytes: keptBytes + read.bytes });
   const started = performance.now();
+  const mainThreadStart = mainThreadCpuSeconds();
   let numbered = true;
   const sink = new ShardSink({
     shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes, bos, eos, sources,
@@ -307,7 +325,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           continue;
         }
         let batch: PendingRecord[] = [];
-        let texts: (string | undefined)[] = [];
+        let texts: (string | Uint8Array | undefined)[] = [];
         let batchSize = 0;
         const flush = async () => {
           const records = batch;
@@ -316,7 +334,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           texts = [];
           batchSize = 0;
           await queue.submit(async () => {
-            const present = pendingTexts.filter((text): text is string => text !== undefined);
+            const present = pendingTexts.filter((text): text is string | Uint8Array => text !== undefined);
             // Natively, with each text's special-token flag; the pure-JS backend cannot tell (counted as unknown).
             const encoded = native
               ? await native.encodeBatch(present, false, options.workers ?? 0, options.specialTokens === 'text', true)
@@ -338,7 +356,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           if (record <= skipUntil) continue;
           read.bytes += item.bytes;
           const entry: PendingRecord = { file: fileIndex, record, bytes: item.bytes, invalidUtf8: item.invalidUtf8 };
-          let text: string | undefined;
+          let text: string | Uint8Array | undefined;
           if (item.parseError !== undefined) {
             if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, item.parseError);
             entry.skip = 'malformed-json';
@@ -393,7 +411,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   progress.done();
   return summary({
     numbered, documents: sink.totals.documents, tokens: sink.totals.tokens, shards: sink.totals.shards, keptShards: kept.length,
-    bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
+    bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals,
+    mainThreadSeconds: mainThreadStart === null ? null : mainThreadCpuSeconds()! - mainThreadStart, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
   });
 }
 

@@ -180,6 +180,7 @@ describe('compressed inputs', () => {
       const buffer = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }], rowGroupSize: 37, codec, compressors, pageSize: 4096 });
       writeFileSync(join(dir, `${codec.toLowerCase()}.parquet`), new Uint8Array(buffer));
     }
+    const llama3 = await Tokenizer.fromFile(modelFiles.llama3);
     const base = join(dir, 'out', 'plain');
     expect(octomix(['--tokenizer', modelFiles.llama3, '--output', base, '--append-eos', join(dir, 'plain.jsonl')]).code).toBe(0);
     const expected = documents(base);
@@ -194,6 +195,26 @@ describe('compressed inputs', () => {
         expect(readFileSync(`${out}.idx`).equals(readFileSync(`${base}.idx`)), `${input} ${label}`).toBe(true);
       }
     }
+    // A template over Parquet values (UTF-8 bytes from the decoding threads) gives what it gives over JSON Lines.
+    const template = ['--template', 'Q{{{id}}}: {text}\\n\\theta'];
+    const templated = join(dir, 'out', 'template-jsonl');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', templated, ...template, join(dir, 'plain.jsonl')]).code).toBe(0);
+    const withIds = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }, { name: 'id', data: texts.map((text) => texts.indexOf(text)), type: 'INT32' }], rowGroupSize: 50 });
+    writeFileSync(join(folder, 'with-ids.parquet'), new Uint8Array(withIds));
+    const templatedParquet = join(dir, 'out', 'template-parquet');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', templatedParquet, ...template, join(folder, 'with-ids.parquet')]).code).toBe(0);
+    expect(readFileSync(`${templatedParquet}.bin`).equals(readFileSync(`${templated}.bin`))).toBe(true);
+    expect(documents(templatedParquet)[18]).toEqual(Array.from(llama3.encode(`Q{18}: ${texts[18]}\n\\theta`, { addSpecialTokens: false })));
+
+    // Invalid UTF-8 in a Parquet value is counted and replaced by U+FFFD, as in a JSON Lines record.
+    const raw = [Buffer.from('fine text'), Buffer.from([0x61, 0xff, 0x62, 0xc3])];
+    const invalid = parquetWriteBuffer({ columnData: [{ name: 'text', data: raw.map((bytes) => new Uint8Array(bytes)), type: 'BYTE_ARRAY' }] });
+    writeFileSync(join(folder, 'invalid.parquet'), new Uint8Array(invalid));
+    const invalidOut = join(dir, 'out', 'invalid');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', invalidOut, join(folder, 'invalid.parquet')]).code).toBe(0);
+    expect(JSON.parse(readFileSync(`${invalidOut}.json`, 'utf8')).invalidUtf8Records).toBe(1);
+    expect(documents(invalidOut)).toEqual([Array.from(llama3.encode('fine text', { addSpecialTokens: false })), Array.from(llama3.encode('a\uFFFDb\uFFFD', { addSpecialTokens: false }))]);
+
     // A damaged file fails naming it, whichever thread decoded the bad part, and leaves no shard behind.
     const good = readFileSync(join(dir, 'zstd.parquet'));
     const damaged = join(folder, 'damaged');
