@@ -115,6 +115,8 @@ ShardWriter::~ShardWriter() {
 }
 
 void ShardWriter::writerLoop() {
+  constexpr size_t kSyncEveryBytes = 64 << 20;
+  size_t unsynced = 0;
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -127,7 +129,15 @@ void ShardWriter::writerLoop() {
     std::string error;
     if (!failed) {
       digest_.addStored(buffer.data(), dtype_, buffer.size() / dtypeBytes(dtype_));
-      writeAll(bin_.get(), buffer.data(), buffer.size(), binTemporary_, error);
+      if (writeAll(bin_.get(), buffer.data(), buffer.size(), binTemporary_, error)) {
+        // Syncing as the shard grows, here off the caller's thread, leaves finish() little to wait for: its fsync
+        // of a whole 1 GiB shard was serial time at the end of every shard.
+        unsynced += buffer.size();
+        if (unsynced >= kSyncEveryBytes) {
+          ::fdatasync(bin_.get());
+          unsynced = 0;
+        }
+      }
     }
     buffer.clear();
     lock.lock();
