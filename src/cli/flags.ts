@@ -48,7 +48,9 @@ export function integerFlag(flag: string, value: string | undefined, options: { 
 }
 
 /** One of `choices`, or `fallback` when absent. */
-export function choiceFlag<C extends string>(flag: string, value: string | undefined, choices: readonly C[], fallback: C): C {
+export function choiceFlag<C extends string>(flag: string, value: string | undefined, choices: readonly C[], fallback: C): C;
+export function choiceFlag<C extends string>(flag: string, value: string | undefined, choices: readonly C[]): C | undefined;
+export function choiceFlag<C extends string>(flag: string, value: string | undefined, choices: readonly C[], fallback?: C): C | undefined {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {
     const list = choices.length === 2 ? `${choices[0]} or ${choices[1]}` : `${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}`;

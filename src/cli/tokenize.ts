@@ -34,6 +34,14 @@ options:
                             \\n (newline) and \\\\ (a backslash): every other backslash is literal, so LaTeX such as
                             \\theta stays as written (write \\\\neq for \\neq, or use --template-file)
   --template-file FILE      the template read from FILE, verbatim (no escapes; a final newline is dropped)
+  --chat-template auto|FILE render each record's conversation with a Jinja chat template, as transformers'
+                            apply_chat_template does: auto is tokenizer_config.json's chat_template, FILE a template
+  --messages-field PATH     dotted path of the conversation, a list of {role, content} (default: messages)
+  --chat-date YYYY-MM-DD    the date the template's strftime_now gives (Llama-3.x writes "Today Date: ..."); without
+                            it the template uses its own fixed fallback, so the output never depends on the day
+  --train-on assistant|all  write a loss mask beside each shard (PREFIX.mask.bin/.idx, one 0/1 byte per token, read
+                            by the DataLoader): assistant trains on the assistant turns of --chat-template, or on
+                            what follows {@train} in --template; all trains on every token
   --append-eos              append EOS to every non-empty document: tokenizer_config.json's eos_token (for an
                             Instruct config such as Llama-3.2's bundled one that is <|eot_id|>, not <|end_of_text|>)
   --prepend-bos             prepend BOS to every non-empty document: tokenizer_config.json's bos_token
@@ -65,7 +73,8 @@ options:
                             plain text, so a document cannot inject control tokens. Either way the manifests count such
                             documents (specialTokenTextDocuments) and the summary says how many there were
   --json-parser native|js   JSON Lines with --field are parsed on the native threads (default) or by JSON.parse on
-                            the main thread; both give the same shards (--template always uses the js path)`;
+                            the main thread; both give the same shards (--template and --chat-template always use
+                            the js path)`;
 
 export async function runTokenize(args: string[]): Promise<number> {
   const { values, positionals } = parseFlags(args, {
@@ -74,6 +83,7 @@ export async function runTokenize(args: string[]): Promise<number> {
     'max-shard-tokens': { type: 'string' }, 'max-shard-bytes': { type: 'string' }, part: { type: 'string' },
     'skip-bad-records': { type: 'boolean' }, force: { type: 'boolean' }, 'batch-bytes': { type: 'string' }, progress: { type: 'string' },
     'json-parser': { type: 'string' }, 'text-files': { type: 'boolean' }, 'max-skipped': { type: 'string' }, 'special-tokens': { type: 'string' },
+    'chat-template': { type: 'string' }, 'messages-field': { type: 'string' }, 'chat-date': { type: 'string' }, 'train-on': { type: 'string' },
   }, { positionals: true });
   if (values.help) {
     console.log(help);
@@ -82,13 +92,15 @@ export async function runTokenize(args: string[]): Promise<number> {
   const tokenizer = required('tokenizer', values.tokenizer, 'PATH');
   const output = required('output', values.output, 'PREFIX');
   if (positionals.length === 0) throw new UsageError('at least one INPUT is required');
-  exclusive(values, ['field', 'template', 'template-file']);
+  exclusive(values, ['field', 'template', 'template-file', 'chat-template']);
   // A template typed on the command line has two escapes (\n, \\); one read from a file is taken verbatim.
   const template = values['template-file'] !== undefined ? readTemplate(values['template-file'])
     : values.template !== undefined ? expandTemplateEscapes(values.template) : undefined;
   const options = {
     tokenizer, output, inputs: positionals,
     field: values.field, template,
+    chatTemplate: values['chat-template'], messagesField: values['messages-field'], chatDate: values['chat-date'],
+    trainOn: choiceFlag('train-on', values['train-on'], ['assistant', 'all'] as const),
     appendEos: values['append-eos'] ?? false, prependBos: values['prepend-bos'] ?? false,
     eosToken: values['eos-token'], bosToken: values['bos-token'],
     dtype: choiceFlag('dtype', values.dtype, ['auto', 'uint16', 'int32'] as const, 'auto'),

@@ -102,7 +102,8 @@ function checkKeys(key: string, object: Record<string, unknown>, allowed: string
 function resolvePrefixes(key: string, path: string, baseDir: string): string[] {
   const absolute = isAbsolute(path) ? path : resolve(baseDir, path);
   if (existsSync(absolute) && statSync(absolute).isDirectory()) {
-    const prefixes = readdirSync(absolute).filter((name) => name.endsWith('.idx')).sort().map((name) => join(absolute, name.slice(0, -4)));
+    // A shard's loss mask (PREFIX.mask.idx) belongs to the shard, not a shard of its own.
+    const prefixes = readdirSync(absolute).filter((name) => name.endsWith('.idx') && !name.endsWith('.mask.idx')).sort().map((name) => join(absolute, name.slice(0, -4)));
     if (prefixes.length === 0) throw new RecipeError(key, `the folder ${absolute} holds no .idx/.bin shard pairs`);
     return prefixes;
   }

@@ -1,11 +1,21 @@
 /**
- * Turning a record into the text to tokenize: one field by dotted path (`--field meta.text`), or a template over
- * several fields (`--template 'Question: {question}\n\nAnswer: {answer}'`, or `--template-file FILE`) for QA and
- * instruction data.
+ * Turning a record into the text to tokenize: one field by dotted path (`--field meta.text`), a template over
+ * several fields (`--template 'Question: {question}\n\nAnswer: {@train}{answer}'`, or `--template-file FILE`) for QA
+ * and instruction data, or a conversation rendered with a chat template (`--chat-template`). The last two can also
+ * say which part of the text is trained on (a loss mask: loss-mask.ts).
  */
+import { ChatTemplateError, checkMessages, type ChatTemplate, type Spans } from './chat-template.js';
 
-/** The text, as a string or (a Parquet string value, passed to the tokenizer as it is) as UTF-8 bytes. */
-export type FormatResult = { text: string | Uint8Array } | { error: 'missing-field' | 'non-string-field'; field: string };
+/**
+ * The text, as a string or (a Parquet string value, passed to the tokenizer as it is) as UTF-8 bytes; with `spans`,
+ * the UTF-16 ranges of the text that are trained on (loss-mask.ts).
+ */
+export type FormatResult = { text: string | Uint8Array; spans?: Spans; specialText?: boolean }
+  | { error: 'missing-field' | 'non-string-field'; field: string }
+  | { error: 'bad-conversation'; field: string; message: string };
+
+/** The marker in a --template after which the text is the answer: trained on with --train-on assistant. */
+export const TRAIN_MARKER = '{@train}';
 
 // Parquet string values arrive as UTF-8 bytes; a template joins them as text. A leading U+FEFF is content: kept.
 const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
@@ -24,6 +34,8 @@ function lookup(value: unknown, path: string): unknown {
 export interface RecordFormatter {
   /** The top-level fields the formatter reads (Parquet decodes only these columns). */
   readonly columns: string[];
+  /** Whether format() gives trained spans (a chat template, or a template with a {@train} marker). */
+  readonly spans: boolean;
   format(value: unknown): FormatResult;
 }
 
@@ -38,31 +50,41 @@ export function expandTemplateEscapes(template: string): string {
 
 /**
  * `{name}` or `{a.b}` placeholders (a dotted path: `{messages.0.content}` is the first message's content);
- * `{{` and `}}` are literal braces. The template is used as given: expandTemplateEscapes is the caller's step for
+ * `{{` and `}}` are literal braces; one `{@train}` marks where the answer begins (the trained span runs from there to
+ * the end of the text). The template is used as given: expandTemplateEscapes is the caller's step for
  * a template typed on a command line (a template read from a file is taken verbatim).
  */
 export function templateFormatter(template: string): RecordFormatter {
-  const parts: ({ literal: string } | { field: string })[] = [];
+  const parts: ({ literal: string } | { field: string } | { train: true })[] = [];
   const expanded = template;
-  const pattern = /\{\{|\}\}|\{([A-Za-z_][\w.-]*)\}/g;
+  const pattern = /\{\{|\}\}|\{@train\}|\{([A-Za-z_][\w.-]*)\}/g;
   let last = 0;
   for (const match of expanded.matchAll(pattern)) {
     if (match.index! > last) parts.push({ literal: expanded.slice(last, match.index) });
     if (match[0] === '{{') parts.push({ literal: '{' });
     else if (match[0] === '}}') parts.push({ literal: '}' });
+    else if (match[0] === TRAIN_MARKER) parts.push({ train: true });
     else parts.push({ field: match[1] });
     last = match.index! + match[0].length;
   }
+  const markers = parts.filter((part) => 'train' in part).length;
+  if (markers > 1) throw new RangeError(`--template may hold one ${TRAIN_MARKER} marker (the answer starts there), received ${markers}`);
   if (last < expanded.length) parts.push({ literal: expanded.slice(last) });
   const fields = parts.filter((part): part is { field: string } => 'field' in part).map((part) => part.field);
   if (fields.length === 0) throw new RangeError(`--template must name at least one {field}, received ${JSON.stringify(template)}`);
   return {
     columns: [...new Set(fields.map((field) => field.split('.')[0]))],
+    spans: markers === 1,
     format(value) {
       let text = '';
+      let trainFrom = -1;
       for (const part of parts) {
         if ('literal' in part) {
           text += part.literal;
+          continue;
+        }
+        if ('train' in part) {
+          trainFrom = text.length;
           continue;
         }
         const field = lookup(value, part.field);
@@ -71,7 +93,45 @@ export function templateFormatter(template: string): RecordFormatter {
         else if (typeof field !== 'string' && typeof field !== 'number') return { error: 'non-string-field', field: part.field };
         else text += String(field);
       }
-      return { text };
+      return trainFrom < 0 ? { text } : { text, spans: [[trainFrom, text.length]] };
+    },
+  };
+}
+
+/** A Parquet row's strings arrive as UTF-8 bytes; a conversation is checked and rendered as text. */
+function decodeStrings(value: unknown): unknown {
+  if (value instanceof Uint8Array) return utf8.decode(value);
+  if (Array.isArray(value)) return value.map(decodeStrings);
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, decodeStrings(item)]));
+  return value;
+}
+
+/**
+ * A conversation at `messagesPath` rendered with a chat template; with `spans`, the assistant turns are the trained
+ * spans (chat-template.ts). A record whose messages are malformed, or that the template refuses or cannot place the
+ * turns of, is a bad record (`bad-conversation`), counted or fatal as --skip-bad-records says. `specialText` says
+ * whether a message spelled one of `specialTokenTexts` (the template's own markup does not count).
+ */
+export function chatFormatter(chat: ChatTemplate, messagesPath: string, spans: boolean, specialTokenTexts: readonly string[]): RecordFormatter {
+  // The rendered text is full of special tokens by design; what is worth counting is a message that spells one.
+  const special = specialTokenTexts.length === 0 ? undefined
+    : new RegExp([...specialTokenTexts].sort((a, b) => b.length - a.length).map((token) => token.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'));
+  if (!/^[^.]+(\.[^.]+)*$/.test(messagesPath)) throw new RangeError(`--messages-field must be a dotted path like messages or data.conversation, received ${JSON.stringify(messagesPath)}`);
+  return {
+    columns: [messagesPath.split('.')[0]],
+    spans,
+    format(value) {
+      const field = lookup(value, messagesPath);
+      if (field === undefined || field === null) return { error: 'missing-field', field: messagesPath };
+      const checked = checkMessages(decodeStrings(field));
+      if ('error' in checked) return { error: 'bad-conversation', field: messagesPath, message: checked.error };
+      const specialText = special !== undefined && checked.messages.some((message) => special.test(message.content));
+      try {
+        return { ...(spans ? chat.renderWithAssistantSpans(checked.messages) : { text: chat.render(checked.messages) }), specialText };
+      } catch (error) {
+        if (error instanceof ChatTemplateError) return { error: 'bad-conversation', field: messagesPath, message: error.message };
+        throw error;
+      }
     },
   };
 }
@@ -80,6 +140,7 @@ export function fieldFormatter(path: string): RecordFormatter {
   if (!/^[^.]+(\.[^.]+)*$/.test(path)) throw new RangeError(`--field must be a dotted path like text or meta.body, received ${JSON.stringify(path)}`);
   return {
     columns: [path.split('.')[0]],
+    spans: false,
     format(value) {
       if (typeof value === 'string') return { text: value };  // plain text files
       const field = lookup(value, path);

@@ -26,12 +26,12 @@ export interface ResumePoint {
 export async function clearOutput(output: string, force: boolean): Promise<void> {
   const folder = dirname(output);
   const escaped = basename(output).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const ownFile = new RegExp(`^${escaped}(_\\d{5})?\\.(bin|idx|json)(\\.tmp-(\\d+)(-\\d+)?)?$`);
+  const ownFile = new RegExp(`^${escaped}(_\\d{5})?(\\.mask)?\\.(bin|idx|json)(\\.tmp-(?<pid>\\d+)(-\\d+)?)?$`);
   for (const name of await readdir(folder)) {
     const match = ownFile.exec(name);
     if (!match) continue;
-    if (match[3]) {
-      const pid = Number(match[4]);
+    if (match.groups?.pid) {
+      const pid = Number(match.groups.pid);
       let alive = false;
       try {
         process.kill(pid, 0);

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../io/atomic-file.js';
 import { ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
 import { readManifest } from '../shards/verify.js';
 
-export type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field';
+export type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field' | 'bad-conversation';
 
 export interface Position {
   file: number;    // index in the run's file list
@@ -24,6 +24,8 @@ export interface PendingRecord {
   invalidUtf8: boolean;
   /** The text spelled a special token (undefined where the backend cannot tell: the pure-JS tokenizer). */
   specialText?: boolean;
+  /** The loss mask of the record's ids (trainOn 'assistant'): 1 per trained token. */
+  mask?: Uint8Array;
   skip?: SkipReason;
 }
 
@@ -33,12 +35,14 @@ interface ShardCounters {
   specialTokenTextDocuments: number | null;
   invalidUtf8Records: number;
   skipped: Record<SkipReason, number>;
+  /** Tokens the loss mask trains on (with a mask). */
+  trainedTokens: number;
   bytesRead: number;
   firstPosition: Position;
 }
 
 function newCounters(position: Position): ShardCounters {
-  return { emptyDocuments: 0, specialTokenTextDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0 }, bytesRead: 0, firstPosition: { ...position } };
+  return { emptyDocuments: 0, specialTokenTextDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0, 'bad-conversation': 0 }, trainedTokens: 0, bytesRead: 0, firstPosition: { ...position } };
 }
 
 export interface ShardSinkOptions {
@@ -53,6 +57,12 @@ export interface ShardSinkOptions {
   manifest: Record<string, unknown>;
   /** The run's input files (path, size, mtime), of which each manifest lists those its shard covers. */
   sources: readonly unknown[];
+  /**
+   * Write a loss-mask pair beside each shard (PREFIX.mask.bin/.idx: uint8, the same documents and lengths): 'all'
+   * trains on every token; 'assistant' takes each record's `mask` (BOS untrained; EOS trained when the document's
+   * last token is, so an answer learns to end).
+   */
+  trainOn?: 'assistant' | 'all';
 }
 
 export class ShardSink {
@@ -61,6 +71,7 @@ export class ShardSink {
   readonly skippedTotals: Record<string, number> = {};
   readonly #options: ShardSinkOptions;
   #writer: ShardWriter | undefined;
+  #maskWriter: ShardWriter | undefined;
   #counters: ShardCounters;
   #shardIndex: number;
   #position: Position;
@@ -87,7 +98,7 @@ export class ShardSink {
         this.#counters.skipped[entry.skip]++;
         continue;
       }
-      this.#writer ??= ShardWriter.create(this.#options.shardPrefix(this.#shardIndex), { dtype: this.#options.dtype });
+      this.#open();
       if (entry.specialText === undefined) {
         this.#counters.specialTokenTextDocuments = null;
         this.totals.specialTokenTextDocuments = null;
@@ -96,6 +107,7 @@ export class ShardSink {
         if (this.totals.specialTokenTextDocuments !== null) this.totals.specialTokenTextDocuments++;
       }
       let ids = idLists[i]!;
+      const text = ids.length;
       if (ids.length === 0) {
         this.#counters.emptyDocuments++;
       } else if (bos || eos) {
@@ -105,10 +117,24 @@ export class ShardSink {
         if (eos) framed[framed.length - 1] = eos.id;
         ids = framed;
       }
-      this.#writer.addDocument(ids);
+      this.#writer!.addDocument(ids);
+      if (this.#maskWriter) {
+        // 0/1 per token as ids (the writer stores them as uint8).
+        let mask: Uint32Array;
+        if (this.#options.trainOn === 'all') {
+          mask = new Uint32Array(ids.length).fill(1);
+        } else {
+          if (!entry.mask || entry.mask.length !== text) throw new Error(`record ${entry.record} of file ${entry.file} has no loss mask of its ${text} tokens`);
+          mask = new Uint32Array(ids.length);
+          mask.set(entry.mask, bos && text > 0 ? 1 : 0);
+          if (eos && text > 0) mask[mask.length - 1] = entry.mask[text - 1];
+        }
+        this.#maskWriter.addDocument(mask);
+        for (const bit of mask) this.#counters.trainedTokens += bit;
+      }
       this.totals.documents++;
       this.totals.tokens += ids.length;
-      const stats = this.#writer.stats;
+      const stats = this.#writer!.stats;
       if ((maxShardTokens !== undefined && stats.tokens >= maxShardTokens) || (maxShardBytes !== undefined && stats.binBytes >= maxShardBytes)) {
         await this.#finishShard(false);
         this.#shardIndex++;
@@ -129,7 +155,7 @@ export class ShardSink {
       await this.#markComplete(this.#lastFinished, end);
       this.#addSkipped(this.#counters.skipped);
     } else {
-      this.#writer = ShardWriter.create(this.#options.shardPrefix(this.#shardIndex), { dtype: this.#options.dtype });
+      this.#open();
       await this.#finishShard(true);
     }
   }
@@ -144,6 +170,14 @@ export class ShardSink {
   /** Removes the open shard's temporary files (an interrupted or failed run keeps only finished shards). */
   abort(): void {
     this.#writer?.abort();
+    this.#maskWriter?.abort();
+  }
+
+  #open(): void {
+    if (this.#writer) return;
+    const prefix = this.#options.shardPrefix(this.#shardIndex);
+    this.#writer = ShardWriter.create(prefix, { dtype: this.#options.dtype });
+    if (this.#options.trainOn) this.#maskWriter = ShardWriter.create(`${prefix}.mask`, { dtype: 'uint8' });
   }
 
   #addSkipped(skipped: Record<SkipReason, number>): void {
@@ -153,8 +187,16 @@ export class ShardSink {
   async #finishShard(complete: boolean): Promise<ShardSummary | undefined> {
     if (!this.#writer) return undefined;
     const finishing = this.#writer;
+    const finishingMask = this.#maskWriter;
     this.#writer = undefined;
+    this.#maskWriter = undefined;
     const counters = this.#counters;
+    // The mask pair first: a shard is complete once its own manifest exists, and its mask must be by then.
+    // No names are recorded: the mask of PREFIX is PREFIX.mask wherever the pair is moved or renamed.
+    const lossMask = finishingMask ? {
+      trainOn: this.#options.trainOn, trainedTokens: counters.trainedTokens,
+      digest: (await finishingMask.finish({ isLossMask: true, trainOn: this.#options.trainOn })).digest,
+    } : undefined;
     const summary = await finishing.finish({
       ...this.#options.manifest,
       sources: this.#options.sources.slice(counters.firstPosition.file, Math.min(this.#position.file + 1, this.#options.sources.length)),
@@ -166,6 +208,7 @@ export class ShardSink {
       start: counters.firstPosition,
       end: { ...this.#position },
       complete,
+      ...(lossMask ? { lossMask } : {}),
     });
     this.totals.shards++;
     this.#lastFinished = finishing.prefix;

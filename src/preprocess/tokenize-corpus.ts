@@ -10,7 +10,7 @@
  * Lines; Parquet row groups on parquet-pool.ts's threads; or readers.ts) + encodeBatch -> batches encoded -> ShardSink writes and cuts shards in input order.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
@@ -19,7 +19,9 @@ import { loadAddon, packageRoot } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
 import { numberedShard } from '../shards/verify.js';
 import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
-import { fieldFormatter, templateFormatter } from './format.js';
+import { ChatTemplate, ChatTemplateError, type Spans } from './chat-template.js';
+import { chatFormatter, fieldFormatter, templateFormatter, TRAIN_MARKER, type RecordFormatter } from './format.js';
+import { LossMaskError, maskFromSpans, TokenBytes } from './loss-mask.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
 import { tokenizeJsonLines } from './json-lines.js';
 import { defaultParquetWorkers, ParquetPool } from './parquet-pool.js';
@@ -36,8 +38,28 @@ export interface TokenizeCorpusOptions {
   inputs: readonly string[];
   /** Dotted path of the text field. Default `text`. */
   field?: string;
-  /** Build the text from fields, e.g. `Question: {question}\n\nAnswer: {answer}` (not with `field`). */
+  /**
+   * Build the text from fields, e.g. `Question: {question}\n\nAnswer: {@train}{answer}` (not with `field`); a
+   * `{@train}` marker says where the trained answer begins, for `trainOn: 'assistant'`.
+   */
   template?: string;
+  /**
+   * Render each record's conversation (at `messagesField`) with a Jinja chat template: `auto` is tokenizer_config.json's
+   * `chat_template` beside the tokenizer, anything else a file holding the template. Not with `field` or `template`.
+   */
+  chatTemplate?: string;
+  /** Dotted path of the conversation, a list of {role, content} messages. Default `messages` (with chatTemplate). */
+  messagesField?: string;
+  /**
+   * YYYY-MM-DD: the date a chat template's `strftime_now` gives (Llama-3.x writes "Today Date: ..."). Default: no
+   * `strftime_now`, so such a template uses its own fixed fallback and the output does not depend on the day.
+   */
+  chatDate?: string;
+  /**
+   * Write a loss mask beside each shard (PREFIX.mask.bin/.idx, one byte per token): `assistant` trains on the
+   * assistant turns of a chat template (or what follows a template's {@train}), `all` on every token. Default: none.
+   */
+  trainOn?: 'assistant' | 'all';
   /** Append EOS to every non-empty document: the eosToken, else tokenizer_config.json's eos_token. */
   appendEos?: boolean;
   /** Prepend BOS to every non-empty document: the bosToken, else tokenizer_config.json's bos_token (or the template's). */
@@ -138,6 +160,8 @@ function chooseToken(tokenizer: Tokenizer, flag: string, value: string): { token
   return { token: value, id };
 }
 
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
 // CPU seconds of this process's main thread (its thread id is the process id), from /proc; null elsewhere.
 function mainThreadCpuSeconds(): number | null {
   try {
@@ -170,13 +194,7 @@ function peakResidentMegabytes(): number {
  */
 export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<TokenizeSummary> {
   const log = options.log ?? ((line: string) => console.error(`octomix tokenize: ${line}`));
-  if (options.field !== undefined && options.template !== undefined) throw new TokenizeUsageError('--field and --template cannot be used together');
-  let formatter;
-  try {
-    formatter = options.template !== undefined ? templateFormatter(options.template) : fieldFormatter(options.field ?? 'text');
-  } catch (error) {
-    throw new TokenizeUsageError((error as Error).message);
-  }
+  checkTextOptions(options);
   const files = selectPart(await expandInputs(options.inputs, {
     textFiles: options.textFiles,
     onSkipped: (reason, paths) => log(`skipped ${paths.length} file(s) of the input folders (${reason}): ${paths.slice(0, 5).map(displayPath).join(', ')}${paths.length > 5 ? ', ...' : ''}`),
@@ -195,6 +213,7 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
     : options.appendEos ? tokenizer.specialTokens.eos : undefined;
   if (options.prependBos && !bos) throw new TokenizeUsageError(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token); name one with --bos-token TOKEN|ID`);
   if (options.appendEos && !eos) throw new TokenizeUsageError(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it); name one with --eos-token TOKEN|ID`);
+  const { formatter, text } = await chooseText(options, tokenizer, tokenizerBytes);
   const dtype: ShardDtype = (options.dtype ?? 'auto') === 'auto' ? optimalDtype(tokenizer.vocabSize) : (options.dtype as ShardDtype);
   if (options.specialTokens === 'text' && !nativeTokenizerOf(tokenizer)) {
     throw new TokenizeUsageError(`--special-tokens text: ${options.tokenizer} runs on the pure-JS backend, which cannot encode special-token text as text`);
@@ -213,7 +232,7 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
   if (locked === 'busy') throw new Error(`--output ${options.output}: another octomix tokenize is writing this output (it holds ${displayPath(lockPath)}); wait for it to finish, or choose another --output`);
   if (typeof locked === 'string') throw new Error(`--output ${options.output}: ${locked}`);
   try {
-    return await runLocked({ options, files, tokenizer, tokenizerBytes, formatter, bos, eos, dtype, output, log });
+    return await runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, bos, eos, dtype, output, log });
   } finally {
     locks.unlockFile(locked, lockPath);
   }
@@ -224,7 +243,9 @@ interface LockedRun {
   files: InputFile[];
   tokenizer: Tokenizer;
   tokenizerBytes: Buffer;
-  formatter: ReturnType<typeof fieldFormatter>;
+  formatter: RecordFormatter;
+  /** What decides the text, as the manifests and the run's identity record it. */
+  text: Record<string, unknown>;
   bos: { token: string; id: number } | undefined;
   eos: { token: string; id: number } | undefined;
   dtype: ShardDtype;
@@ -232,7 +253,7 @@ interface LockedRun {
   log: (line: string) => void;
 }
 
-async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
+async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
   // Shards are always cut, at --max-shard-* or else at DEFAULT_SHARD_BYTES, so an interrupted run keeps what it
   // finished; an output that ends as one shard is renamed to PREFIX.*, as if it had never been cut.
   const maxShardBytes = options.maxShardBytes ?? (options.maxShardTokens === undefined ? DEFAULT_SHARD_BYTES : undefined);
@@ -243,7 +264,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const run = {
     tokenizer: { path: resolve(options.tokenizer), sha256: createHash('sha256').update(tokenizerBytes).digest('hex'), vocabSize: tokenizer.vocabSize },
     sources,
-    text: options.template !== undefined ? { template: options.template } : { field: options.field ?? 'text' },
+    text,
+    lossMask: options.trainOn ?? null,
     specialTokens: options.specialTokens ?? 'tokens',
     bos: bos ?? null,
     eos: eos ?? null,
@@ -278,7 +300,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const mainThreadStart = mainThreadCpuSeconds();
   let numbered = true;
   const sink = new ShardSink({
-    shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes, bos, eos, sources,
+    shardPrefix, dtype, maxShardTokens: options.maxShardTokens, maxShardBytes, bos, eos, sources, trainOn: options.trainOn,
     manifest: {
       runId, octomixVersion: version, tokenizer: { ...run.tokenizer, name: basename(dirname(resolve(options.tokenizer))) },
       text: run.text, specialTokens: run.specialTokens, bos: run.bos, eos: run.eos, part: run.part, maxShardTokens: run.maxShardTokens, maxShardBytes: run.maxShardBytes,
@@ -293,8 +315,10 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const queue = new OrderedQueue(2);
   const threadOption = options.workers ? { threads: options.workers } : {};
   const native = nativeTokenizerOf(tokenizer);
-  const fieldPath = options.template !== undefined ? undefined : (options.field ?? 'text').split('.');
+  const fieldPath = options.template !== undefined || options.chatTemplate !== undefined ? undefined : (options.field ?? 'text').split('.');
   const batchBytes = options.batchBytes ?? 8e6;
+  // Token lengths in bytes, to read loss masks off trained spans (built once, only when a mask needs them).
+  const tokenBytes = options.trainOn === 'assistant' ? new TokenBytes(tokenizer, JSON.parse(tokenizerBytes.toString('utf8')) as Record<string, unknown>) : undefined;
 
   // SIGINT/SIGTERM stop the run between records: the open shard's temporary files are removed, finished shards stay,
   // and the message says where a rerun resumes.
@@ -327,11 +351,17 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         let batch: PendingRecord[] = [];
         let texts: (string | Uint8Array | undefined)[] = [];
         let batchSize = 0;
+        let spanLists: (Spans | undefined)[] = [];
+        let specialLists: (boolean | undefined)[] = [];
         const flush = async () => {
           const records = batch;
           const pendingTexts = texts;
+          const pendingSpans = spanLists;
+          const pendingSpecial = specialLists;
           batch = [];
           texts = [];
+          spanLists = [];
+          specialLists = [];
           batchSize = 0;
           await queue.submit(async () => {
             const present = pendingTexts.filter((text): text is string | Uint8Array => text !== undefined);
@@ -342,8 +372,21 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
             let next = 0;
             const idLists = pendingTexts.map((text, i) => {
               if (text === undefined) return undefined;
-              if (native) records[i].specialText = (encoded as { specialText?: Uint8Array }).specialText![next] === 1;
-              return encoded[next++];
+              if (pendingSpecial[i] !== undefined) records[i].specialText = pendingSpecial[i];  // a chat: its messages' own
+              else if (native) records[i].specialText = (encoded as { specialText?: Uint8Array }).specialText![next] === 1;
+              const ids = encoded[next++];
+              const spans = pendingSpans[i];
+              if (spans && tokenBytes) {
+                try {
+                  records[i].mask = maskFromSpans(ids, typeof text === 'string' ? text : utf8.decode(text), spans, tokenBytes);
+                } catch (error) {
+                  if (!(error instanceof LossMaskError)) throw error;
+                  if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)} record ${records[i].record}`, `cannot make its loss mask: ${error.message}`);
+                  records[i].skip = 'bad-conversation';
+                  return undefined;
+                }
+              }
+              return ids;
             });
             return () => write(records, idLists);
           });
@@ -357,21 +400,28 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           read.bytes += item.bytes;
           const entry: PendingRecord = { file: fileIndex, record, bytes: item.bytes, invalidUtf8: item.invalidUtf8 };
           let text: string | Uint8Array | undefined;
+          let spans: Spans | undefined;
+          let specialText: boolean | undefined;
           if (item.parseError !== undefined) {
             if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, item.parseError);
             entry.skip = 'malformed-json';
           } else {
             const formatted = formatter.format(item.value);
             if ('error' in formatted) {
-              const detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"` : `field "${formatted.field}" is not a string`;
+              const detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"`
+                : formatted.error === 'bad-conversation' ? `field "${formatted.field}": ${formatted.message}` : `field "${formatted.field}" is not a string`;
               if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, detail);
               entry.skip = formatted.error;
             } else {
               text = formatted.text;
+              spans = formatted.spans;
+              specialText = formatted.specialText;
             }
           }
           batch.push(entry);
           texts.push(text);
+          spanLists.push(spans);
+          specialLists.push(specialText);
           batchSize += text?.length ?? 0;
           if (batchSize >= batchBytes || batch.length >= 65536) await flush();
           progress.update(counts());
@@ -416,6 +466,104 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   });
 }
 
+/** Text options that contradict each other, refused before any file is read. */
+function checkTextOptions(options: TokenizeCorpusOptions): void {
+  const chosen = (['field', 'template', 'chatTemplate'] as const).filter((name) => options[name] !== undefined);
+  const flag = { field: '--field', template: '--template', chatTemplate: '--chat-template' };
+  if (chosen.length > 1) throw new TokenizeUsageError(`${chosen.map((name) => flag[name]).join(' and ')} cannot be used together: each says what the text is`);
+  if (options.chatTemplate === undefined) {
+    if (options.messagesField !== undefined) throw new TokenizeUsageError('--messages-field needs --chat-template (it names the conversation a chat template renders)');
+    if (options.chatDate !== undefined) throw new TokenizeUsageError('--chat-date needs --chat-template');
+  } else {
+    if (options.prependBos || options.bosToken !== undefined) throw new TokenizeUsageError('--prepend-bos and --bos-token cannot be used with --chat-template: the template writes the BOS itself');
+    if (options.specialTokens === 'text') throw new TokenizeUsageError('--special-tokens text cannot be used with --chat-template: the template\'s own markup is special tokens; documents whose messages spell one are counted in the manifests');
+  }
+  if (options.trainOn !== undefined && options.trainOn !== 'assistant' && options.trainOn !== 'all') {
+    throw new TokenizeUsageError(`--train-on must be assistant or all, received ${JSON.stringify(options.trainOn)}`);
+  }
+}
+
+/** tokenizer_config.json beside the tokenizer, parsed; undefined when there is none. */
+async function readTokenizerConfig(tokenizerPath: string): Promise<{ path: string; config: Record<string, unknown> | undefined; error?: string }> {
+  const path = join(dirname(resolve(tokenizerPath)), 'tokenizer_config.json');
+  try {
+    return { path, config: JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown> };
+  } catch (error) {
+    return { path, config: undefined, error: (error as Error).message };
+  }
+}
+
+/** tokenizer_config.json's chat_template (a string, or the `default` of a list of named ones). */
+function configChatTemplate({ path, config, error }: Awaited<ReturnType<typeof readTokenizerConfig>>): string {
+  if (!config) throw new TokenizeUsageError(`--chat-template auto: cannot read ${displayPath(path)} (${error}); give the template's file instead (--chat-template FILE)`);
+  const template = config.chat_template;
+  if (typeof template === 'string') return template;
+  if (Array.isArray(template)) {
+    const named = template.find((entry: { name?: unknown }) => entry?.name === 'default') as { template?: unknown } | undefined;
+    if (typeof named?.template === 'string') return named.template;
+    throw new TokenizeUsageError(`--chat-template auto: ${displayPath(path)} has named chat templates (${template.map((entry: { name?: unknown }) => String(entry?.name)).join(', ')}) but none called default; save the one you want to a file and give --chat-template FILE`);
+  }
+  throw new TokenizeUsageError(`--chat-template auto: ${displayPath(path)} has no chat_template (a base model's config usually has none); give one with --chat-template FILE`);
+}
+
+/**
+ * The formatter for the run's text options and what identifies them (recorded in each manifest and in the run's
+ * identity, so a resumed run must use the same): a field, a template, or a chat template (its sha256, the messages
+ * field, the date), and whether trained spans come from it.
+ */
+async function chooseText(options: TokenizeCorpusOptions, tokenizer: Tokenizer, tokenizerBytes: Buffer): Promise<{ formatter: RecordFormatter; text: Record<string, unknown> }> {
+  let formatter: RecordFormatter;
+  let text: Record<string, unknown>;
+  try {
+    if (options.chatTemplate !== undefined) {
+      const tokenizerConfig = await readTokenizerConfig(options.tokenizer);
+      const source = options.chatTemplate === 'auto' ? configChatTemplate(tokenizerConfig) : await readFile(options.chatTemplate, 'utf8').catch((error: Error) => {
+        throw new TokenizeUsageError(`--chat-template ${options.chatTemplate}: cannot read it (${error.message}); give auto or a file holding a Jinja chat template`);
+      });
+      // The special tokens' text, as transformers passes them to the template (an AddedToken object's content).
+      const specialTokens: Record<string, string> = {};
+      for (const name of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
+        const value = tokenizerConfig.config?.[name];
+        const token = typeof value === 'string' ? value : (value as { content?: unknown } | null | undefined)?.content;
+        if (typeof token === 'string') specialTokens[name] = token;
+      }
+      const chat = new ChatTemplate(source, {
+        specialTokens, date: options.chatDate, specialTokenTexts: tokenizer.specialTokens.added.filter((token) => token.special).map((token) => token.content),
+      });
+      formatter = chatFormatter(chat, options.messagesField ?? 'messages', options.trainOn === 'assistant', tokenizer.specialTokens.added.filter((token) => token.special).map((token) => token.content));
+      text = {
+        chatTemplate: { source: options.chatTemplate === 'auto' ? 'tokenizer_config.json' : resolve(options.chatTemplate), sha256: createHash('sha256').update(source).digest('hex') },
+        messagesField: options.messagesField ?? 'messages', chatDate: options.chatDate ?? null,
+      };
+    } else if (options.template !== undefined) {
+      formatter = templateFormatter(options.template);
+      text = { template: options.template };
+    } else {
+      formatter = fieldFormatter(options.field ?? 'text');
+      text = { field: options.field ?? 'text' };
+    }
+  } catch (error) {
+    if (error instanceof TokenizeUsageError) throw error;
+    if (error instanceof ChatTemplateError || error instanceof RangeError) throw new TokenizeUsageError(`--${options.chatTemplate !== undefined ? 'chat-template' : 'template'}: ${(error as Error).message}`);
+    throw error;
+  }
+  if (options.trainOn === 'assistant' && !formatter.spans) {
+    throw new TokenizeUsageError(`--train-on assistant needs to know which text is the answer: use --chat-template, or mark where the answer begins in --template with ${TRAIN_MARKER}`);
+  }
+  if (options.trainOn === undefined && formatter.spans && options.template !== undefined) {
+    throw new TokenizeUsageError(`--template holds ${TRAIN_MARKER}, which marks the trained answer for a loss mask: add --train-on assistant (or remove the marker)`);
+  }
+  if (options.trainOn === 'assistant') {
+    try {
+      new TokenBytes(tokenizer, JSON.parse(tokenizerBytes.toString('utf8')) as Record<string, unknown>);
+    } catch (error) {
+      if (error instanceof LossMaskError) throw new TokenizeUsageError(`--train-on assistant: ${error.message}`);
+      throw error;
+    }
+  }
+  return { formatter, text };
+}
+
 /**
  * Where an output is cut when the run names no --max-shard-*: 1 GiB of .bin (about 537M uint16 tokens, 2 GB of
  * text), so an interrupted run loses at most that much work (seconds to a minute on one machine) while a corpus of
@@ -429,6 +577,9 @@ export const DEFAULT_SHARD_BYTES = 2 ** 30;
  * PREFIX.json beside a missing pair.
  */
 async function renameShard(from: string, to: string): Promise<void> {
+  if (existsSync(`${from}.mask.json`)) {
+    for (const suffix of ['mask.bin', 'mask.idx', 'mask.json']) await rename(`${from}.${suffix}`, `${to}.${suffix}`);
+  }
   for (const suffix of ['bin', 'idx', 'json']) await rename(`${from}.${suffix}`, `${to}.${suffix}`);
 }
 
@@ -445,11 +596,12 @@ function checkSkipped(sink: ShardSink, options: TokenizeCorpusOptions, resume: {
   const documents = sink.totals.documents + resume.keptDocuments;
   const records = documents + skipped;
   const maxShare = options.maxSkippedShare ?? 0.1;
-  const field = options.template !== undefined ? 'a field of --template' : `"${options.field ?? 'text'}"`;
-  const counts = (['missing-field', 'malformed-json', 'non-string-field'] as const).map((reason) => [reason, counted[reason] ?? 0] as const);
+  const field = options.chatTemplate !== undefined ? `"${options.messagesField ?? 'messages'}"` : options.template !== undefined ? 'a field of --template' : `"${options.field ?? 'text'}"`;
+  const counts = (['missing-field', 'malformed-json', 'non-string-field', 'bad-conversation'] as const).map((reason) => [reason, counted[reason] ?? 0] as const);
   const [worst] = [...counts].sort((a, b) => b[1] - a[1]);
-  const cause = worst[1] === 0 ? '' : worst[0] === 'missing-field' ? `; most have no field ${field}: check --field (or --template) against the records`
+  const cause = worst[1] === 0 ? '' : worst[0] === 'missing-field' ? `; most have no field ${field}: check ${options.chatTemplate !== undefined ? '--messages-field' : '--field (or --template)'} against the records`
     : worst[0] === 'malformed-json' ? '; most are not valid JSON: are the inputs JSON Lines (one JSON value per line)?'
+    : worst[0] === 'bad-conversation' ? `; most conversations are malformed or refused by the chat template: check --messages-field and the template`
     : `; in most, ${field} is not a string: point --field at the text inside it`;
   const breakdown = counts.filter(([, count]) => count > 0).map(([reason, count]) => `${count.toLocaleString('en')} ${reason}`).join(', ');
   const kept = sink.totals.shards + resume.kept.length;

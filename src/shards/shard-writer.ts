@@ -9,9 +9,13 @@ import { writeFileAtomic } from '../io/atomic-file.js';
 import { describeValue, fromNative, ShardWriteError } from '../errors.js';
 import { loadAddon, type NativeShardWriter } from '../native.js';
 
-/** Token dtypes octomix writes. Megatron's codes: uint16 = 8, int32 = 4. */
-export type ShardDtype = 'uint16' | 'int32';
-const dtypeCodes: Record<ShardDtype, number> = { uint16: 8, int32: 4 };
+/**
+ * Dtypes octomix writes. Megatron's codes: uint8 = 1, uint16 = 8, int32 = 4. Token shards are uint16 or int32;
+ * uint8 is for the loss-mask shards beside them (one 0/1 byte per token).
+ */
+export type ShardDtype = 'uint8' | 'uint16' | 'int32';
+const dtypeCodes: Record<ShardDtype, number> = { uint8: 1, uint16: 8, int32: 4 };
+const itemBytes: Record<ShardDtype, number> = { uint8: 1, uint16: 2, int32: 4 };
 
 /** Megatron's rule (DType.optimal_dtype): uint16 when the vocabulary has fewer than 65500 ids, else int32. */
 export function optimalDtype(vocabSize: number): ShardDtype {
@@ -51,7 +55,7 @@ export class ShardWriter {
     this.prefix = prefix;
     this.dtype = dtype;
     this.#native = native;
-    this.#itemBytes = dtype === 'uint16' ? 2 : 4;
+    this.#itemBytes = itemBytes[dtype];
   }
 
   /**
@@ -67,10 +71,10 @@ export class ShardWriter {
     }
     const dtype = options.dtype ?? (options.vocabSize !== undefined ? optimalDtype(options.vocabSize) : 'int32');
     if (!(dtype in dtypeCodes)) {
-      throw new RangeError(`options.dtype must be 'uint16' or 'int32', received ${describeValue(options.dtype)}`);
+      throw new RangeError(`options.dtype must be 'uint8', 'uint16' or 'int32', received ${describeValue(options.dtype)}`);
     }
-    if (dtype === 'uint16' && options.vocabSize !== undefined && options.vocabSize > 65536) {
-      throw new RangeError(`options.dtype 'uint16' cannot hold a vocabulary of ${options.vocabSize} ids`);
+    if (options.vocabSize !== undefined && options.vocabSize > 2 ** (8 * itemBytes[dtype]) && dtype !== 'int32') {
+      throw new RangeError(`options.dtype '${dtype}' cannot hold a vocabulary of ${options.vocabSize} ids`);
     }
     const { ShardWriter: NativeClass } = loadAddon();
     try {

@@ -55,6 +55,8 @@ export async function readManifest(prefix: string): Promise<ShardManifest> {
   return JSON.parse(text) as ShardManifest;
 }
 
+const bytesOf = (array: Int32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+
 export async function verifyShard(prefix: string, options: { digest?: boolean } = {}): Promise<VerifyResult> {
   const problems: string[] = [];
   let manifest: ShardManifest;
@@ -91,6 +93,22 @@ export async function verifyShard(prefix: string, options: { digest?: boolean } 
   if (options.digest !== false && problems.length === 0) {
     const [value] = await dataset.tokenDigests();  // the writer's own definition (native/shards), off the main thread
     if (value !== manifest.digest?.value) problems.push(`digest ${value}, the manifest says ${manifest.digest?.value}`);
+  }
+  // A loss mask beside the shard (octomix tokenize --train-on) is a pair of its own, with the shard's layout.
+  const lossMask = (manifest as { lossMask?: { digest?: unknown } }).lossMask;
+  if (lossMask !== undefined && problems.length === 0) {
+    const maskPrefix = `${prefix}.mask`;
+    const mask = await verifyShard(maskPrefix, options);
+    problems.push(...mask.problems.map((problem) => (problem.startsWith(maskPrefix) ? problem : `${maskPrefix}: ${problem}`)));
+    if (mask.ok && mask.manifest) {
+      if (mask.manifest.dtype !== 'uint8') problems.push(`${maskPrefix}: dtype ${mask.manifest.dtype}, a loss mask is uint8`);
+      if (mask.manifest.documents !== manifest.documents || mask.manifest.sequences !== manifest.sequences || mask.manifest.tokens !== manifest.tokens) {
+        problems.push(`${maskPrefix}: ${mask.manifest.documents} documents, ${mask.manifest.sequences} sequences, ${mask.manifest.tokens} tokens; the shard has ${manifest.documents}, ${manifest.sequences}, ${manifest.tokens}`);
+      } else if (!bytesOf(TokenDataset.open(maskPrefix).documentLengths).equals(bytesOf(dataset.documentLengths))) {
+        problems.push(`${maskPrefix}: its document lengths differ from the shard's`);
+      }
+      if (mask.manifest.digest?.value !== lossMask.digest) problems.push(`${maskPrefix}: digest ${mask.manifest.digest?.value}, the shard's manifest says ${String(lossMask.digest)}`);
+    }
   }
   return { prefix, ok: problems.length === 0, problems, notes, manifest };
 }
