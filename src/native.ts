@@ -166,6 +166,8 @@ export interface NativeLoaderOptions {
   sharedMemoryPath?: string;
   /** -1: host memory. */
   deviceOrdinal: number;
+  /** Per source, its loss mask (a uint8 dataset with the source's layout) or null. */
+  masks?: (NativeTokenDataset | null)[];
 }
 
 export interface NativeLoaderBatch {

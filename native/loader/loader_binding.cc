@@ -79,8 +79,26 @@ class DataLoaderWrap : public Napi::ObjectWrap<DataLoaderWrap> {
       Napi::RangeError::New(env, "DataLoader options do not fit the loader plan").ThrowAsJavaScriptException();
       return;
     }
+    // options.masks: per source, a native uint8 TokenDataset (its loss mask) or null.
+    std::vector<std::shared_ptr<const shards::TokenDataset>> masks(datasets.size());
+    Napi::Value maskList = object.Get("masks");
+    if (maskList.IsArray()) {
+      Napi::Array array = maskList.As<Napi::Array>();
+      for (uint32_t i = 0; i < array.Length() && i < masks.size(); ++i) {
+        Napi::Value entry = array.Get(i);
+        if (entry.IsNull() || entry.IsUndefined()) continue;
+        masks[i] = unwrapTokenDataset(env, entry);
+        if (!masks[i] || masks[i]->shards.empty() || masks[i]->shards[0]->dtype() != shards::kUint8) {
+          Napi::TypeError::New(env, "DataLoader: options.masks[" + std::to_string(i) + "] is not a native uint8 TokenDataset").ThrowAsJavaScriptException();
+          return;
+        }
+      }
+    } else if (!maskList.IsUndefined()) {
+      Napi::TypeError::New(env, "DataLoader: options.masks must be an array").ThrowAsJavaScriptException();
+      return;
+    }
     try {
-      loader_ = std::make_unique<loader::StreamingLoader>(std::move(schedule), std::move(datasets), options);
+      loader_ = std::make_unique<loader::StreamingLoader>(std::move(schedule), std::move(datasets), options, std::move(masks));
     } catch (const gpu::DeviceUnavailable& error) {
       throwCoded(env, error.what(), Status::kDeviceUnavailable);
       return;

@@ -26,8 +26,15 @@ void StreamingLoader::readDevice(int slot, size_t offset, size_t length, uint8_t
   device_->read(slot, offset, length, out);
 }
 
-StreamingLoader::StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options)
-    : schedule_(std::move(schedule)), sources_(std::move(sources)), options_(options) {
+StreamingLoader::StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options,
+                                 std::vector<std::shared_ptr<const shards::TokenDataset>> masks)
+    : schedule_(std::move(schedule)), sources_(std::move(sources)), masks_(std::move(masks)), options_(options) {
+  masks_.resize(sources_.size());
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (masks_[i] && masks_[i]->lengths != sources_[i]->lengths) {
+      throw std::runtime_error("the loss mask of source " + sources_[i]->name + " does not have the source's document lengths");
+    }
+  }
   const uint64_t globalBatch = schedule_->parameters.globalBatchSize;
   const uint64_t perRank = globalBatch / options_.worldSize;
   perStep_ = perRank / options_.microBatchSize;
@@ -293,6 +300,26 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
         at = end;
       }
       std::memset(rowMask, 1, seqLength);
+      if (const shards::TokenDataset* lossMask = masks_[plan.source].get()) {
+        // Position j predicts window token j + 1 (the document's own next token at the end of a cut piece).
+        std::vector<int32_t> bits(size_t{seqLength} + 1);
+        at = 0;
+        for (const Chunk& chunk : plan.chunks) {
+          lossMask->read(chunk.document, chunk.offset, chunk.length, bits.data() + at);
+          at += chunk.length;
+        }
+        for (uint32_t j = 0; j < seqLength; ++j) rowMask[j] = bits[j + 1] != 0;
+        at = 0;
+        for (const Chunk& chunk : plan.chunks) {
+          const uint32_t end = at + chunk.length;
+          if (end <= seqLength && static_cast<uint64_t>(chunk.offset) + chunk.length < static_cast<uint64_t>(source.lengths[chunk.document])) {
+            int32_t next = 0;
+            lossMask->read(chunk.document, chunk.offset + chunk.length, 1, &next);
+            rowMask[end - 1] = next != 0;
+          }
+          at = end;
+        }
+      }
       written = seqLength;
     } else {
       for (const Chunk& chunk : plan.chunks) {
@@ -308,6 +335,13 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
         for (uint32_t i = 0; i < chunk.length; ++i) rowPositions[written + i] = static_cast<int32_t>(i);
         std::memset(rowMask + written, 1, chunk.length);
         if (!hasNext) rowMask[written + chunk.length - 1] = 0;
+        if (const shards::TokenDataset* lossMask = masks_[plan.source].get()) {
+          // Position k predicts the chunk's token k + 1, the last one the document's token after the chunk.
+          std::vector<int32_t> bits(chunk.length);
+          const uint32_t targets = hasNext ? chunk.length : chunk.length - 1;
+          if (targets > 0) lossMask->read(chunk.document, chunk.offset + 1, targets, bits.data());
+          for (uint32_t k = 0; k < targets; ++k) rowMask[written + k] = bits[k] != 0;
+        }
         documentIds[segments] = static_cast<int32_t>(chunk.document);
         cuSeqlens[segments + 1] = static_cast<int32_t>(rowStart + written + chunk.length);
         maxSeqlen = std::max(maxSeqlen, chunk.length);

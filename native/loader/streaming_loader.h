@@ -56,7 +56,10 @@ class StreamingLoader {
  public:
   enum class SlotState { kFree, kBuilding, kReady, kHeld };
 
-  StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options);
+  // `masks[i]`, when not null, is source i's loss mask: a uint8 dataset with the source's layout (one 0/1 per token,
+  // `octomix tokenize --train-on`); a position whose label token is 0 there gets lossMask 0 and the ignore label.
+  StreamingLoader(std::shared_ptr<const mixture::Schedule> schedule, std::vector<std::shared_ptr<const shards::TokenDataset>> sources, LoaderOptions options,
+                  std::vector<std::shared_ptr<const shards::TokenDataset>> masks = {});
   ~StreamingLoader();
 
   // Starts the workers; `ready` is called from a worker thread when the batch JS waits for becomes ready or a
@@ -99,6 +102,7 @@ class StreamingLoader {
 
   std::shared_ptr<const mixture::Schedule> schedule_;
   std::vector<std::shared_ptr<const shards::TokenDataset>> sources_;
+  std::vector<std::shared_ptr<const shards::TokenDataset>> masks_;  // one per source; null: no loss mask
   std::vector<packing::SourceStream> streams_;
   LoaderOptions options_;
   BatchLayout layout_{};

@@ -225,7 +225,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         rank, worldSize, microBatchSize, prefetch, threads, startMicroBatch: start, ignoreIndex, padTokenId,
         maskEosInput: options.maskEosInput ?? false, eosTokenId,
         ...(options.sharedMemoryPath !== undefined ? { sharedMemoryPath: options.sharedMemoryPath } : {}),
-        deviceOrdinal: ordinal,
+        deviceOrdinal: ordinal, masks: sources.maskNatives,
       });
     } catch (error) {
       throw fromNative(error);

@@ -4,7 +4,7 @@
  * one place a recipe's shards are opened: the token budget, the schedule (built or read from the cache) and the
  * DataLoader all take this object and pass its native datasets on by handle.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { RecipeError, ShardFormatError } from '../errors.js';
 import type { NativeTokenDataset } from '../native.js';
@@ -14,6 +14,8 @@ import type { Recipe } from './recipe.js';
 export interface OpenedSource {
   name: string;
   dataset: TokenDataset;
+  /** The loss mask beside the source's shards (PREFIX.mask, written by `octomix tokenize --train-on`), if they have one. */
+  lossMask?: TokenDataset;
   /** sha256 prefix over the source's per-shard length fingerprints: what a resume state names the source by. */
   fingerprint: string;
 }
@@ -30,6 +32,33 @@ function manifestId(value: unknown): number | undefined {
   if (typeof value === 'number') return value;
   if (value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'number') return (value as { id: number }).id;
   return undefined;
+}
+
+/**
+ * The loss mask of a source: PREFIX.mask beside every shard, opened as one dataset, or none when no shard has one.
+ * Some shards with a mask and some without is an error (a source is trained one way), as is a mask whose documents
+ * are not the shard's.
+ */
+function openLossMask(name: string, dataset: TokenDataset): TokenDataset | undefined {
+  const prefixes = dataset.shards.map((shard) => shard.prefix);
+  const masked = prefixes.filter((prefix) => existsSync(`${prefix}.mask.idx`));
+  if (masked.length === 0) return undefined;
+  if (masked.length < prefixes.length) {
+    const missing = prefixes.find((prefix) => !masked.includes(prefix))!;
+    throw new RecipeError(`sources.${name}.path`, `${masked.length} of its ${prefixes.length} shards have a loss mask (PREFIX.mask.bin/.idx) and ${missing} has none; tokenize them all with the same --train-on, or none`);
+  }
+  let mask: TokenDataset;
+  try {
+    mask = TokenDataset.openSource(prefixes.map((prefix) => `${prefix}.mask`), `${name} loss mask`);
+  } catch (error) {
+    throw new RecipeError(`sources.${name}.path`, `its loss mask: ${(error as Error).message}`);
+  }
+  const lengths = (array: Int32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+  if (mask.dtype !== 'uint8') throw new RecipeError(`sources.${name}.path`, `its loss mask is ${mask.dtype}, not uint8`);
+  if (!lengths(mask.documentLengths).equals(lengths(dataset.documentLengths))) {
+    throw new RecipeError(`sources.${name}.path`, 'its loss mask\'s documents are not the shards\' (other lengths): it belongs to another tokenization');
+  }
+  return mask;
 }
 
 export class RecipeSources {
@@ -67,8 +96,10 @@ export class RecipeSources {
         }
         eosFromManifest ??= manifestId(manifest?.eos);
       });
-      const fingerprint = createHash('sha256').update(dataset.fingerprints.join(',')).digest('hex').slice(0, 16);
-      return { name, dataset, fingerprint };
+      const lossMask = openLossMask(name, dataset);
+      // A source that gained or lost its mask gives other batches (lossMask, labels): a resume state must notice.
+      const fingerprint = createHash('sha256').update(dataset.fingerprints.join(',') + (lossMask ? ',loss-mask' : '')).digest('hex').slice(0, 16);
+      return { name, dataset, fingerprint, ...(lossMask ? { lossMask } : {}) };
     });
     return new RecipeSources(sources, eosFromManifest);
   }
@@ -76,6 +107,11 @@ export class RecipeSources {
   /** The native datasets in recipe order: the handles the schedule and the loader take. */
   get natives(): NativeTokenDataset[] {
     return this.sources.map((source) => source.dataset.native);
+  }
+
+  /** Per source, in recipe order, its loss mask's native dataset or null: what the loader applies to lossMask. */
+  get maskNatives(): (NativeTokenDataset | null)[] {
+    return this.sources.map((source) => source.lossMask?.native ?? null);
   }
 
   /** Fingerprint of each source by name (LoaderState.sources). */
