@@ -270,7 +270,7 @@ describe('octomix tokenize', () => {
     for (const key of ['documents', 'sequences', 'tokens', 'emptyDocuments', 'invalidUtf8Records', 'skippedRecords', 'digest']) {
       expect(native[key], key).toEqual(js[key]);
     }
-    expect(native.skippedRecords).toEqual({ 'malformed-json': 1, 'missing-field': 2, 'non-string-field': 2 });
+    expect(native.skippedRecords).toEqual({ 'malformed-json': 1, 'missing-field': 2, 'non-string-field': 2, 'bad-conversation': 0 });
     const ids = readAll([outputs[0]]);
     expect(tokenizer.decode(ids[2])).toBe('lone \uFFFD high and \uFFFD low and \uFFFDA<|end_of_text|>');
     expect(tokenizer.decode(ids[4])).toBe('dup 2<|end_of_text|>');
@@ -288,7 +288,7 @@ describe('octomix tokenize', () => {
         return JSON.parse(readFileSync(`${out}.json`, 'utf8'));
       });
       expect(manifests[0].documents, field).toBe(1);
-      expect(manifests[0].skippedRecords, field).toEqual({ 'malformed-json': 0, 'missing-field': 2, 'non-string-field': 0 });
+      expect(manifests[0].skippedRecords, field).toEqual({ 'malformed-json': 0, 'missing-field': 2, 'non-string-field': 0, 'bad-conversation': 0 });
       expect(manifests[1].documents, field).toBe(manifests[0].documents);
       expect(manifests[1].skippedRecords, field).toEqual(manifests[0].skippedRecords);
       expect(manifests[1].digest, field).toEqual(manifests[0].digest);
@@ -316,7 +316,7 @@ describe('octomix tokenize', () => {
     expect(skipped.stderr).toMatch(/; skipped 1 malformed-json, 1 missing-field, 1 non-string-field$/m);
     const manifest = JSON.parse(readFileSync(`${out}.json`, 'utf8'));
     expect(manifest).toMatchObject({
-      skippedRecords: { 'malformed-json': 1, 'missing-field': 1, 'non-string-field': 1 },
+      skippedRecords: { 'malformed-json': 1, 'missing-field': 1, 'non-string-field': 1, 'bad-conversation': 0 },
       emptyDocuments: 1, invalidUtf8Records: 1, documents: 3, sequences: 2,
     });
     expect(readAll([out])).toEqual(expectedDocuments(['good', 'bad \uFFFD byte'], 128001));
