@@ -22,10 +22,7 @@ import { megatronIdx } from '../test/helpers/megatron.js';
 import { modelFiles } from '../test/helpers/oracle.js';
 import { hfNative, version } from './peers.js';
 import { corpusFormats, writeCorpusFormats } from './corpus-formats.js';
-import { ParquetPool } from '../src/preprocess/parquet-pool.js';
-import { zstdChunks } from '../src/preprocess/zstd-worker.js';
 import { loadAddon } from '../src/native.js';
-import { createGunzip } from 'node:zlib';
 
 const folder = mkdtempSync(join(tmpdir(), 'octomix-preprocess-bench-'));
 const tokenizerPath = modelFiles.llama3;
@@ -176,26 +173,26 @@ if (formatCopies > 0) {
   console.log(`\nRaw encodeBatch of the same texts in memory: ${(textBytes / 1e6 / rawAll).toFixed(1)} MB/s on ${threads} threads, ${(textBytes / 1e6 / rawOne).toFixed(1)} MB/s on 1 thread. ` +
     `JSON Lines end to end (process start and tokenizer load included) reaches ${((rawAll / jsonlWall) * 100).toFixed(0)}% of the ${threads}-thread figure.\n`);
 
-  // The reader threads alone: how fast one thread turns each file into text, without tokenizing.
+  // The reader threads alone: how fast one thread turns each file into text, without tokenizing, with the system
+  // libzstd and with fzstd (the fallback where libzstd is missing), each in a process of its own (median of 3).
   const readerRates: Record<string, number> = {};
-  for (const format of ['parquet-snappy', 'parquet-zstd', 'parquet-gzip'] as const) {
-    const pool = new ParquetPool(1);
-    const start = performance.now();
-    for await (const group of pool.rowGroups(files[format].path, ['text'])) void group;
-    readerRates[format] = textBytes / 1e6 / ((performance.now() - start) / 1000);
-    await pool.close();
+  const readerScript = new URL('./reader-speed.ts', import.meta.url).pathname;
+  const readerRuns: [string, 'parquet' | 'zst' | 'gz', string, boolean][] = [
+    ['parquet-snappy', 'parquet', files['parquet-snappy'].path, false], ['parquet-zstd', 'parquet', files['parquet-zstd'].path, false],
+    ['parquet-zstd (fzstd)', 'parquet', files['parquet-zstd'].path, true], ['parquet-gzip', 'parquet', files['parquet-gzip'].path, false],
+    ['jsonl.zst', 'zst', files['jsonl.zst'].path, false], ['jsonl.zst (fzstd)', 'zst', files['jsonl.zst'].path, true], ['jsonl.gz', 'gz', files['jsonl.gz'].path, false],
+  ];
+  for (const [label, kind, path, fzstd] of readerRuns) {
+    const rates: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', readerScript, kind, path], { encoding: 'utf8', env: { ...process.env, ...(fzstd ? { OCTOMIX_ZSTD_LIBRARY: '/nonexistent/libzstd.so' } : {}) } });
+      if (result.status !== 0) throw new Error(`${label}: ${result.stderr}`);
+      const { megabytes, seconds } = JSON.parse(result.stdout.trim().split('\n').pop()!) as { megabytes: number; seconds: number };
+      rates.push(megabytes / seconds);
+    }
+    readerRates[label] = median(rates);
   }
-  {
-    const start = performance.now();
-    let bytes = 0;
-    for await (const chunk of zstdChunks(files['jsonl.zst'].path, () => {})) bytes += chunk.length;
-    readerRates['jsonl.zst'] = bytes / 1e6 / ((performance.now() - start) / 1000);
-    const gunzipStart = performance.now();
-    bytes = 0;
-    for await (const chunk of createReadStream(files['jsonl.gz'].path).pipe(createGunzip())) bytes += (chunk as Buffer).length;
-    readerRates['jsonl.gz'] = bytes / 1e6 / ((performance.now() - gunzipStart) / 1000);
-  }
-  console.log('One reader thread alone (no tokenizing), MB/s of text (of JSON Lines for .gz/.zst): ' +
+  console.log('One reader thread alone (no tokenizing), MB/s of text out (of JSON Lines for .gz/.zst), median of 3: ' +
     Object.entries(readerRates).map(([format, rate]) => `${format} ${rate.toFixed(0)}`).join(', ') + '.\n');
 
   // Projection: 16 cores, of which the tokenizer gets all (the reader threads and the main thread take their share

@@ -1,0 +1,30 @@
+/**
+ * One reader thread alone, without tokenizing: how fast `octomix tokenize`'s reader turns a file into text. Run as
+ * its own process so the zstd decoder can be chosen (OCTOMIX_ZSTD_LIBRARY=/nonexistent forces fzstd). Prints one JSON
+ * line: { format, decoder, megabytes, seconds } (megabytes of text out: decoded strings for Parquet, JSON Lines for
+ * .gz/.zst). Usage: node --import tsx bench/reader-speed.ts parquet|zst|gz FILE
+ */
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { loadAddon } from '../src/native.js';
+import { ParquetPool } from '../src/preprocess/parquet-pool.js';
+import { zstdChunks } from '../src/preprocess/zstd-worker.js';
+
+const [kind, path] = process.argv.slice(2);
+const decoder = loadAddon().zstdLibrary().loaded ? 'libzstd' : 'fzstd';
+let bytes = 0;
+const start = performance.now();
+if (kind === 'parquet') {
+  const pool = new ParquetPool(1);
+  for await (const group of pool.rowGroups(path, ['text'])) {
+    for (const row of group.rows) bytes += ((row as { text: Uint8Array }).text).length;
+  }
+  await pool.close();
+} else if (kind === 'zst') {
+  for await (const chunk of zstdChunks(path, () => {})) bytes += chunk.length;
+} else if (kind === 'gz') {
+  for await (const chunk of createReadStream(path).pipe(createGunzip())) bytes += (chunk as Buffer).length;
+} else {
+  throw new Error(`usage: reader-speed.ts parquet|zst|gz FILE (received ${kind})`);
+}
+console.log(JSON.stringify({ kind, decoder, megabytes: bytes / 1e6, seconds: (performance.now() - start) / 1000 }));
