@@ -6,21 +6,14 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TokenDataset, Tokenizer } from '../../src/index.js';
-import { packageRoot } from '../../src/native.js';
+import { Tokenizer } from '../../src/index.js';
 import { ChatTemplate, type ChatMessage } from '../../src/preprocess/chat-template.js';
 import { chatFormatter } from '../../src/preprocess/format.js';
 import { hf, modelFiles } from '../helpers/oracle.js';
+import { cli, shardDocuments, tokenizeCli } from '../helpers/tokenize-cli.js';
 
-const cli = join(packageRoot, 'dist', 'cli', 'main.js');
-const octomix = (args: string[]) => {
-  const result = spawnSync(process.execPath, [cli, 'tokenize', '--progress', 'none', ...args], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-};
-const documents = (prefix: string) => {
-  const dataset = TokenDataset.open(prefix);
-  return Array.from({ length: dataset.numDocuments }, (_, i) => Array.from(dataset.document(i) as ArrayLike<number>));
-};
+const octomix = (args: string[]) => tokenizeCli(args);
+const documents = shardDocuments;
 const config = (model: 'llama3_2' | 'qwen3') => JSON.parse(readFileSync(join(dirname(modelFiles[model]), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
 
 let folder: string;

@@ -8,20 +8,14 @@ import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TokenDataset, Tokenizer } from '../../src/index.js';
+import { Tokenizer } from '../../src/index.js';
 import { loadAddon, packageRoot } from '../../src/native.js';
 import { hf, hfEncodeAll, modelFiles } from '../helpers/oracle.js';
 import { zstdRawFrame } from '../helpers/zstd-frame.js';
+import { cli, shardDocuments, tokenizeCli } from '../helpers/tokenize-cli.js';
 
-const cli = join(packageRoot, 'dist', 'cli', 'main.js');
-const octomix = (args: string[]) => {
-  const result = spawnSync(process.execPath, [cli, 'tokenize', '--progress', 'none', ...args], { encoding: 'utf8' });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-};
-const documents = (prefix: string) => {
-  const dataset = TokenDataset.open(prefix);
-  return Array.from({ length: dataset.numDocuments }, (_, i) => Array.from(dataset.document(i) as ArrayLike<number>));
-};
+const octomix = (args: string[]) => tokenizeCli(args);
+const documents = shardDocuments;
 
 let folder: string;
 let llama32: Tokenizer;
@@ -135,10 +129,7 @@ describe('text that spells a special token', () => {
 describe('compressed inputs', () => {
   // Without the system libzstd (a name dlopen cannot find), .zst inputs and zstd Parquet pages fall back to fzstd.
   const withoutLibzstd = { OCTOMIX_ZSTD_LIBRARY: join(folder ?? tmpdir(), 'no-such-libzstd.so') };
-  const octomixWith = (env: Record<string, string>, args: string[]) => {
-    const result = spawnSync(process.execPath, [cli, 'tokenize', '--progress', 'none', ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
-    return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-  };
+  const octomixWith = (env: Record<string, string>, args: string[]) => tokenizeCli(args, env);
 
   it('the system libzstd is found here, and a name it cannot load is reported', () => {
     expect(loadAddon().zstdLibrary()).toMatchObject({ loaded: true, library: 'libzstd.so.1' });
