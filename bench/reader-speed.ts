@@ -15,8 +15,8 @@ const decoder = loadAddon().zstdLibrary().loaded ? 'libzstd' : 'fzstd';
 let bytes = 0;
 const start = performance.now();
 if (kind === 'parquet') {
-  const pool = new ParquetPool(1);
-  for await (const group of pool.rowGroups(path, ['text'])) {
+  const pool = new ParquetPool(1, [path], ['text']);
+  for await (const group of pool.rowGroups(path)) {
     for (const row of group.rows) bytes += ((row as { text: Uint8Array }).text).length;
   }
   await pool.close();

@@ -5,6 +5,9 @@
  * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer. String
  * values arrive as their UTF-8 bytes (Uint8Array), which the native tokenizer takes as they are.
  *
+ * The read-ahead runs across file ends: the next file's metadata and first row groups are decoded while the last
+ * ones of the current file are consumed, so a corpus of many files does not wait at each file boundary.
+ *
  * Memory is bounded by the read-ahead: at most `workers + 1` decoded row groups are held (one per worker, and the
  * one the main thread is taking rows from) besides the batches the tokenizer encodes, whatever the file's size; a row group is the unit,
  * so a file written with very large row groups costs that many rows of text per slot.
@@ -84,10 +87,26 @@ export function defaultParquetWorkers(): number {
 export class ParquetPool {
   readonly #workers: { worker: Worker; busy: number }[] = [];
   readonly #pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
+  readonly #paths: readonly string[];
+  readonly #columns: string[] | undefined;
+  /** Row groups per file, once its metadata is read. */
+  readonly #groups = new Map<number, number>();
+  /** Decodes started, in file and row-group order: the read-ahead, across file ends. */
+  readonly #ahead: { file: number; reply: Promise<Reply> }[] = [];
+  #cursor = { file: 0, group: 0 };
+  #metadata: Promise<void> | undefined;
+  #consuming = 0;
   #nextId = 0;
   #failure: Error | undefined;
 
-  constructor(workers: number) {
+  /**
+   * @param paths every Parquet file of the run, in the order rowGroups() will be asked for them: decoding runs on
+   *   from one file into the next, so a file's first row groups are ready when the one before it ends
+   * @param columns the columns to decode (undefined: all)
+   */
+  constructor(workers: number, paths: readonly string[], columns: string[] | undefined) {
+    this.#paths = paths;
+    this.#columns = columns;
     const url = new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`);
     const addon = nativeZstd();
     for (let i = 0; i < workers; i++) {
@@ -108,29 +127,63 @@ export class ParquetPool {
   }
 
   /**
-   * The rows of `path` in order, one row group at a time, with the 0-based index of each group's first row.
-   * Decodes up to `size` row groups ahead of the one being consumed. `columns` limits what is decoded.
+   * The rows of `path` (the next of the constructor's paths) in order, one row group at a time, with the 0-based
+   * index of each group's first row. Up to `size` row groups are decoded ahead of the one being consumed, those of
+   * the next files included.
    */
-  async *rowGroups(path: string, columns: string[] | undefined): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
-    const first = await this.#run({ path });
-    if (!('groups' in first)) throw this.#replyError(first);
-    const groups = first.groups.length;
-    const ahead: Promise<Reply>[] = [];
-    let next = 0;
-    const fill = () => {
-      while (next < groups && ahead.length < this.#workers.length) ahead.push(this.#run({ path, columns, group: next++ }));
-    };
+  async *rowGroups(path: string): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
+    const file = this.#consuming;
+    if (this.#paths[file] !== path) throw new Error(`internal: Parquet file ${path} asked for out of order (next is ${this.#paths[file]})`);
+    this.#fill();
+    while (!this.#groups.has(file)) {
+      if (this.#failure) throw this.#failure;
+      await this.#metadata;
+      this.#fill();
+    }
     try {
-      fill();
-      while (ahead.length > 0) {
-        const reply = await ahead.shift()!;
-        fill();
+      for (let group = 0; group < this.#groups.get(file)!; group++) {
+        while (this.#ahead.length === 0) {
+          if (this.#failure) throw this.#failure;
+          await this.#metadata;
+          this.#fill();
+        }
+        const head = this.#ahead.shift()!;
+        if (head.file !== file) throw new Error(`internal: a row group of ${this.#paths[head.file]} came before the end of ${path}`);
+        this.#fill();
+        const reply = await head.reply;
         if (!('rows' in reply)) throw this.#replyError(reply);
         yield { rowStart: reply.rowStart, rows: reply.rows };
       }
+      this.#consuming++;
     } finally {
-      // Stopped early (a bad record, an interrupt): let what was started finish unread, without unhandled rejections.
-      for (const pending of ahead) pending.catch(() => {});
+      // Stopped early (a bad record, an interrupt): what was started finishes unread, without unhandled rejections.
+      for (const pending of this.#ahead) pending.reply.catch(() => {});
+    }
+  }
+
+  /** Starts decodes up to the read-ahead, asking for the next file's metadata where its row groups are not known. */
+  #fill(): void {
+    while (this.#ahead.length < this.#workers.length && this.#cursor.file < this.#paths.length && !this.#failure) {
+      const { file, group } = this.#cursor;
+      const groups = this.#groups.get(file);
+      if (groups === undefined) {
+        this.#metadata ??= this.#run({ path: this.#paths[file] }).then((reply) => {
+          this.#metadata = undefined;
+          if (!('groups' in reply)) throw this.#replyError(reply);
+          this.#groups.set(file, reply.groups.length);
+        }).catch((error: Error) => {
+          // Reported when the file is read (the run names the file); files before it are read to their end first.
+          this.#metadata = undefined;
+          this.#failure ??= error;
+        });
+        return;
+      }
+      if (group >= groups) {
+        this.#cursor = { file: file + 1, group: 0 };
+        continue;
+      }
+      this.#ahead.push({ file, reply: this.#run({ path: this.#paths[file], columns: this.#columns, group }) });
+      this.#cursor = { file, group: group + 1 };
     }
   }
 

@@ -174,8 +174,8 @@ function rowSize(row: unknown): { bytes: number; invalidUtf8: boolean } {
 }
 
 /** The rows of a Parquet file, decoded by the pool's worker threads (parquet-pool.ts), in order. */
-async function* parquetRows(file: InputFile, columns: string[] | undefined, pool: ParquetPool): AsyncGenerator<InputRecord> {
-  for await (const { rowStart, rows } of pool.rowGroups(file.path, columns)) {
+async function* parquetRows(file: InputFile, pool: ParquetPool): AsyncGenerator<InputRecord> {
+  for await (const { rowStart, rows } of pool.rowGroups(file.path)) {
     let line = rowStart;
     for (const row of rows) {
       line++;
@@ -197,13 +197,15 @@ async function* wholeText(file: InputFile): AsyncGenerator<InputRecord> {
 }
 
 /**
- * The records of one input file, in order. `columns` limits what Parquet decodes (the fields a run uses); Parquet
- * files are decoded by `parquet`'s threads.
+ * The records of one input file, in order. Parquet files are decoded by `parquet`'s threads (which know the columns
+ * the run reads and the order of the files).
  */
-export function readRecords(file: InputFile, columns: string[] | undefined, parquet: ParquetPool): AsyncGenerator<InputRecord> {
+export function readRecords(file: InputFile, parquet: ParquetPool | undefined): AsyncGenerator<InputRecord> {
   switch (file.kind) {
     case 'jsonl': return jsonLines(file);
-    case 'parquet': return parquetRows(file, columns, parquet);
+    case 'parquet':
+      if (!parquet) throw new Error(`internal: ${file.path} is Parquet and no decoding threads were started`);
+      return parquetRows(file, parquet);
     case 'text': return wholeText(file);
   }
 }

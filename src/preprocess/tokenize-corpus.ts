@@ -392,8 +392,11 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           });
         };
         let record = 0;
-        if (file.kind === 'parquet') parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers());
-        for await (const item of readRecords(file, formatter.columns, parquet!)) {
+        // One pool for the run's Parquet files, which it decodes in order, running on from one file into the next.
+        if (file.kind === 'parquet') {
+          parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), files.slice(fileIndex).filter((input) => input.kind === 'parquet').map((input) => input.path), formatter.columns);
+        }
+        for await (const item of readRecords(file, parquet)) {
           checkInterrupted();
           record++;
           if (record <= skipUntil) continue;

@@ -186,6 +186,12 @@ describe('compressed inputs', () => {
         expect(readFileSync(`${out}.idx`).equals(readFileSync(`${base}.idx`)), `${input} ${label}`).toBe(true);
       }
     }
+    // All five Parquet files in one run: decoding runs on across file ends, and the documents keep file order.
+    const parquetFiles = readdirSync(dir).filter((name) => name.endsWith('.parquet')).sort().map((name) => join(dir, name));
+    const together = join(dir, 'out', 'together');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', together, '--append-eos', '--parquet-workers', '3', ...parquetFiles]).code).toBe(0);
+    expect(documents(together)).toEqual(parquetFiles.flatMap(() => expected));
+
     // A template over Parquet values (UTF-8 bytes from the decoding threads) gives what it gives over JSON Lines.
     const template = ['--template', 'Q{{{id}}}: {text}\\n\\theta'];
     const templated = join(dir, 'out', 'template-jsonl');
@@ -219,8 +225,13 @@ describe('compressed inputs', () => {
       const run = octomix(['--tokenizer', modelFiles.llama3, '--output', out, '--parquet-workers', '3', join(damaged, name)]);
       expect(run.code, name).toBe(1);
       expect(run.stderr).toMatch(new RegExp(`^octomix: .*damaged/${name.replace('.', '\\.')}: \\S`));
+      expect(run.stderr.split(name).length, run.stderr).toBe(2);  // the file is named once
       expect(readdirSync(join(damaged, 'out')).filter((file) => file.startsWith(name) && !file.endsWith('.lock'))).toEqual([]);
     }
+    const after = octomix(['--tokenizer', modelFiles.llama3, '--output', join(damaged, 'out', 'after'), '--parquet-workers', '2', join(dir, 'snappy.parquet'), join(damaged, 'cut.parquet')]);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/damaged\/cut\.parquet: \S/);
+    expect(after.stderr).not.toMatch(/snappy\.parquet/);
     const zero = octomix(['--tokenizer', modelFiles.llama3, '--output', join(dir, 'out', 'zero'), '--parquet-workers', '0', join(dir, 'snappy.parquet')]);
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--parquet-workers must be an integer from 1 to 256, received "0"/);
