@@ -2,7 +2,7 @@
 // dataset folders as hubs lay them out, JSON-array .json files, LaTeX in templates, the skipped-record threshold,
 // and SIGINT in the middle of a run (dist/cli/main.js in a child process, as a user runs it).
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
@@ -126,6 +126,48 @@ describe('text that spells a special token', () => {
   });
 });
 
+// The same 500 documents as JSON Lines (plain, .gz, .zst of two frames) and as Parquet in every codec, in `dir`.
+const texts = Array.from({ length: 500 }, (_, i) => `Document ${i}: ${'$\\theta_{' + i + '}$ and ünïcödé 数学 🙂 '.repeat(1 + (i % 13))}`);
+texts[17] = '';
+texts[18] = '\uFEFFstarts with a byte-order mark';
+const writeCodecInputs = (dir: string) => {
+  mkdirSync(dir, { recursive: true });
+  const lines = Buffer.from(texts.map((text) => JSON.stringify({ text, id: texts.indexOf(text) })).join('\n') + '\n');
+  writeFileSync(join(dir, 'plain.jsonl'), lines);
+  writeFileSync(join(dir, 'gzip.jsonl.gz'), gzipSync(lines));
+  writeFileSync(join(dir, 'zstd.jsonl.zst'), Buffer.concat([zstdRawFrame(lines.subarray(0, 100_000)), zstdRawFrame(lines.subarray(100_000))]));  // two frames
+  const compressors = { ZSTD: (bytes: Uint8Array) => new Uint8Array(zstdRawFrame(bytes)), GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)), BROTLI: (bytes: Uint8Array) => new Uint8Array(brotliCompressSync(bytes)) };
+  for (const codec of ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BROTLI'] as const) {
+    const buffer = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }], rowGroupSize: 37, codec, compressors, pageSize: 4096 });
+    writeFileSync(join(dir, `${codec.toLowerCase()}.parquet`), new Uint8Array(buffer));
+  }
+};
+
+describe('resume on every format', () => {
+  it('an interrupted run of each format and codec resumes after its last finished shard to the uninterrupted shards', () => {
+    const dir = join(folder, 'resume-formats');
+    writeCodecInputs(dir);
+    for (const input of readdirSync(dir).filter((name) => !name.startsWith('out'))) {
+      const args = (out: string) => ['--tokenizer', modelFiles.llama3, '--output', out, '--append-eos', '--max-shard-tokens', '8K', '--batch-bytes', '16K', '--parquet-workers', '2', join(dir, input)];
+      const whole = join(dir, 'out-whole', input);
+      expect(octomix(args(whole)).code, input).toBe(0);
+      const cut = join(dir, 'out-cut', input);
+      expect(octomix(args(cut)).code).toBe(0);
+      const shards = readdirSync(join(dir, 'out-cut')).filter((name) => name.startsWith(`${input}_`) && name.endsWith('.json')).sort();
+      expect(shards.length, input).toBeGreaterThan(3);
+      // The last two shards lost, as a killed run leaves them (one without its manifest, one without its index).
+      rmSync(join(dir, 'out-cut', shards.at(-1)!));
+      rmSync(join(dir, 'out-cut', shards.at(-2)!.replace(/\.json$/, '.idx')));
+      const resumed = octomix(args(cut));
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(resumed.stderr).toContain(`kept ${shards.length - 2} verified shard(s); resuming at`);
+      const names = readdirSync(join(dir, 'out-cut')).filter((name) => name.startsWith(`${input}_`) && !name.endsWith('.json')).sort();
+      expect(names).toEqual(readdirSync(join(dir, 'out-whole')).filter((name) => name.startsWith(`${input}_`) && !name.endsWith('.json')).sort());
+      for (const name of names) expect(readFileSync(join(dir, 'out-cut', name)).equals(readFileSync(join(dir, 'out-whole', name))), `${input} ${name}`).toBe(true);
+    }
+  }, 180_000);
+});
+
 describe('compressed inputs', () => {
   // Without the system libzstd (a name dlopen cannot find), .zst inputs and zstd Parquet pages fall back to fzstd.
   const withoutLibzstd = { OCTOMIX_ZSTD_LIBRARY: join(folder ?? tmpdir(), 'no-such-libzstd.so') };
@@ -157,20 +199,8 @@ describe('compressed inputs', () => {
   });
 
   it('JSON Lines and Parquet in every codec hub files use give the JSON Lines shards, with 1 or 3 decoding threads and either zstd decoder', async () => {
-    const texts = Array.from({ length: 500 }, (_, i) => `Document ${i}: ${'$\\theta_{' + i + '}$ and ünïcödé 数学 🙂 '.repeat(1 + (i % 13))}`);
-    texts[17] = '';
-    texts[18] = '\uFEFFstarts with a byte-order mark';
     const dir = join(folder, 'codecs');
-    mkdirSync(dir, { recursive: true });
-    const lines = Buffer.from(texts.map((text) => JSON.stringify({ text, id: texts.indexOf(text) })).join('\n') + '\n');
-    writeFileSync(join(dir, 'plain.jsonl'), lines);
-    writeFileSync(join(dir, 'gzip.jsonl.gz'), gzipSync(lines));
-    writeFileSync(join(dir, 'zstd.jsonl.zst'), Buffer.concat([zstdRawFrame(lines.subarray(0, 100_000)), zstdRawFrame(lines.subarray(100_000))]));  // two frames
-    const compressors = { ZSTD: (bytes: Uint8Array) => new Uint8Array(zstdRawFrame(bytes)), GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)), BROTLI: (bytes: Uint8Array) => new Uint8Array(brotliCompressSync(bytes)) };
-    for (const codec of ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BROTLI'] as const) {
-      const buffer = parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }], rowGroupSize: 37, codec, compressors, pageSize: 4096 });
-      writeFileSync(join(dir, `${codec.toLowerCase()}.parquet`), new Uint8Array(buffer));
-    }
+    writeCodecInputs(dir);
     const llama3 = await Tokenizer.fromFile(modelFiles.llama3);
     const base = join(dir, 'out', 'plain');
     expect(octomix(['--tokenizer', modelFiles.llama3, '--output', base, '--append-eos', join(dir, 'plain.jsonl')]).code).toBe(0);
