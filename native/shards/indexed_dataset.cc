@@ -114,36 +114,54 @@ ShardWriter::~ShardWriter() {
   stopWriter(false);
 }
 
-void ShardWriter::writerLoop() {
+// Stage one, its own thread: the shard digest of each full buffer, in order (SHA-256 of 8 bytes a token is the
+// slowest step; on a thread of its own it overlaps the write() calls of the next stage).
+void ShardWriter::hashLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [&] { return stopping_ || !toHash_.empty(); });
+    if (toHash_.empty()) {
+      hashDone_ = true;
+      changed_.notify_all();
+      return;
+    }
+    std::vector<uint8_t> buffer = std::move(toHash_.front());
+    toHash_.pop_front();
+    lock.unlock();
+    digest_.addStored(buffer.data(), dtype_, buffer.size() / dtypeBytes(dtype_));
+    lock.lock();
+    toWrite_.push_back(std::move(buffer));
+    changed_.notify_all();
+  }
+}
+
+// Stage two, its own thread: write() each hashed buffer to the temporary .bin, in order, and sync as the shard grows.
+void ShardWriter::writeLoop() {
   constexpr size_t kSyncEveryBytes = 64 << 20;
   size_t unsynced = 0;
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // stopping, and everything queued is written (or was dropped)
-    std::vector<uint8_t> buffer = std::move(queue_.front());
-    queue_.pop_front();
-    writing_ = true;
+    changed_.wait(lock, [&] { return !toWrite_.empty() || hashDone_; });
+    if (toWrite_.empty()) return;  // the hash stage ended and everything it passed on is written (or was dropped)
+    std::vector<uint8_t> buffer = std::move(toWrite_.front());
+    toWrite_.pop_front();
     const bool failed = !writeError_.empty();
     lock.unlock();
     std::string error;
-    if (!failed) {
-      digest_.addStored(buffer.data(), dtype_, buffer.size() / dtypeBytes(dtype_));
-      if (writeAll(bin_.get(), buffer.data(), buffer.size(), binTemporary_, error)) {
-        // Syncing as the shard grows, here off the caller's thread, leaves finish() little to wait for: its fsync
-        // of a whole 1 GiB shard was serial time at the end of every shard.
-        unsynced += buffer.size();
-        if (unsynced >= kSyncEveryBytes) {
-          ::fdatasync(bin_.get());
-          unsynced = 0;
-        }
+    if (!failed && writeAll(bin_.get(), buffer.data(), buffer.size(), binTemporary_, error)) {
+      // Syncing as the shard grows leaves finish() little to wait for: its fsync of a whole 1 GiB shard was serial
+      // time at the end of every shard.
+      unsynced += buffer.size();
+      if (unsynced >= kSyncEveryBytes) {
+        ::fdatasync(bin_.get());
+        unsynced = 0;
       }
     }
     buffer.clear();
     lock.lock();
     if (!error.empty() && writeError_.empty()) writeError_ = error;
     spare_.push_back(std::move(buffer));
-    writing_ = false;
+    --inFlight_;
     changed_.notify_all();
   }
 }
@@ -151,13 +169,18 @@ void ShardWriter::writerLoop() {
 bool ShardWriter::submit(std::string& error) {
   constexpr size_t kQueueDepth = 4;  // 16 MiB of converted ids ahead of the disk
   std::unique_lock<std::mutex> lock(mutex_);
-  if (!writer_.joinable()) writer_ = std::thread([this] { writerLoop(); });
-  changed_.wait(lock, [&] { return queue_.size() < kQueueDepth || !writeError_.empty(); });
+  if (!hasher_.joinable()) {
+    hashDone_ = false;
+    hasher_ = std::thread([this] { hashLoop(); });
+    writer_ = std::thread([this] { writeLoop(); });
+  }
+  changed_.wait(lock, [&] { return inFlight_ < kQueueDepth || !writeError_.empty(); });
   if (!writeError_.empty()) {
     error = writeError_;
     return false;
   }
-  queue_.push_back(std::move(buffer_));
+  toHash_.push_back(std::move(buffer_));
+  ++inFlight_;
   if (spare_.empty()) {
     buffer_ = std::vector<uint8_t>();
     buffer_.reserve(kWriteBufferBytes);
@@ -172,12 +195,17 @@ bool ShardWriter::submit(std::string& error) {
 void ShardWriter::stopWriter(bool drain) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!drain) queue_.clear();
+    if (!drain) {
+      toHash_.clear();
+      toWrite_.clear();
+    }
     stopping_ = true;
   }
   changed_.notify_all();
+  if (hasher_.joinable()) hasher_.join();
   if (writer_.joinable()) writer_.join();
   stopping_ = false;
+  inFlight_ = 0;
 }
 
 bool ShardWriter::open(std::string& error) {

@@ -46,10 +46,10 @@ enum class AddProblem : uint8_t { kNone, kTokenId, kWrite };
 // Writes PREFIX.bin / PREFIX.idx under temporary names; finish() syncs and renames them into place, so a killed
 // process never leaves a pair that looks complete. The destructor removes unfinished temporaries.
 //
-// The caller's thread only checks and converts ids into 4 MiB buffers; a writer thread of its own hashes each full
-// buffer (the shard digest) and writes it, so the SHA-256 and the write() calls (about 7 ms per million tokens on
-// `octomix tokenize`'s main thread) overlap the caller's work. A write error on that thread is reported by the next
-// addDocument or by finish(), with the same message.
+// The caller's thread only checks and converts ids into 4 MiB buffers. Two threads of the writer's own take each full
+// buffer in turn: one hashes it (the shard digest), the next writes it, so the SHA-256 and the write() calls (about
+// 7 ms per million tokens on `octomix tokenize`'s main thread) overlap the caller's work and each other. A write error
+// is reported by the next addDocument or by finish(), with the same message.
 class ShardWriter {
  public:
   ShardWriter(std::string prefix, uint8_t dtype);
@@ -76,11 +76,13 @@ class ShardWriter {
  private:
   bool flush(std::string& error);
   bool writeAll(int fd, const void* data, size_t bytes, const std::string& path, std::string& error);
-  // Hands buffer_ to the writer thread (waiting while kQueueDepth buffers are queued); false once a write failed.
+  // Hands buffer_ to the hash and write threads (waiting while kQueueDepth buffers are in flight); false once a write
+  // failed.
   bool submit(std::string& error);
-  // Stops the writer thread: after writing what is queued (drain) or dropping it.
+  // Stops both threads: after hashing and writing what is queued (drain) or dropping it.
   void stopWriter(bool drain);
-  void writerLoop();
+  void hashLoop();
+  void writeLoop();
 
   std::string prefix_;
   uint8_t dtype_;
@@ -93,14 +95,17 @@ class ShardWriter {
   bool finished_ = false;
   TokenDigest digest_;  // the writer thread's until it is joined
 
+  std::thread hasher_;
   std::thread writer_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::vector<uint8_t>> queue_;   // full buffers, oldest first
-  std::vector<std::vector<uint8_t>> spare_;  // written buffers, reused
-  bool writing_ = false;                     // the writer thread holds a buffer
+  std::deque<std::vector<uint8_t>> toHash_;   // full buffers, oldest first
+  std::deque<std::vector<uint8_t>> toWrite_;  // hashed buffers, oldest first
+  std::vector<std::vector<uint8_t>> spare_;   // written buffers, reused
+  size_t inFlight_ = 0;                       // buffers handed over and not yet written
   bool stopping_ = false;
-  std::string writeError_;                   // the writer thread's first failure
+  bool hashDone_ = false;                     // the hash thread has ended: the write thread ends when its queue empties
+  std::string writeError_;                    // the write thread's first failure
 };
 
 // A shard pair opened read-only with both files memory-mapped and every count and size validated.
