@@ -216,8 +216,10 @@ export interface NativeBuildInfo {
 }
 
 export interface NativeZstdStream {
-  /** The bytes decoded from `bytes` (frames may span calls); throws "corrupt zstd data: ..." */
-  push(bytes: Uint8Array): Uint8Array;
+  /** Takes more compressed bytes (frames may span calls). */
+  push(bytes: Uint8Array): void;
+  /** Up to `max` decoded bytes; empty once what was pushed is used up. Throws "corrupt zstd data: ...". */
+  read(max: number): Uint8Array;
   /** Throws when the input ended inside a frame (a truncated file). */
   end(): void;
 }

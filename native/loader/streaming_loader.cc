@@ -258,6 +258,7 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
       if (std::find(checked.begin(), checked.end(), key) != checked.end()) continue;
       checked.push_back(key);
       sources_[plan.source]->checkShard(static_cast<size_t>(key & 0xFFFFFFFFu));
+      if (masks_[plan.source]) masks_[plan.source]->checkShard(static_cast<size_t>(key & 0xFFFFFFFFu));  // same layout
     }
   }
   for (size_t row = 0; row < rows.size(); ++row) {

@@ -128,17 +128,23 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
 }
 
 // A copy in a plain ArrayBuffer (not an external one): reader threads transfer it to the main thread.
-Napi::Uint8Array copyOut(Napi::Env env, const uint8_t* data, size_t size) {
+Napi::Value copyOut(Napi::Env env, const uint8_t* data, size_t size) {
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, size);
+  if (env.IsExceptionPending() || buffer.IsEmpty() || (size > 0 && buffer.Data() == nullptr)) {
+    if (!env.IsExceptionPending()) Napi::Error::New(env, "cannot allocate " + std::to_string(size) + " bytes of decompressed data").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (size > 0) std::memcpy(buffer.Data(), data, size);
   return Napi::Uint8Array::New(env, size, buffer, 0);
 }
 
-// new ZstdStream(); push(bytes) -> the bytes decoded so far; end() throws when the input stopped inside a frame.
+// new ZstdStream(); push(bytes) takes compressed bytes; read(max) gives up to max decoded bytes (empty once the input
+// pushed so far is used up); end() throws when the input stopped inside a frame.
 class ZstdStreamWrap : public Napi::ObjectWrap<ZstdStreamWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "ZstdStream", {InstanceMethod("push", &ZstdStreamWrap::push), InstanceMethod("end", &ZstdStreamWrap::end)});
+    return DefineClass(env, "ZstdStream", {InstanceMethod("push", &ZstdStreamWrap::push), InstanceMethod("read", &ZstdStreamWrap::read),
+                                           InstanceMethod("end", &ZstdStreamWrap::end)});
   }
   explicit ZstdStreamWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ZstdStreamWrap>(info) {
     if (!zstd::library().loaded) Napi::Error::New(info.Env(), "zstd is not available: " + zstd::library().loadError).ThrowAsJavaScriptException();
@@ -152,9 +158,19 @@ class ZstdStreamWrap : public Napi::ObjectWrap<ZstdStreamWrap> {
       return env.Undefined();
     }
     Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+    stream_.push(input.Data(), input.ByteLength());
+    return env.Undefined();
+  }
+  Napi::Value read(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const double max = info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    if (!(max >= 1 && max <= 1073741824.0)) {
+      Napi::RangeError::New(env, "read(max): max must be from 1 to 2^30 bytes").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     output_.clear();
     std::string error;
-    if (!stream_.push(input.Data(), input.ByteLength(), output_, error)) {
+    if (!stream_.read(static_cast<size_t>(max), output_, error)) {
       Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -178,12 +194,22 @@ Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
   }
   Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
   const double length = info[1].As<Napi::Number>().DoubleValue();
-  if (!(length >= 0 && length <= 4294967296.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
-    Napi::RangeError::New(env, "zstdDecompress: outputLength must be an integer from 0 to 2^32").ThrowAsJavaScriptException();
+  // A Parquet page's size is an int32.
+  if (!(length >= 0 && length <= 2147483647.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
+    Napi::RangeError::New(env, "zstdDecompress: outputLength must be an integer from 0 to 2^31 - 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string error;
+  // The frame's own header first: a corrupt page header must not make us allocate what it claims.
+  if (!zstd::checkFrameSize(input.Data(), input.ByteLength(), static_cast<size_t>(length), error)) {
+    Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length));
-  std::string error;
+  if (env.IsExceptionPending() || buffer.IsEmpty() || (length > 0 && buffer.Data() == nullptr)) {
+    if (!env.IsExceptionPending()) Napi::Error::New(env, "zstdDecompress: cannot allocate " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (!zstd::decompressExact(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), static_cast<size_t>(length), error)) {
     Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
     return env.Undefined();

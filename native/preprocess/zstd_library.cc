@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace octomix::zstd {
@@ -29,11 +30,14 @@ Library load() {
   bind(handle, "ZSTD_isError", table.isError, error);
   bind(handle, "ZSTD_getErrorName", table.getErrorName, error);
   bind(handle, "ZSTD_decompress", table.decompress, error);
+  bind(handle, "ZSTD_getFrameContentSize", table.getFrameContentSize, error);
   bind(handle, "ZSTD_createDStream", table.createDStream, error);
   bind(handle, "ZSTD_freeDStream", table.freeDStream, error);
   bind(handle, "ZSTD_initDStream", table.initDStream, error);
   bind(handle, "ZSTD_decompressStream", table.decompressStream, error);
   bind(handle, "ZSTD_DStreamOutSize", table.dStreamOutSize, error);
+  // Optional: exported by every libzstd since 1.4, but not part of the stable API before 1.5.
+  table.decompressBound = reinterpret_cast<unsigned long long (*)(const void*, size_t)>(dlsym(handle, "ZSTD_decompressBound"));
   if (!error.empty()) {
     table.loadError = error;
     return table;  // the handle stays open: unloading a library that may be in use elsewhere gains nothing
@@ -67,30 +71,70 @@ Stream::~Stream() {
   if (stream_ != nullptr) library().freeDStream(stream_);
 }
 
-bool Stream::push(const uint8_t* data, size_t size, std::vector<uint8_t>& out, std::string& error) {
+void Stream::push(const uint8_t* data, size_t size) {
+  if (pendingAt_ == pending_.size()) {
+    pending_.clear();
+    pendingAt_ = 0;
+  }
+  pending_.insert(pending_.end(), data, data + size);
+}
+
+bool Stream::read(size_t max, std::vector<uint8_t>& out, std::string& error) {
   const Library& zstd = library();
   if (stream_ == nullptr) {
     error = zstd.loaded ? "cannot create a zstd stream (out of memory)" : zstd.loadError;
     return false;
   }
-  if (size == 0) return true;  // nothing to decode (a call with no input would only ask for the next frame header)
-  InBuffer input{data, size, 0};
   const size_t step = zstd.dStreamOutSize();
-  // Until the input is consumed and the decoder holds nothing more: a full output buffer may mean more is buffered.
-  while (true) {
+  size_t produced = 0;
+  // Until `max` bytes are out, or the input is used up and the decoder holds nothing more (a full output buffer may
+  // mean more is buffered inside it).
+  while (produced < max) {
+    InBuffer input{pending_.data() + pendingAt_, pending_.size() - pendingAt_, 0};
+    const size_t room = std::min(step, max - produced);
     const size_t start = out.size();
-    out.resize(start + step);
-    OutBuffer output{out.data() + start, step, 0};
+    out.resize(start + room);
+    OutBuffer output{out.data() + start, room, 0};
     const size_t result = zstd.decompressStream(stream_, &output, &input);
     out.resize(start + output.pos);
+    pendingAt_ += input.pos;
+    produced += output.pos;
     if (zstd.isError(result)) {
       error = zstd.getErrorName(result);
       return false;
     }
-    // 0: a frame ended here (the next bytes, if any, start another one).
-    frameEnded_ = result == 0;
-    if (input.pos == input.size && output.pos < step) return true;
+    // 0: a frame ended here. Only a call that used input or gave output says where a frame stands: a call with
+    // nothing left to read would begin the next frame's header and report it open.
+    if (input.pos > 0 || output.pos > 0) frameEnded_ = result == 0;
+    if (input.pos == 0 && output.pos == 0) return true;  // nothing more until more input arrives
+    if (pendingAt_ == pending_.size() && output.pos < room) return true;
   }
+  return true;
+}
+
+bool checkFrameSize(const uint8_t* data, size_t size, size_t expected, std::string& error) {
+  const Library& zstd = library();
+  if (!zstd.loaded) {
+    error = zstd.loadError;
+    return false;
+  }
+  const unsigned long long declared = zstd.getFrameContentSize(data, size);
+  if (declared == static_cast<unsigned long long>(-2)) {  // ZSTD_CONTENTSIZE_ERROR
+    error = "not a zstd frame";
+    return false;
+  }
+  if (declared != static_cast<unsigned long long>(-1) && declared != expected) {  // -1: ZSTD_CONTENTSIZE_UNKNOWN
+    error = "the frame holds " + std::to_string(declared) + " bytes, the page header says " + std::to_string(expected);
+    return false;
+  }
+  if (declared == static_cast<unsigned long long>(-1) && zstd.decompressBound != nullptr) {
+    const unsigned long long bound = zstd.decompressBound(data, size);
+    if (bound != static_cast<unsigned long long>(-2) && bound < expected) {
+      error = "the frame holds at most " + std::to_string(bound) + " bytes, the page header says " + std::to_string(expected);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool decompressExact(const uint8_t* data, size_t size, uint8_t* out, size_t expected, std::string& error) {

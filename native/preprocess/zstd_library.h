@@ -31,6 +31,8 @@ struct Library {
   unsigned (*isError)(size_t) = nullptr;
   const char* (*getErrorName)(size_t) = nullptr;
   size_t (*decompress)(void*, size_t, const void*, size_t) = nullptr;
+  unsigned long long (*getFrameContentSize)(const void*, size_t) = nullptr;
+  unsigned long long (*decompressBound)(const void*, size_t) = nullptr;  // optional (zstd 1.4+): a frame's largest output
   void* (*createDStream)() = nullptr;
   size_t (*freeDStream)(void*) = nullptr;
   size_t (*initDStream)(void*) = nullptr;
@@ -50,15 +52,24 @@ class Stream {
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  // Decompresses `size` bytes and appends the output to `out`. False with `error` set on a corrupt input.
-  bool push(const uint8_t* data, size_t size, std::vector<uint8_t>& out, std::string& error);
-  // True when the input so far ended at a frame boundary (a truncated file leaves a frame open).
-  bool atFrameEnd() const { return frameEnded_; }
+  // Takes `size` more compressed bytes (copied); read() decodes them.
+  void push(const uint8_t* data, size_t size);
+  // Appends at most `max` decoded bytes to `out` (fewer once the input pushed so far is used up), so one highly
+  // compressed read never becomes gigabytes at once. False with `error` set on a corrupt input.
+  bool read(size_t max, std::vector<uint8_t>& out, std::string& error);
+  // True when the input so far, all read, ended at a frame boundary (a truncated file leaves a frame open).
+  bool atFrameEnd() const { return frameEnded_ && pendingAt_ == pending_.size(); }
 
  private:
   void* stream_ = nullptr;
   bool frameEnded_ = true;
+  std::vector<uint8_t> pending_;  // pushed, not yet decoded from pendingAt_
+  size_t pendingAt_ = 0;
 };
+
+// Whether a frame can decompress to exactly `expected` bytes, read from its header before anything is allocated (a
+// corrupt Parquet page header can claim gigabytes): false with `error` when the header says another size.
+bool checkFrameSize(const uint8_t* data, size_t size, size_t expected, std::string& error);
 
 // One-shot decompression of a whole frame (a Parquet page) into exactly `expected` bytes. False with `error` set when
 // the input is corrupt or decompresses to another size.

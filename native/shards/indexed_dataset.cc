@@ -153,7 +153,8 @@ void ShardWriter::writeLoop() {
       // time at the end of every shard.
       unsynced += buffer.size();
       if (unsynced >= kSyncEveryBytes) {
-        ::fdatasync(bin_.get());
+        // A writeback error is reported once per file: if this call sees it, the fsync in finish() will not.
+        if (::fdatasync(bin_.get()) != 0) error = systemError(binTemporary_, "sync", errno);
         unsynced = 0;
       }
     }

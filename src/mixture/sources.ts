@@ -58,6 +58,14 @@ function openLossMask(name: string, dataset: TokenDataset): TokenDataset | undef
   if (!lengths(mask.documentLengths).equals(lengths(dataset.documentLengths))) {
     throw new RecipeError(`sources.${name}.path`, 'its loss mask\'s documents are not the shards\' (other lengths): it belongs to another tokenization');
   }
+  // A shard written with its mask records the mask's digest: a mask copied from another run of the same lengths.
+  for (const prefix of prefixes) {
+    const recorded = (readManifest(prefix)?.lossMask as { digest?: unknown } | undefined)?.digest;
+    const own = (readManifest(`${prefix}.mask`)?.digest as { value?: unknown } | undefined)?.value;
+    if (recorded !== undefined && own !== undefined && recorded !== own) {
+      throw new RecipeError(`sources.${name}.path`, `${prefix}.mask is not the mask ${prefix} was written with (its manifest's digest differs from the one the shard's manifest records)`);
+    }
+  }
   return mask;
 }
 

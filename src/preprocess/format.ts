@@ -1,6 +1,6 @@
 /**
  * Turning a record into the text to tokenize: one field by dotted path (`--field meta.text`), a template over
- * several fields (`--template 'Question: {question}\n\nAnswer: {@train}{answer}'`, or `--template-file FILE`) for QA
+ * several fields (`--template 'Question: {question}\n\nAnswer:{@train} {answer}'`, or `--template-file FILE`) for QA
  * and instruction data, or a conversation rendered with a chat template (`--chat-template`). The last two can also
  * say which part of the text is trained on (a loss mask: loss-mask.ts).
  */

@@ -1,7 +1,9 @@
 /**
  * Loss masks: one byte per token, 1 where the token is trained on. The text is encoded whole, exactly as without a
  * mask; the mask is then read off the text's trained spans (UTF-16 ranges: a chat's assistant turns, what follows a
- * template's {@train} marker). A token is trained when its first byte lies in a span. Tokens map to bytes because
+ * template's {@train} marker). A token is trained when any of its bytes lies in a span: byte-level BPE joins a space
+ * to the word after it, so in `Answer: {@train}{answer}` the answer's first token (" Paris") starts one byte before the
+ * span and must still count as the answer's. Tokens map to bytes because
  * every tokenizer octomix supports is byte-level BPE: each vocabulary entry is one character per byte (GPT-2's byte
  * alphabet), and an added token is its own text. The bytes of a text's tokens add up to its UTF-8, after the
  * tokenizer's normalizer (NFC for Qwen); a text where they do not is refused rather than masked at a guess.
@@ -53,7 +55,7 @@ export class TokenBytes {
 }
 
 /**
- * The mask of `ids` (the encoding of `text`): 1 for each token whose first byte is inside one of `spans`.
+ * The mask of `ids` (the encoding of `text`): 1 for each token with a byte inside one of `spans`.
  * @throws {LossMaskError} when the tokens' bytes do not add up to the (normalized) text's
  */
 export function maskFromSpans(ids: Uint32Array, text: string, spans: Spans, bytes: TokenBytes): Uint8Array {
@@ -71,9 +73,11 @@ export function maskFromSpans(ids: Uint32Array, text: string, spans: Spans, byte
   let offset = 0;
   let span = 0;
   for (let i = 0; i < ids.length; i++) {
+    const end = offset + bytes.of(ids[i]);
     while (span < bounds.length && bounds[span][1] <= offset) span++;
-    if (span < bounds.length && bounds[span][0] <= offset) mask[i] = 1;
-    offset += bytes.of(ids[i]);
+    // [offset, end) overlaps the first span that ends after offset, if that span starts before end.
+    if (span < bounds.length && bounds[span][0] < end && bounds[span][0] < bounds[span][1]) mask[i] = 1;
+    offset = end;
   }
   if (offset !== total) {
     throw new LossMaskError(`the tokens cover ${offset} bytes but the text has ${total}: this tokenizer changes the text in a way a mask cannot follow`);

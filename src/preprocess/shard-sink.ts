@@ -193,10 +193,18 @@ export class ShardSink {
     const counters = this.#counters;
     // The mask pair first: a shard is complete once its own manifest exists, and its mask must be by then.
     // No names are recorded: the mask of PREFIX is PREFIX.mask wherever the pair is moved or renamed.
-    const lossMask = finishingMask ? {
-      trainOn: this.#options.trainOn, trainedTokens: counters.trainedTokens,
-      digest: (await finishingMask.finish({ isLossMask: true, trainOn: this.#options.trainOn })).digest,
-    } : undefined;
+    let lossMask;
+    if (finishingMask) {
+      try {
+        lossMask = {
+          trainOn: this.#options.trainOn, trainedTokens: counters.trainedTokens,
+          digest: (await finishingMask.finish({ isLossMask: true, trainOn: this.#options.trainOn })).digest,
+        };
+      } catch (error) {
+        finishing.abort();  // the shard's own temporaries go too (abort() can no longer reach them)
+        throw error;
+      }
+    }
     const summary = await finishing.finish({
       ...this.#options.manifest,
       sources: this.#options.sources.slice(counters.firstPosition.file, Math.min(this.#position.file + 1, this.#options.sources.length)),

@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rename } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
+import { describeValue, TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
+import { unknownKeyMessage, unknownKeys } from '../keys.js';
 import { Progress } from '../io/progress.js';
 import { loadAddon, packageRoot } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
@@ -39,7 +40,7 @@ export interface TokenizeCorpusOptions {
   /** Dotted path of the text field. Default `text`. */
   field?: string;
   /**
-   * Build the text from fields, e.g. `Question: {question}\n\nAnswer: {@train}{answer}` (not with `field`); a
+   * Build the text from fields, e.g. `Question: {question}\n\nAnswer:{@train} {answer}` (not with `field`); a
    * `{@train}` marker says where the trained answer begins, for `trainOn: 'assistant'`.
    */
   template?: string;
@@ -188,12 +189,14 @@ function peakResidentMegabytes(): number {
 
 /**
  * Tokenizes the inputs into shards at `output`, resuming an interrupted run of the same inputs and options.
+ * @throws {TypeError|RangeError} an unknown option, or an option of the wrong type or out of range (named, with the value)
  * @throws {TokenizeUsageError} options that select nothing or contradict each other, or a BOS/EOS the tokenizer lacks
  * @throws {TokenizeInterruptedError} SIGINT or SIGTERM arrived: finished shards are kept, a rerun resumes
  * @throws {Error} a bad record (without skipBadRecords, naming file and line), an unreadable input, a busy output
  */
 export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<TokenizeSummary> {
   const log = options.log ?? ((line: string) => console.error(`octomix tokenize: ${line}`));
+  checkOptions(options);
   checkTextOptions(options);
   const files = selectPart(await expandInputs(options.inputs, {
     textFiles: options.textFiles,
@@ -467,6 +470,48 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     bytes: counts().bytes, seconds: (performance.now() - started) / 1000, skipped: sink.skippedTotals,
     mainThreadSeconds: mainThreadStart === null ? null : mainThreadCpuSeconds()! - mainThreadStart, specialTokenTextDocuments: sink.totals.specialTokenTextDocuments,
   });
+}
+
+const OPTION_KEYS: (keyof TokenizeCorpusOptions)[] = [
+  'tokenizer', 'output', 'inputs', 'field', 'template', 'chatTemplate', 'messagesField', 'chatDate', 'trainOn', 'appendEos', 'prependBos',
+  'eosToken', 'bosToken', 'dtype', 'workers', 'parquetWorkers', 'maxShardTokens', 'maxShardBytes', 'part', 'textFiles', 'maxSkippedShare',
+  'skipBadRecords', 'force', 'batchBytes', 'specialTokens', 'jsonParser', 'progress', 'log',
+];
+
+/**
+ * The options object checked before anything is read: unknown keys (a misspelt option is refused, not ignored),
+ * numbers out of range and values not among the choices, each a TypeError or RangeError naming the option and the
+ * value received.
+ */
+function checkOptions(options: TokenizeCorpusOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError(`options must be an object, received ${describeValue(options)}`);
+  for (const key of unknownKeys(options as unknown as Record<string, unknown>, OPTION_KEYS)) throw new TypeError(`options.${key}: ${unknownKeyMessage(key, OPTION_KEYS)}`);
+  for (const key of ['tokenizer', 'output'] as const) {
+    if (typeof options[key] !== 'string' || options[key] === '') throw new TypeError(`options.${key} must be a non-empty string, received ${describeValue(options[key])}`);
+  }
+  if (!Array.isArray(options.inputs) || options.inputs.some((input) => typeof input !== 'string')) throw new TypeError(`options.inputs must be an array of paths, received ${describeValue(options.inputs)}`);
+  const integer = (key: keyof TokenizeCorpusOptions, min: number, max: number) => {
+    const value = options[key];
+    if (value === undefined) return;
+    if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`options.${key} must be an integer, received ${describeValue(value)}`);
+    if (value < min || value > max) throw new RangeError(`options.${key} must be from ${min} to ${max}, received ${value}`);
+  };
+  integer('workers', 1, 1024);
+  integer('parquetWorkers', 1, 256);
+  integer('maxShardTokens', 1, Number.MAX_SAFE_INTEGER);
+  integer('maxShardBytes', 1, Number.MAX_SAFE_INTEGER);
+  integer('batchBytes', 1, 2 ** 31 - 1);
+  if (options.maxSkippedShare !== undefined && !(typeof options.maxSkippedShare === 'number' && options.maxSkippedShare >= 0 && options.maxSkippedShare <= 1)) {
+    throw new RangeError(`options.maxSkippedShare must be a share from 0 to 1, received ${describeValue(options.maxSkippedShare)}`);
+  }
+  const choice = (key: keyof TokenizeCorpusOptions, choices: readonly string[]) => {
+    const value = options[key];
+    if (value !== undefined && !choices.includes(value as string)) throw new RangeError(`options.${key} must be ${choices.map((c) => `'${c}'`).join(', ')}, received ${describeValue(value)}`);
+  };
+  choice('dtype', ['auto', 'uint16', 'int32']);
+  choice('specialTokens', ['tokens', 'text']);
+  choice('jsonParser', ['native', 'js']);
+  choice('progress', ['auto', 'tty', 'lines', 'none']);
 }
 
 /** Text options that contradict each other, refused before any file is read. */

@@ -2,8 +2,8 @@
  * `.zst` inputs decompressed off the main thread, by the system libzstd through the addon (zstd_library.h) or, where
  * that library is missing, by fzstd (pure JS, about 1 s per 160 MB of text, most of the main thread's budget at the
  * tokenizer's speed). A worker thread reads the file and decompresses it, and the main thread only receives the decompressed chunks (transferred, not copied). Flow
- * control keeps memory bounded: the worker sends at most CREDIT_BYTES (plus one chunk) ahead of what the main thread
- * has taken.
+ * control keeps memory bounded: the worker sends at most CREDIT_BYTES (plus one chunk of at most 1 MiB) ahead of
+ * what the main thread has taken.
  * (On 2 cores this gains nothing, as both cores encode; docs/benchmarks.md has the measurement.)
  *
  * The worker's code is a string evaluated as CommonJS (no separate file to resolve from src/ or dist/); it needs only
@@ -22,43 +22,42 @@ const CREDIT_BYTES = 16 << 20;
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createReadStream } = require('node:fs');
-// The system libzstd through the addon when it loads (about 10x faster), else fzstd; both give the same bytes.
+// The system libzstd through the addon when it loads (about 5x faster), else fzstd; both give the same bytes.
 const addon = workerData.addon ? require(workerData.addon) : undefined;
-const Decompress = addon ? class {
-  constructor(onChunk) { this.stream = new addon.ZstdStream(); this.onChunk = onChunk; }
-  push(bytes, last) {
-    const out = this.stream.push(bytes);
-    if (out.length > 0) this.onChunk(out);
-    if (last) this.stream.end();
-  }
-} : require(workerData.fzstd).Decompress;
 let credits = workerData.credits;
 let resume = null;
 parentPort.on('message', (taken) => {
   credits += taken;
   if (resume && credits > 0) { const go = resume; resume = null; go(); }
 });
+const send = async (chunk) => {
+  if (credits <= 0) await new Promise((go) => { resume = go; });
+  credits -= chunk.length;
+  parentPort.postMessage({ chunk }, [chunk.buffer]);
+};
 (async () => {
-  const output = [];
-  const decompressor = new Decompress((chunk) => output.push(chunk));
-  // 256 KiB reads: with libzstd one read's output is one chunk, so this bounds a chunk at 256 KiB x the ratio.
+  // 256 KiB reads; libzstd's output is taken 1 MiB at a time, so a read of a highly compressed file (a repeated
+  // line) never becomes gigabytes at once.
   const stream = createReadStream(workerData.path, { highWaterMark: 256 << 10 });
-  const flush = async () => {
-    while (output.length > 0) {
-      if (credits <= 0) await new Promise((go) => { resume = go; });
-      const next = output.shift();
-      credits -= next.length;
-      const chunk = addon ? next : next.slice();  // its own buffer: fzstd may reuse the one it handed out
-      parentPort.postMessage({ chunk }, [chunk.buffer]);
-    }
-  };
   try {
-    for await (const compressed of stream) {
-      decompressor.push(compressed);
+    if (addon) {
+      const decoder = new addon.ZstdStream();
+      for await (const compressed of stream) {
+        decoder.push(compressed);
+        for (let out = decoder.read(1 << 20); out.length > 0; out = decoder.read(1 << 20)) await send(out);
+      }
+      decoder.end();
+    } else {
+      const output = [];
+      const decoder = new (require(workerData.fzstd).Decompress)((chunk) => output.push(chunk.slice()));  // fzstd may reuse its buffer
+      const flush = async () => { while (output.length > 0) await send(output.shift()); };
+      for await (const compressed of stream) {
+        decoder.push(compressed);
+        await flush();  // fzstd's chunks are at most its block size, 128 KiB
+      }
+      decoder.push(new Uint8Array(0), true);
       await flush();
     }
-    decompressor.push(new Uint8Array(0), true);
-    await flush();
     parentPort.postMessage({ done: true, bytesRead: stream.bytesRead });
   } catch (error) {
     parentPort.postMessage({ error: String(error && error.message || error) });

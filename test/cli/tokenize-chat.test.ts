@@ -104,6 +104,12 @@ describe('templates with {@train} and --train-on all', () => {
       expect(ids[i]).toEqual([...tokenizer.encode(`Question: ${record.q}\nAnswer: ${record.a}`, { addSpecialTokens: false }), 128001]);
       expect(tokenizer.decode(Uint32Array.from(ids[i].filter((_, k) => masks[i][k] === 1)))).toBe(` ${record.a}<|end_of_text|>`);
     });
+    // The marker right before the field: the answer's first token (" A", its space before the marker) is trained.
+    const tight = join(folder, 'qa-tight', 'c');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', tight, '--template', 'Q: {q}\nAnswer: {@train}{a}', '--train-on', 'assistant', input]).code).toBe(0);
+    const tightIds = documents(tight);
+    const tightMasks = documents(`${tight}.mask`);
+    records.forEach((record, i) => expect(tokenizer.decode(Uint32Array.from(tightIds[i].filter((_, k) => tightMasks[i][k] === 1)))).toBe(` ${record.a}`));
     const all = join(folder, 'all', 'c');
     expect(octomix(['--tokenizer', modelFiles.llama3, '--output', all, '--field', 'a', '--train-on', 'all', input]).code).toBe(0);
     expect(documents(`${all}.mask`).flat().every((bit) => bit === 1)).toBe(true);

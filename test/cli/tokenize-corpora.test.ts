@@ -174,10 +174,59 @@ describe('compressed inputs', () => {
   const octomixWith = (env: Record<string, string>, args: string[]) => tokenizeCli(args, env);
 
   it('the system libzstd is found here, and a name it cannot load is reported', () => {
-    expect(loadAddon().zstdLibrary()).toMatchObject({ loaded: true, library: 'libzstd.so.1' });
+    const addon = loadAddon();
+    expect(addon.zstdLibrary()).toMatchObject({ loaded: true, library: 'libzstd.so.1' });
+    // One frame, and a stream of two split anywhere; a page header's size is checked against the frame's own before
+    // anything is allocated (a corrupt header once claimed gigabytes).
+    const data = Buffer.from('Lorem ipsum $\\frac{1}{2}$ 数学 '.repeat(20_000));
+    const frame = new Uint8Array(zstdRawFrame(data));
+    expect(Buffer.from(addon.zstdDecompress(frame, data.length)).equals(data)).toBe(true);
+    expect(() => addon.zstdDecompress(frame, data.length + 1)).toThrow(`corrupt zstd data: the frame holds ${data.length} bytes, the page header says ${data.length + 1}`);
+    expect(() => addon.zstdDecompress(frame, 2 ** 31 - 1)).toThrow(/the frame holds \d+ bytes, the page header says 2147483647/);
+    expect(() => addon.zstdDecompress(frame, 2 ** 31)).toThrow(RangeError);
+    expect(() => addon.zstdDecompress(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), 100)).toThrow('corrupt zstd data: not a zstd frame');
+    const decode = (pieces: Uint8Array[], max: number) => {
+      const stream = new addon.ZstdStream();
+      const out: Uint8Array[] = [];
+      for (const piece of pieces) {
+        stream.push(piece);
+        for (let chunk = stream.read(max); chunk.length > 0; chunk = stream.read(max)) {
+          expect(chunk.length).toBeLessThanOrEqual(max);
+          out.push(chunk);
+        }
+      }
+      stream.end();
+      return Buffer.concat(out);
+    };
+    const two = Buffer.concat([frame, frame]);
+    expect(decode([two.subarray(0, 7), two.subarray(7, frame.length + 3), two.subarray(frame.length + 3)], 100_000).equals(Buffer.concat([data, data]))).toBe(true);
+    // Output that ends exactly at a full 128 KiB output buffer is a finished frame, not a truncated one.
+    const mebibyte = Buffer.alloc(1 << 20, 0x61);
+    expect(decode([new Uint8Array(zstdRawFrame(mebibyte))], 1 << 20).equals(mebibyte)).toBe(true);
+    expect(decode([new Uint8Array(zstdRawFrame(mebibyte))], 1 << 17).equals(mebibyte)).toBe(true);
+    const cut = new addon.ZstdStream();
+    cut.push(frame.subarray(0, frame.length - 1));
+    cut.read(1 << 20);
+    expect(() => cut.end()).toThrow('truncated zstd data: the input ends inside a frame');
+    expect(() => cut.read(0)).toThrow(RangeError);
     const missing = spawnSync(process.execPath, ['--input-type=module', '-e', `import { loadAddon } from ${JSON.stringify(join(packageRoot, 'dist', 'native.js'))}; console.log(JSON.stringify(loadAddon().zstdLibrary()))`],
       { encoding: 'utf8', env: { ...process.env, ...withoutLibzstd } });
     expect(JSON.parse(missing.stdout)).toMatchObject({ loaded: false, error: expect.stringMatching(/no-such-libzstd\.so/) });
+  });
+
+  it('a .jsonl.zst whose text is a whole number of 128 KiB blocks reads to the end with either decoder', () => {
+    const line = `${JSON.stringify({ text: 'x'.repeat(1000) })}\n`;
+    const count = Math.floor((1 << 20) / line.length);
+    const last = `${JSON.stringify({ text: 'y'.repeat((1 << 20) - count * line.length - 12) })}\n`;
+    const body = Buffer.from(line.repeat(count) + last);
+    expect(body.length).toBe(1 << 20);
+    const input = join(folder, 'mebibyte.jsonl.zst');
+    writeFileSync(input, zstdRawFrame(body));
+    for (const env of [{}, withoutLibzstd]) {
+      const run = octomixWith(env, ['--tokenizer', modelFiles.llama3, '--output', join(folder, 'mebibyte', `x${Object.keys(env).length}`), input]);
+      expect(run.stderr).toMatch(new RegExp(`^octomix tokenize: ${(count + 1).toLocaleString('en')} documents`));
+      expect(run.code).toBe(0);
+    }
   });
 
   it('a .zst that is not zstd data, or is cut inside a frame, fails naming the file with either decoder', () => {

@@ -31,4 +31,28 @@ describe('zstd, live', () => {
     expect(readFileSync(join(folder, 'packed.bin')).equals(readFileSync(join(folder, 'plain.bin')))).toBe(true);
     expect(readFileSync(join(folder, 'packed.idx')).equals(readFileSync(join(folder, 'plain.idx')))).toBe(true);
   });
+
+  it('text that fills whole 128 KiB output blocks, and a file of one repeated line, read to the end with either decoder', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'octomix-zstd-'));
+    // Exactly 1 MiB of JSON Lines: libzstd's last output buffer is exactly full (once read as truncated).
+    const line = `${JSON.stringify({ text: 'x'.repeat(1000) })}\n`;
+    const count = Math.floor((1 << 20) / line.length);
+    const body = line.repeat(count) + `${JSON.stringify({ text: 'y'.repeat((1 << 20) - count * line.length - 12) })}\n`;
+    expect(Buffer.byteLength(body)).toBe(1 << 20);
+    // 64 MB of one line repeated compresses about 10,000 to one: a single read holds megabytes of output.
+    const repeated = `${JSON.stringify({ text: 'the same sentence again. '.repeat(40) })}\n`.repeat(64_000);
+    for (const [name, text, documents] of [['mebibyte', body, count + 1], ['repeated', repeated, 64_000]] as const) {
+      const compressed = spawnSync('zstd', ['-q', '-c', '-3'], { input: text, maxBuffer: 1 << 30 });
+      expect(compressed.status).toBe(0);
+      writeFileSync(join(folder, `${name}.jsonl.zst`), compressed.stdout);
+      for (const env of [{}, { OCTOMIX_ZSTD_LIBRARY: join(folder, 'no-such-libzstd.so') }]) {
+        const run = spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', modelFiles.llama3, '--output', join(folder, `${name}-${Object.keys(env).length}`), '--progress', 'none', join(folder, `${name}.jsonl.zst`)],
+          { encoding: 'utf8', env: { ...process.env, ...env } });
+        expect(run.status, run.stderr).toBe(0);
+        expect(run.stderr).toMatch(new RegExp(`^octomix tokenize: ${documents.toLocaleString('en')} documents`));
+        const peak = Number(/peak RSS (\d+) MB/.exec(run.stderr)?.[1]);
+        expect(peak, `${name}: peak RSS`).toBeLessThan(1000);
+      }
+    }
+  }, 120_000);
 });
