@@ -171,6 +171,7 @@ export class ParquetPool {
           this.#metadata = undefined;
           if (!('groups' in reply)) throw this.#replyError(reply);
           this.#groups.set(file, reply.groups.length);
+          this.#fill();  // start that file's first row groups now, not when the consumer next takes one
         }).catch((error: Error) => {
           // Reported when the file is read (the run names the file); files before it are read to their end first.
           this.#metadata = undefined;
