@@ -216,7 +216,7 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
     : options.appendEos ? tokenizer.specialTokens.eos : undefined;
   if (options.prependBos && !bos) throw new TokenizeUsageError(`--prepend-bos: ${options.tokenizer} names no BOS token (no bos_token in a tokenizer_config.json beside it, and no template token); name one with --bos-token TOKEN|ID`);
   if (options.appendEos && !eos) throw new TokenizeUsageError(`--append-eos: ${options.tokenizer} names no EOS token (no eos_token in a tokenizer_config.json beside it); name one with --eos-token TOKEN|ID`);
-  const { formatter, text } = await chooseText(options, tokenizer, tokenizerBytes);
+  const { formatter, text, tokenBytes } = await chooseText(options, tokenizer, tokenizerBytes);
   const dtype: ShardDtype = (options.dtype ?? 'auto') === 'auto' ? optimalDtype(tokenizer.vocabSize) : (options.dtype as ShardDtype);
   if (options.specialTokens === 'text' && !nativeTokenizerOf(tokenizer)) {
     throw new TokenizeUsageError(`--special-tokens text: ${options.tokenizer} runs on the pure-JS backend, which cannot encode special-token text as text`);
@@ -235,7 +235,7 @@ export async function tokenizeCorpus(options: TokenizeCorpusOptions): Promise<To
   if (locked === 'busy') throw new Error(`--output ${options.output}: another octomix tokenize is writing this output (it holds ${displayPath(lockPath)}); wait for it to finish, or choose another --output`);
   if (typeof locked === 'string') throw new Error(`--output ${options.output}: ${locked}`);
   try {
-    return await runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, bos, eos, dtype, output, log });
+    return await runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, tokenBytes, bos, eos, dtype, output, log });
   } finally {
     locks.unlockFile(locked, lockPath);
   }
@@ -249,6 +249,8 @@ interface LockedRun {
   formatter: RecordFormatter;
   /** What decides the text, as the manifests and the run's identity record it. */
   text: Record<string, unknown>;
+  /** Token lengths in bytes, for loss masks read off trained spans (trainOn 'assistant'). */
+  tokenBytes: TokenBytes | undefined;
   bos: { token: string; id: number } | undefined;
   eos: { token: string; id: number } | undefined;
   dtype: ShardDtype;
@@ -256,7 +258,7 @@ interface LockedRun {
   log: (line: string) => void;
 }
 
-async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
+async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter, text, tokenBytes, bos, eos, dtype, output, log }: LockedRun): Promise<TokenizeSummary> {
   // Shards are always cut, at --max-shard-* or else at DEFAULT_SHARD_BYTES, so an interrupted run keeps what it
   // finished; an output that ends as one shard is renamed to PREFIX.*, as if it had never been cut.
   const maxShardBytes = options.maxShardBytes ?? (options.maxShardTokens === undefined ? DEFAULT_SHARD_BYTES : undefined);
@@ -320,8 +322,6 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const native = nativeTokenizerOf(tokenizer);
   const fieldPath = options.template !== undefined || options.chatTemplate !== undefined ? undefined : (options.field ?? 'text').split('.');
   const batchBytes = options.batchBytes ?? 8e6;
-  // Token lengths in bytes, to read loss masks off trained spans (built once, only when a mask needs them).
-  const tokenBytes = options.trainOn === 'assistant' ? new TokenBytes(tokenizer, JSON.parse(tokenizerBytes.toString('utf8')) as Record<string, unknown>) : undefined;
 
   // SIGINT/SIGTERM stop the run between records: the open shard's temporary files are removed, finished shards stay,
   // and the message says where a rerun resumes.
@@ -559,7 +559,7 @@ function configChatTemplate({ path, config, error }: Awaited<ReturnType<typeof r
  * identity, so a resumed run must use the same): a field, a template, or a chat template (its sha256, the messages
  * field, the date), and whether trained spans come from it.
  */
-async function chooseText(options: TokenizeCorpusOptions, tokenizer: Tokenizer, tokenizerBytes: Buffer): Promise<{ formatter: RecordFormatter; text: Record<string, unknown> }> {
+async function chooseText(options: TokenizeCorpusOptions, tokenizer: Tokenizer, tokenizerBytes: Buffer): Promise<{ formatter: RecordFormatter; text: Record<string, unknown>; tokenBytes: TokenBytes | undefined }> {
   let formatter: RecordFormatter;
   let text: Record<string, unknown>;
   try {
@@ -601,15 +601,17 @@ async function chooseText(options: TokenizeCorpusOptions, tokenizer: Tokenizer, 
   if (options.trainOn === undefined && formatter.spans && options.template !== undefined) {
     throw new TokenizeUsageError(`--template holds ${TRAIN_MARKER}, which marks the trained answer for a loss mask: add --train-on assistant (or remove the marker)`);
   }
+  // Token lengths in bytes, to read loss masks off trained spans (built once, only when a mask needs them).
+  let tokenBytes: TokenBytes | undefined;
   if (options.trainOn === 'assistant') {
     try {
-      new TokenBytes(tokenizer, JSON.parse(tokenizerBytes.toString('utf8')) as Record<string, unknown>);
+      tokenBytes = new TokenBytes(tokenizer, JSON.parse(tokenizerBytes.toString('utf8')) as Record<string, unknown>);
     } catch (error) {
       if (error instanceof LossMaskError) throw new TokenizeUsageError(`--train-on assistant: ${error.message}`);
       throw error;
     }
   }
-  return { formatter, text };
+  return { formatter, text, tokenBytes };
 }
 
 /**
