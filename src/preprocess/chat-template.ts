@@ -201,6 +201,11 @@ export class ChatTemplate {
       const limit = Math.min(text.length, replaced.length) - prompt.length;
       while (suffix < limit && text.charCodeAt(text.length - 1 - suffix) === replaced.charCodeAt(replaced.length - 1 - suffix)) suffix++;
       let end = text.length - suffix;
+      // Compared by UTF-16 unit, the match can run into the content's last character when it shares the
+      // placeholder's low surrogate (U+11401 ends in DC01, as U+F0001 does): never end inside a character.
+      const isHigh = (unit: number) => unit >= 0xd800 && unit <= 0xdbff;
+      const isLow = (unit: number) => unit >= 0xdc00 && unit <= 0xdfff;
+      if (end > 0 && end < text.length && isHigh(text.charCodeAt(end - 1)) && isLow(text.charCodeAt(end))) end++;
       // An empty answer differs from the placeholder nowhere after the prompt: the turn is its closing markup alone.
       if (end < prompt.length) end = prompt.length;
       const ender = this.#enders.find((token) => text.startsWith(token, end));

@@ -42,6 +42,8 @@ describe('Llama-3.2 Instruct template', () => {
     // The template trims content: the span is the trimmed answer.
     const padded = llama().renderWithAssistantSpans([{ role: 'user', content: 'q' }, { role: 'assistant', content: '  a  ' }]);
     expect(spanTexts(padded)).toEqual(['a<|eot_id|>']);
+    // An answer ending in a character whose low surrogate is the placeholder's (U+11401, like U+F0001, ends in DC01).
+    expect(spanTexts(llama().renderWithAssistantSpans([{ role: 'user', content: 'q' }, { role: 'assistant', content: 'x\u{11401}' }]))).toEqual(['x\u{11401}<|eot_id|>']);
     // An empty answer is its end-of-turn token alone.
     expect(spanTexts(llama().renderWithAssistantSpans([{ role: 'user', content: 'q' }, { role: 'assistant', content: '' }]))).toEqual(['<|eot_id|>']);
   });
