@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { RecipeError, ShardFormatError } from '../errors.js';
 import type { NativeTokenDataset } from '../native.js';
 import { TokenDataset } from '../shards/token-dataset.js';
+import { lossMaskPrefix, sameDocumentLengths } from '../shards/verify.js';
 import type { Recipe } from './recipe.js';
 
 export interface OpenedSource {
@@ -41,7 +42,7 @@ function manifestId(value: unknown): number | undefined {
  */
 function openLossMask(name: string, dataset: TokenDataset): TokenDataset | undefined {
   const prefixes = dataset.shards.map((shard) => shard.prefix);
-  const masked = prefixes.filter((prefix) => existsSync(`${prefix}.mask.idx`));
+  const masked = prefixes.filter((prefix) => existsSync(`${lossMaskPrefix(prefix)}.idx`));
   if (masked.length === 0) return undefined;
   if (masked.length < prefixes.length) {
     const missing = prefixes.find((prefix) => !masked.includes(prefix))!;
@@ -49,21 +50,20 @@ function openLossMask(name: string, dataset: TokenDataset): TokenDataset | undef
   }
   let mask: TokenDataset;
   try {
-    mask = TokenDataset.openSource(prefixes.map((prefix) => `${prefix}.mask`), `${name} loss mask`);
+    mask = TokenDataset.openSource(prefixes.map(lossMaskPrefix), `${name} loss mask`);
   } catch (error) {
     throw new RecipeError(`sources.${name}.path`, `its loss mask: ${(error as Error).message}`);
   }
-  const lengths = (array: Int32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
   if (mask.dtype !== 'uint8') throw new RecipeError(`sources.${name}.path`, `its loss mask is ${mask.dtype}, not uint8`);
-  if (!lengths(mask.documentLengths).equals(lengths(dataset.documentLengths))) {
+  if (!sameDocumentLengths(mask, dataset)) {
     throw new RecipeError(`sources.${name}.path`, 'its loss mask\'s documents are not the shards\' (other lengths): it belongs to another tokenization');
   }
   // A shard written with its mask records the mask's digest: a mask copied from another run of the same lengths.
   for (const prefix of prefixes) {
     const recorded = (readManifest(prefix)?.lossMask as { digest?: unknown } | undefined)?.digest;
-    const own = (readManifest(`${prefix}.mask`)?.digest as { value?: unknown } | undefined)?.value;
+    const own = (readManifest(lossMaskPrefix(prefix))?.digest as { value?: unknown } | undefined)?.value;
     if (recorded !== undefined && own !== undefined && recorded !== own) {
-      throw new RecipeError(`sources.${name}.path`, `${prefix}.mask is not the mask ${prefix} was written with (its manifest's digest differs from the one the shard's manifest records)`);
+      throw new RecipeError(`sources.${name}.path`, `${lossMaskPrefix(prefix)} is not the mask ${prefix} was written with (its manifest's digest differs from the one the shard's manifest records)`);
     }
   }
   return mask;

@@ -10,7 +10,8 @@ import { ChatTemplateError, checkMessages, type ChatTemplate, type Spans } from 
  * The text, as a string or (a Parquet string value, passed to the tokenizer as it is) as UTF-8 bytes; with `spans`,
  * the UTF-16 ranges of the text that are trained on (loss-mask.ts).
  */
-export type FormatResult = { text: string | Uint8Array; spans?: Spans; specialText?: boolean }
+export type FormattedText = ({ text: string | Uint8Array; spans?: undefined } | { text: string; spans: Spans }) & { specialText?: boolean };
+export type FormatResult = FormattedText
   | { error: 'missing-field' | 'non-string-field'; field: string }
   | { error: 'bad-conversation'; field: string; message: string };
 

@@ -7,7 +7,7 @@
  */
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
-import { readManifest } from '../shards/verify.js';
+import { lossMaskPrefix, readManifest } from '../shards/verify.js';
 
 export type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field' | 'bad-conversation';
 
@@ -177,7 +177,7 @@ export class ShardSink {
     if (this.#writer) return;
     const prefix = this.#options.shardPrefix(this.#shardIndex);
     this.#writer = ShardWriter.create(prefix, { dtype: this.#options.dtype });
-    if (this.#options.trainOn) this.#maskWriter = ShardWriter.create(`${prefix}.mask`, { dtype: 'uint8' });
+    if (this.#options.trainOn) this.#maskWriter = ShardWriter.create(lossMaskPrefix(prefix), { dtype: 'uint8' });
   }
 
   #addSkipped(skipped: Record<SkipReason, number>): void {

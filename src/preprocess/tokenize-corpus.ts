@@ -18,10 +18,10 @@ import { unknownKeyMessage, unknownKeys } from '../keys.js';
 import { Progress } from '../io/progress.js';
 import { loadAddon, packageRoot } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
-import { numberedShard } from '../shards/verify.js';
+import { lossMaskPrefix, numberedShard } from '../shards/verify.js';
 import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
-import { ChatTemplate, ChatTemplateError, type Spans } from './chat-template.js';
-import { chatFormatter, fieldFormatter, templateFormatter, TRAIN_MARKER, type RecordFormatter } from './format.js';
+import { ChatTemplate, ChatTemplateError } from './chat-template.js';
+import { chatFormatter, fieldFormatter, templateFormatter, TRAIN_MARKER, type FormattedText, type RecordFormatter } from './format.js';
 import { LossMaskError, maskFromSpans, TokenBytes } from './loss-mask.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
 import { tokenizeJsonLines } from './json-lines.js';
@@ -160,8 +160,6 @@ function chooseToken(tokenizer: Tokenizer, flag: string, value: string): { token
   }
   return { token: value, id };
 }
-
-const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 // CPU seconds of this process's main thread (its thread id is the process id), from /proc; null elsewhere.
 function mainThreadCpuSeconds(): number | null {
@@ -352,36 +350,30 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           continue;
         }
         let batch: PendingRecord[] = [];
-        let texts: (string | Uint8Array | undefined)[] = [];
+        // Per record of the batch, its text (with trained spans and its own special-token flag), or undefined (skipped).
+        let texts: (FormattedText | undefined)[] = [];
         let batchSize = 0;
-        let spanLists: (Spans | undefined)[] = [];
-        let specialLists: (boolean | undefined)[] = [];
         const flush = async () => {
           const records = batch;
           const pendingTexts = texts;
-          const pendingSpans = spanLists;
-          const pendingSpecial = specialLists;
           batch = [];
           texts = [];
-          spanLists = [];
-          specialLists = [];
           batchSize = 0;
           await queue.submit(async () => {
-            const present = pendingTexts.filter((text): text is string | Uint8Array => text !== undefined);
+            const present = pendingTexts.filter((entry): entry is FormattedText => entry !== undefined).map((entry) => entry.text);
             // Natively, with each text's special-token flag; the pure-JS backend cannot tell (counted as unknown).
             const encoded = native
               ? await native.encodeBatch(present, false, options.workers ?? 0, options.specialTokens === 'text', true)
               : await tokenizer.encodeBatch(present, { addSpecialTokens: false, ...threadOption });
             let next = 0;
-            const idLists = pendingTexts.map((text, i) => {
-              if (text === undefined) return undefined;
-              if (pendingSpecial[i] !== undefined) records[i].specialText = pendingSpecial[i];  // a chat: its messages' own
+            const idLists = pendingTexts.map((entry, i) => {
+              if (entry === undefined) return undefined;
+              if (entry.specialText !== undefined) records[i].specialText = entry.specialText;  // a chat: its messages' own
               else if (native) records[i].specialText = (encoded as { specialText?: Uint8Array }).specialText![next] === 1;
               const ids = encoded[next++];
-              const spans = pendingSpans[i];
-              if (spans && tokenBytes) {
+              if (entry.spans && tokenBytes) {
                 try {
-                  records[i].mask = maskFromSpans(ids, typeof text === 'string' ? text : utf8.decode(text), spans, tokenBytes);
+                  records[i].mask = maskFromSpans(ids, entry.text, entry.spans, tokenBytes);
                 } catch (error) {
                   if (!(error instanceof LossMaskError)) throw error;
                   if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)} record ${records[i].record}`, `cannot make its loss mask: ${error.message}`);
@@ -405,9 +397,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           if (record <= skipUntil) continue;
           read.bytes += item.bytes;
           const entry: PendingRecord = { file: fileIndex, record, bytes: item.bytes, invalidUtf8: item.invalidUtf8 };
-          let text: string | Uint8Array | undefined;
-          let spans: Spans | undefined;
-          let specialText: boolean | undefined;
+          let text: FormattedText | undefined;
           if (item.parseError !== undefined) {
             if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, item.parseError);
             entry.skip = 'malformed-json';
@@ -419,16 +409,12 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
               if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, detail);
               entry.skip = formatted.error;
             } else {
-              text = formatted.text;
-              spans = formatted.spans;
-              specialText = formatted.specialText;
+              text = formatted;
             }
           }
           batch.push(entry);
           texts.push(text);
-          spanLists.push(spans);
-          specialLists.push(specialText);
-          batchSize += text?.length ?? 0;
+          batchSize += text?.text.length ?? 0;
           if (batchSize >= batchBytes || batch.length >= 65536) await flush();
           progress.update(counts());
         }
@@ -627,10 +613,10 @@ export const DEFAULT_SHARD_BYTES = 2 ** 30;
  * PREFIX.json beside a missing pair.
  */
 async function renameShard(from: string, to: string): Promise<void> {
-  if (existsSync(`${from}.mask.json`)) {
-    for (const suffix of ['mask.bin', 'mask.idx', 'mask.json']) await rename(`${from}.${suffix}`, `${to}.${suffix}`);
+  const pairs = existsSync(`${lossMaskPrefix(from)}.json`) ? [[lossMaskPrefix(from), lossMaskPrefix(to)], [from, to]] : [[from, to]];
+  for (const [source, target] of pairs) {
+    for (const suffix of ['bin', 'idx', 'json']) await rename(`${source}.${suffix}`, `${target}.${suffix}`);
   }
-  for (const suffix of ['bin', 'idx', 'json']) await rename(`${from}.${suffix}`, `${to}.${suffix}`);
 }
 
 /**

@@ -13,6 +13,17 @@ export function numberedShard(prefix: string, index: number): string {
   return `${prefix}_${String(index).padStart(5, '0')}`;
 }
 
+/** The loss-mask pair beside shard PREFIX (octomix tokenize --train-on): PREFIX.mask.bin/.idx/.json. */
+export function lossMaskPrefix(prefix: string): string {
+  return `${prefix}.mask`;
+}
+
+/** Whether two datasets have the same sequences, length for length (a loss mask has its shard's). */
+export function sameDocumentLengths(a: TokenDataset, b: TokenDataset): boolean {
+  const bytes = (array: Int32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+  return bytes(a.documentLengths).equals(bytes(b.documentLengths));
+}
+
 /**
  * PREFIX itself when PREFIX.idx or PREFIX.json exists, else its numbered shards (an output `octomix tokenize` cut
  * into several), else [PREFIX] (for the caller's own "missing" error).
@@ -55,8 +66,6 @@ export async function readManifest(prefix: string): Promise<ShardManifest> {
   return JSON.parse(text) as ShardManifest;
 }
 
-const bytesOf = (array: Int32Array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength);
-
 export async function verifyShard(prefix: string, options: { digest?: boolean } = {}): Promise<VerifyResult> {
   const problems: string[] = [];
   let manifest: ShardManifest;
@@ -97,14 +106,14 @@ export async function verifyShard(prefix: string, options: { digest?: boolean } 
   // A loss mask beside the shard (octomix tokenize --train-on) is a pair of its own, with the shard's layout.
   const lossMask = (manifest as { lossMask?: { digest?: unknown } }).lossMask;
   if (lossMask !== undefined && problems.length === 0) {
-    const maskPrefix = `${prefix}.mask`;
+    const maskPrefix = lossMaskPrefix(prefix);
     const mask = await verifyShard(maskPrefix, options);
     problems.push(...mask.problems.map((problem) => (problem.startsWith(maskPrefix) ? problem : `${maskPrefix}: ${problem}`)));
     if (mask.ok && mask.manifest) {
       if (mask.manifest.dtype !== 'uint8') problems.push(`${maskPrefix}: dtype ${mask.manifest.dtype}, a loss mask is uint8`);
       if (mask.manifest.documents !== manifest.documents || mask.manifest.sequences !== manifest.sequences || mask.manifest.tokens !== manifest.tokens) {
         problems.push(`${maskPrefix}: ${mask.manifest.documents} documents, ${mask.manifest.sequences} sequences, ${mask.manifest.tokens} tokens; the shard has ${manifest.documents}, ${manifest.sequences}, ${manifest.tokens}`);
-      } else if (!bytesOf(TokenDataset.open(maskPrefix).documentLengths).equals(bytesOf(dataset.documentLengths))) {
+      } else if (!sameDocumentLengths(TokenDataset.open(maskPrefix), dataset)) {
         problems.push(`${maskPrefix}: its document lengths differ from the shard's`);
       }
       if (mask.manifest.digest?.value !== lossMask.digest) problems.push(`${maskPrefix}: digest ${mask.manifest.digest?.value}, the shard's manifest says ${String(lossMask.digest)}`);
