@@ -248,6 +248,7 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
   uint32_t segments = 0;
   uint32_t maxSeqlen = 0;
   uint64_t lossTokens = 0;
+  std::vector<int32_t> maskBits;  // a masked source's 0/1 bits of the row being built, reused across rows and chunks
   cuSeqlens[0] = 0;
   // Each shard this batch reads is still whole (another process may have truncated a mapped file): a clear error
   // instead of SIGBUS. A truncation between this check and the reads below can still raise SIGBUS.
@@ -303,7 +304,8 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
       std::memset(rowMask, 1, seqLength);
       if (const shards::TokenDataset* lossMask = masks_[plan.source].get()) {
         // Position j predicts window token j + 1 (the document's own next token at the end of a cut piece).
-        std::vector<int32_t> bits(size_t{seqLength} + 1);
+        std::vector<int32_t>& bits = maskBits;
+        bits.resize(size_t{seqLength} + 1);
         at = 0;
         for (const Chunk& chunk : plan.chunks) {
           lossMask->read(chunk.document, chunk.offset, chunk.length, bits.data() + at);
@@ -338,7 +340,8 @@ void StreamingLoader::build(int slot, const std::vector<RowPlan>& rows, BatchInf
         if (!hasNext) rowMask[written + chunk.length - 1] = 0;
         if (const shards::TokenDataset* lossMask = masks_[plan.source].get()) {
           // Position k predicts the chunk's token k + 1, the last one the document's token after the chunk.
-          std::vector<int32_t> bits(chunk.length);
+          std::vector<int32_t>& bits = maskBits;
+          bits.resize(chunk.length);
           const uint32_t targets = hasNext ? chunk.length : chunk.length - 1;
           if (targets > 0) lossMask->read(chunk.document, chunk.offset + 1, targets, bits.data());
           for (uint32_t k = 0; k < targets; ++k) rowMask[written + k] = bits[k] != 0;
