@@ -1,61 +1,49 @@
 #include "gpu/cuda_driver.h"
 
-#include <dlfcn.h>
-
-#include <cstdlib>
+#include "common/runtime_library.h"
 
 namespace octomix::cuda {
 
 namespace {
 
-template <typename Function>
-bool bind(void* library, const char* name, Function& out, std::string& error) {
-  out = reinterpret_cast<Function>(dlsym(library, name));
-  if (out == nullptr && error.empty()) error = std::string("the CUDA driver library has no ") + name;
-  return out != nullptr;
-}
-
 Driver load() {
   Driver table;
-  const char* override = std::getenv("OCTOMIX_CUDA_DRIVER");
-  table.library = override != nullptr && override[0] != '\0' ? override : "libcuda.so.1";
-  void* library = dlopen(table.library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (library == nullptr) {
-    const char* reason = dlerror();
-    table.loadError = reason != nullptr ? reason : table.library + " not found";
+  RuntimeLibrary library("OCTOMIX_CUDA_DRIVER", "libcuda.so.1", "the CUDA driver library");
+  table.library = library.name;
+  if (library.handle == nullptr) {
+    table.loadError = library.error;
     return table;
   }
   // The _v2 names are what cuda.h maps the plain names to since CUDA 4-11; the driver keeps both.
-  std::string error;
-  bind(library, "cuInit", table.init, error);
-  bind(library, "cuDriverGetVersion", table.driverGetVersion, error);
-  bind(library, "cuDeviceGetCount", table.deviceGetCount, error);
-  bind(library, "cuDeviceGet", table.deviceGet, error);
-  bind(library, "cuDeviceGetName", table.deviceGetName, error);
-  bind(library, "cuDeviceTotalMem_v2", table.deviceTotalMem, error);
-  bind(library, "cuDevicePrimaryCtxRetain", table.primaryContextRetain, error);
-  bind(library, "cuDevicePrimaryCtxRelease_v2", table.primaryContextRelease, error);
-  bind(library, "cuCtxSetCurrent", table.contextSetCurrent, error);
-  bind(library, "cuCtxGetCurrent", table.contextGetCurrent, error);
-  bind(library, "cuMemHostRegister_v2", table.memoryHostRegister, error);
-  bind(library, "cuMemHostUnregister", table.memoryHostUnregister, error);
-  bind(library, "cuMemAlloc_v2", table.memoryAllocate, error);
-  bind(library, "cuMemFree_v2", table.memoryFree, error);
-  bind(library, "cuMemcpyHtoDAsync_v2", table.memoryCopyHostToDeviceAsync, error);
-  bind(library, "cuMemcpyDtoH_v2", table.memoryCopyDeviceToHost, error);
-  bind(library, "cuMemGetInfo_v2", table.memoryGetInfo, error);
-  bind(library, "cuStreamCreate", table.streamCreate, error);
-  bind(library, "cuStreamDestroy_v2", table.streamDestroy, error);
-  bind(library, "cuStreamSynchronize", table.streamSynchronize, error);
-  bind(library, "cuEventCreate", table.eventCreate, error);
-  bind(library, "cuEventRecord", table.eventRecord, error);
-  bind(library, "cuEventSynchronize", table.eventSynchronize, error);
-  bind(library, "cuEventDestroy_v2", table.eventDestroy, error);
-  bind(library, "cuIpcGetMemHandle", table.ipcGetMemoryHandle, error);
-  bind(library, "cuGetErrorName", table.getErrorName, error);
-  table.standinStatus = reinterpret_cast<size_t (*)(char*, size_t)>(dlsym(library, "octomixStandinStatus"));
-  if (!error.empty()) {
-    table.loadError = error;
+  library.bind("cuInit", table.init);
+  library.bind("cuDriverGetVersion", table.driverGetVersion);
+  library.bind("cuDeviceGetCount", table.deviceGetCount);
+  library.bind("cuDeviceGet", table.deviceGet);
+  library.bind("cuDeviceGetName", table.deviceGetName);
+  library.bind("cuDeviceTotalMem_v2", table.deviceTotalMem);
+  library.bind("cuDevicePrimaryCtxRetain", table.primaryContextRetain);
+  library.bind("cuDevicePrimaryCtxRelease_v2", table.primaryContextRelease);
+  library.bind("cuCtxSetCurrent", table.contextSetCurrent);
+  library.bind("cuCtxGetCurrent", table.contextGetCurrent);
+  library.bind("cuMemHostRegister_v2", table.memoryHostRegister);
+  library.bind("cuMemHostUnregister", table.memoryHostUnregister);
+  library.bind("cuMemAlloc_v2", table.memoryAllocate);
+  library.bind("cuMemFree_v2", table.memoryFree);
+  library.bind("cuMemcpyHtoDAsync_v2", table.memoryCopyHostToDeviceAsync);
+  library.bind("cuMemcpyDtoH_v2", table.memoryCopyDeviceToHost);
+  library.bind("cuMemGetInfo_v2", table.memoryGetInfo);
+  library.bind("cuStreamCreate", table.streamCreate);
+  library.bind("cuStreamDestroy_v2", table.streamDestroy);
+  library.bind("cuStreamSynchronize", table.streamSynchronize);
+  library.bind("cuEventCreate", table.eventCreate);
+  library.bind("cuEventRecord", table.eventRecord);
+  library.bind("cuEventSynchronize", table.eventSynchronize);
+  library.bind("cuEventDestroy_v2", table.eventDestroy);
+  library.bind("cuIpcGetMemHandle", table.ipcGetMemoryHandle);
+  library.bind("cuGetErrorName", table.getErrorName);
+  library.bindOptional("octomixStandinStatus", table.standinStatus);
+  if (!library.error.empty()) {
+    table.loadError = library.error;
     return table;  // the library stays loaded: unloading a driver mid-process is never worth it
   }
   table.loaded = true;

@@ -1,45 +1,35 @@
 #include "preprocess/zstd_library.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
-#include <cstdlib>
+
+#include "common/runtime_library.h"
 
 namespace octomix::zstd {
 
 namespace {
 
-template <typename Function>
-void bind(void* handle, const char* name, Function& out, std::string& error) {
-  out = reinterpret_cast<Function>(dlsym(handle, name));
-  if (out == nullptr && error.empty()) error = std::string("the zstd library has no ") + name;
-}
-
 Library load() {
   Library table;
-  const char* override = std::getenv("OCTOMIX_ZSTD_LIBRARY");
-  table.name = override != nullptr && override[0] != '\0' ? override : "libzstd.so.1";
-  void* handle = dlopen(table.name.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* reason = dlerror();
-    table.loadError = reason != nullptr ? reason : table.name + " not found";
+  RuntimeLibrary library("OCTOMIX_ZSTD_LIBRARY", "libzstd.so.1", "the zstd library");
+  table.name = library.name;
+  if (library.handle == nullptr) {
+    table.loadError = library.error;
     return table;
   }
-  std::string error;
-  bind(handle, "ZSTD_versionNumber", table.versionNumber, error);
-  bind(handle, "ZSTD_isError", table.isError, error);
-  bind(handle, "ZSTD_getErrorName", table.getErrorName, error);
-  bind(handle, "ZSTD_decompress", table.decompress, error);
-  bind(handle, "ZSTD_getFrameContentSize", table.getFrameContentSize, error);
-  bind(handle, "ZSTD_createDStream", table.createDStream, error);
-  bind(handle, "ZSTD_freeDStream", table.freeDStream, error);
-  bind(handle, "ZSTD_initDStream", table.initDStream, error);
-  bind(handle, "ZSTD_decompressStream", table.decompressStream, error);
-  bind(handle, "ZSTD_DStreamOutSize", table.dStreamOutSize, error);
+  library.bind("ZSTD_versionNumber", table.versionNumber);
+  library.bind("ZSTD_isError", table.isError);
+  library.bind("ZSTD_getErrorName", table.getErrorName);
+  library.bind("ZSTD_decompress", table.decompress);
+  library.bind("ZSTD_getFrameContentSize", table.getFrameContentSize);
+  library.bind("ZSTD_createDStream", table.createDStream);
+  library.bind("ZSTD_freeDStream", table.freeDStream);
+  library.bind("ZSTD_initDStream", table.initDStream);
+  library.bind("ZSTD_decompressStream", table.decompressStream);
+  library.bind("ZSTD_DStreamOutSize", table.dStreamOutSize);
   // Optional: exported by every libzstd since 1.4, but not part of the stable API before 1.5.
-  table.decompressBound = reinterpret_cast<unsigned long long (*)(const void*, size_t)>(dlsym(handle, "ZSTD_decompressBound"));
-  if (!error.empty()) {
-    table.loadError = error;
+  library.bindOptional("ZSTD_decompressBound", table.decompressBound);
+  if (!library.error.empty()) {
+    table.loadError = library.error;
     return table;  // the handle stays open: unloading a library that may be in use elsewhere gains nothing
   }
   table.version = table.versionNumber();
