@@ -4,10 +4,10 @@
  * line: { format, decoder, megabytes, seconds } (megabytes of text out: decoded strings for Parquet, JSON Lines for
  * .gz/.zst). Usage: node --import tsx bench/reader-speed.ts parquet|zst|gz FILE
  */
-import { createReadStream } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { statSync } from 'node:fs';
 import { loadAddon } from '../src/native.js';
 import { ParquetPool } from '../src/preprocess/parquet-pool.js';
+import { byteChunks } from '../src/preprocess/readers.js';
 import { zstdChunks } from '../src/preprocess/zstd-worker.js';
 
 const [kind, path] = process.argv.slice(2);
@@ -23,7 +23,9 @@ if (kind === 'parquet') {
 } else if (kind === 'zst') {
   for await (const chunk of zstdChunks(path, () => {})) bytes += chunk.length;
 } else if (kind === 'gz') {
-  for await (const chunk of createReadStream(path).pipe(createGunzip())) bytes += (chunk as Buffer).length;
+  // The product's own reader (readers.ts byteChunks), with its zlib settings.
+  const { size, mtimeMs } = statSync(path);
+  for await (const chunk of byteChunks({ path, kind: 'jsonl', compression: 'gzip', size, mtimeMs })) bytes += chunk.length;
 } else {
   throw new Error(`usage: reader-speed.ts parquet|zst|gz FILE (received ${kind})`);
 }

@@ -38,11 +38,15 @@ import { workerData } from 'node:worker_threads';
 // Native decompressors where there are: the system libzstd through the addon (when it loads), zlib for gzip and
 // brotli; hyparquet-compressors' JS (or hysnappy's WASM) for the rest. Each gives the page's exact bytes.
 const addon = workerData.addon ? createRequire(workerData.addon)(workerData.addon) : undefined;
+const zlibPageOptions = (outputLength) => ({ chunkSize: Math.max(64, Math.min(outputLength, 1 << 26)), maxOutputLength: Math.max(1, outputLength) });
 const compressors = {
   ...jsCompressors,
   ...(addon ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
-  GZIP: (input) => new Uint8Array(gunzipSync(input)),
-  BROTLI: (input) => new Uint8Array(brotliDecompressSync(input)),
+  // The page header's size as zlib's output chunk, so a page inflates into one buffer instead of 16 KiB pieces joined
+  // afterwards; and as the most it may inflate to, so a page that expands past its header fails instead of
+  // allocating without bound. (hyparquet then checks the size is exact.)
+  GZIP: (input, outputLength) => new Uint8Array(gunzipSync(input, zlibPageOptions(outputLength))),
+  BROTLI: (input, outputLength) => new Uint8Array(brotliDecompressSync(input, zlibPageOptions(outputLength))),
 };
 // String values stay UTF-8 bytes: the tokenizer takes bytes (checking and repairing UTF-8 itself), so decoding them
 // to JS strings here and encoding them back to UTF-8 on the main thread would be two copies for nothing. (This also
