@@ -6,7 +6,6 @@
  */
 import { loadAddon, type NativeTokenizer } from '../native.js';
 import { displayPath, type InputFile } from './inputs.js';
-import { jsonLinesChunks } from './readers.js';
 import type { PendingRecord, SkipReason } from './shard-sink.js';
 
 /** Per line, as native/preprocess/json_lines.h numbers it. */
@@ -29,6 +28,8 @@ export interface JsonLinesJob {
   /** Called with the bytes of each batch as it is read. */
   onBytes: (bytes: number) => void;
   badRecord: (where: string, detail: string) => Error;
+  /** The file's decompressed bytes (read-ahead.ts), in order. */
+  chunks: AsyncIterable<Uint8Array>;
 }
 
 export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Promise<void> {
@@ -65,7 +66,7 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
   };
   let parts: Uint8Array[] = [];
   let size = 0;
-  for await (const chunk of jsonLinesChunks(file)) {
+  for await (const chunk of job.chunks) {
     parts.push(chunk);
     size += chunk.length;
     if (size < job.batchBytes) continue;

@@ -99,7 +99,7 @@ async function* decompressed(file: InputFile, stream: ReturnType<typeof createRe
   yield* stream as AsyncIterable<Uint8Array>;
 }
 
-async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
+async function* jsonLines(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<InputRecord> {
   let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let line = 0;
@@ -115,7 +115,7 @@ async function* jsonLines(file: InputFile): AsyncGenerator<InputRecord> {
       return { line, parseError: (error as Error).message, invalidUtf8, bytes: bytes.length + 1 };
     }
   };
-  for await (const chunk of jsonLinesChunks(file)) {
+  for await (const chunk of chunks) {
     let start = 0;
     let newline = chunk.indexOf(0x0a, start);
     while (newline >= 0) {
@@ -200,11 +200,12 @@ async function* wholeText(file: InputFile): AsyncGenerator<InputRecord> {
 
 /**
  * The records of one input file, in order. Parquet files are decoded by `parquet`'s threads (which know the columns
- * the run reads and the order of the files).
+ * the run reads and the order of the files); JSON Lines come from `chunks`, the file's decompressed bytes
+ * (read-ahead.ts).
  */
-export function readRecords(file: InputFile, parquet: ParquetPool | undefined): AsyncGenerator<InputRecord> {
+export function readRecords(file: InputFile, parquet: ParquetPool | undefined, chunks: () => AsyncIterable<Uint8Array>): AsyncGenerator<InputRecord> {
   switch (file.kind) {
-    case 'jsonl': return jsonLines(file);
+    case 'jsonl': return jsonLines(chunks());
     case 'parquet':
       if (!parquet) throw new Error(`internal: ${file.path} is Parquet and no decoding threads were started`);
       return parquetRows(file, parquet);

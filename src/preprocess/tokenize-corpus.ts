@@ -27,6 +27,7 @@ import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.
 import { tokenizeJsonLines } from './json-lines.js';
 import { defaultParquetWorkers, ParquetPool } from './parquet-pool.js';
 import { readRecords } from './readers.js';
+import { ReadAhead } from './read-ahead.js';
 import { clearOutput, findResumePoint } from './resume.js';
 import { ShardSink, type PendingRecord } from './shard-sink.js';
 
@@ -334,6 +335,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onTerminate);
   let parquet: ParquetPool | undefined;
+  // Compressed JSON Lines files are decompressed a file or more ahead of their turn (read-ahead.ts).
+  const readAhead = new ReadAhead(files);
   const checkInterrupted = () => {
     if (interrupted) throw new TokenizeInterruptedError(interrupted, '');
   };
@@ -346,6 +349,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           await tokenizeJsonLines(file, {
             tokenizer: native, field: fieldPath, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
             submit: (work) => { checkInterrupted(); return queue.submit(work); }, write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
+            chunks: readAhead.chunks(fileIndex),
           });
           continue;
         }
@@ -391,7 +395,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         if (file.kind === 'parquet') {
           parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), files.slice(fileIndex).filter((input) => input.kind === 'parquet').map((input) => input.path), formatter.columns);
         }
-        for await (const item of readRecords(file, parquet)) {
+        for await (const item of readRecords(file, parquet, () => readAhead.chunks(fileIndex))) {
           checkInterrupted();
           record++;
           if (record <= skipUntil) continue;
@@ -447,6 +451,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onTerminate);
+    readAhead.close();
     await parquet?.close();
   }
   progress.update(counts(), true);

@@ -315,6 +315,37 @@ describe('compressed inputs', () => {
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--parquet-workers must be an integer from 1 to 256, received "0"/);
   }, 120_000);
+
+  it('many .gz and .zst files in one run (decoded ahead of their turn) give the shards of their records in one plain file, with either parser; a bad file among them fails naming it', () => {
+    const dir = join(folder, 'many-compressed');
+    mkdirSync(dir);
+    const record = (file: number, i: number) => JSON.stringify({ text: `file ${file}, record ${i}: $\\alpha^${i}$ ${'数学 '.repeat((file * 13 + i) % 50)}` });
+    const inputs: string[] = [];
+    const plain: string[] = [];
+    for (let file = 0; file < 6; file++) {
+      const body = Array.from({ length: 200 + file * 150 }, (_, i) => record(file, i)).join('\n') + '\n';
+      plain.push(body);
+      const name = join(dir, `part-${file}.jsonl${file % 2 === 0 ? '.gz' : '.zst'}`);
+      writeFileSync(name, file % 2 === 0 ? gzipSync(body) : zstdRawFrame(Buffer.from(body)));
+      inputs.push(name);
+    }
+    writeFileSync(join(dir, 'all.jsonl'), plain.join(''));
+    const base = join(dir, 'out', 'plain');
+    expect(octomix(['--tokenizer', modelFiles.llama3, '--output', base, '--append-eos', join(dir, 'all.jsonl')]).code).toBe(0);
+    for (const parser of ['native', 'js']) {
+      const out = join(dir, 'out', `mixed-${parser}`);
+      const run = octomix(['--tokenizer', modelFiles.llama3, '--output', out, '--append-eos', '--json-parser', parser, ...inputs]);
+      expect(run.code, run.stderr).toBe(0);
+      expect(readFileSync(`${out}.bin`).equals(readFileSync(`${base}.bin`)), parser).toBe(true);
+      expect(readFileSync(`${out}.idx`).equals(readFileSync(`${base}.idx`)), parser).toBe(true);
+    }
+    // A corrupt .zst after good files: the error names it, not a file decoded before or after it.
+    writeFileSync(join(dir, 'broken.jsonl.zst'), 'not zstd');
+    const broken = octomix(['--tokenizer', modelFiles.llama3, '--output', join(dir, 'out', 'broken'), inputs[0], inputs[1], join(dir, 'broken.jsonl.zst'), inputs[2]]);
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toMatch(/broken\.jsonl\.zst: corrupt zstd data/);
+    expect(broken.stderr).not.toMatch(/part-\d/);
+  }, 60_000);
 });
 
 describe('templates', () => {
