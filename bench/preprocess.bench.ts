@@ -21,7 +21,7 @@ import { loadCorpus } from '../test/fixtures/corpus.js';
 import { megatronIdx } from '../test/helpers/megatron.js';
 import { modelFiles } from '../test/helpers/oracle.js';
 import { hfNative, version } from './peers.js';
-import { corpusFormats, writeCorpusFormats } from './corpus-formats.js';
+import { corpusFormats, writeCorpusFormats, type CorpusFormat } from './corpus-formats.js';
 import { loadAddon } from '../src/native.js';
 
 const folder = mkdtempSync(join(tmpdir(), 'octomix-preprocess-bench-'));
@@ -129,20 +129,30 @@ if (formatCopies > 0) {
 `);
   console.log(`Each row: \`octomix tokenize\` (${threads} workers, default --parquet-workers), median of ${runs} runs in turn with the others; MB/s is of the documents' text (the same for every format).
 `);
+  // Each format with all cores' workers, and with one worker: one tokenizer thread and the other core(s) to spare
+  // for the reader, the writer and the main thread, which is how a many-core machine runs (per-core scaling).
   const results = new Map<string, { wall: number[]; busy: number[]; rss: number[] }>();
-  for (const format of corpusFormats) results.set(format, { wall: [], busy: [], rss: [] });
+  const oneWorker = new Map<string, number[]>();
+  for (const format of corpusFormats) {
+    results.set(format, { wall: [], busy: [], rss: [] });
+    oneWorker.set(format, []);
+  }
+  const tokenizeFormat = (format: CorpusFormat, extra: string[]) => {
+    const out = join(folder, `format-${format}${extra.length > 0 ? '-one' : ''}`);
+    const start = performance.now();
+    const result = spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', tokenizerPath, '--output', out, '--append-eos', '--progress', 'none', '--force', ...extra, files[format].path], { encoding: 'utf8' });
+    const wall = (performance.now() - start) / 1000;
+    if (result.status !== 0) throw new Error(`${format}: ${result.stderr}`);
+    return { wall, line: result.stderr.trim().split('\n').pop()! };
+  };
   for (let run = 0; run < runs; run++) {
     for (const format of corpusFormats) {
-      const out = join(folder, `format-${format}`);
-      const start = performance.now();
-      const result = spawnSync(process.execPath, [cli, 'tokenize', '--tokenizer', tokenizerPath, '--output', out, '--append-eos', '--progress', 'none', '--force', files[format].path], { encoding: 'utf8' });
-      const wall = (performance.now() - start) / 1000;
-      if (result.status !== 0) throw new Error(`${format}: ${result.stderr}`);
-      const line = result.stderr.trim().split('\n').pop()!;
+      const { wall, line } = tokenizeFormat(format, []);
       const entry = results.get(format)!;
       entry.wall.push(wall);
       entry.busy.push(Number(/main thread (\d+)% busy/.exec(line)?.[1] ?? NaN));
       entry.rss.push(Number(/peak RSS (\d+) MB/.exec(line)?.[1] ?? NaN));
+      oneWorker.get(format)!.push(tokenizeFormat(format, ['--workers', '1']).wall);
     }
   }
   const reference = readFileSync(join(folder, 'format-jsonl.bin'));
@@ -172,6 +182,16 @@ if (formatCopies > 0) {
   })();
   console.log(`\nRaw encodeBatch of the same texts in memory: ${(textBytes / 1e6 / rawAll).toFixed(1)} MB/s on ${threads} threads, ${(textBytes / 1e6 / rawOne).toFixed(1)} MB/s on 1 thread. ` +
     `JSON Lines end to end (process start and tokenizer load included) reaches ${((rawAll / jsonlWall) * 100).toFixed(0)}% of the ${threads}-thread figure.\n`);
+  const jsonlOne = median(oneWorker.get('jsonl')!);
+  const sameOne = corpusFormats.every((format) => readFileSync(join(folder, `format-${format}-one.bin`)).equals(reference));
+  console.log(`With --workers 1 (one tokenizer thread, ${threads - 1} core(s) to spare), median of ${runs}; JSON Lines reaches ${((rawOne / jsonlOne) * 100).toFixed(0)}% of 1-thread raw encodeBatch (process start included); shards ${sameOne ? 'byte-identical' : 'DIFFERENT'}:\n`);
+  console.log('| input | wall s | MB/s of text | vs JSON Lines |');
+  console.log('| --- | ---: | ---: | ---: |');
+  for (const format of corpusFormats) {
+    const wall = median(oneWorker.get(format)!);
+    console.log(`| ${format} | ${wall.toFixed(2)} | ${(textBytes / 1e6 / wall).toFixed(1)} | ${(jsonlOne / wall).toFixed(2)}x |`);
+  }
+  console.log('');
 
   // The reader threads alone: how fast one thread turns each file into text, without tokenizing, with the system
   // libzstd and with fzstd (the fallback where libzstd is missing), each in a process of its own (median of 3).

@@ -3,14 +3,18 @@
  * its own process so the zstd decoder can be chosen (OCTOMIX_ZSTD_LIBRARY=/nonexistent forces fzstd). Prints one JSON
  * line: { format, decoder, megabytes, seconds } (megabytes of text out: decoded strings for Parquet, JSON Lines for
  * .gz/.zst). Usage: node --import tsx bench/reader-speed.ts parquet|zst|gz FILE
+ * or, for a folder's files read in turn with the next N decoded ahead (read-ahead.ts; N = 0: none):
+ *    node --import tsx bench/reader-speed.ts files N FILE...
  */
 import { statSync } from 'node:fs';
 import { loadAddon } from '../src/native.js';
 import { ParquetPool } from '../src/preprocess/parquet-pool.js';
 import { byteChunks } from '../src/preprocess/readers.js';
+import { classify } from '../src/preprocess/inputs.js';
+import { ReadAhead } from '../src/preprocess/read-ahead.js';
 import { zstdChunks } from '../src/preprocess/zstd-worker.js';
 
-const [kind, path] = process.argv.slice(2);
+const [kind, path, ...more] = process.argv.slice(2);
 const decoder = loadAddon().zstdLibrary().loaded ? 'libzstd' : 'fzstd';
 let bytes = 0;
 const start = performance.now();
@@ -26,7 +30,14 @@ if (kind === 'parquet') {
   // The product's own reader (readers.ts byteChunks), with its zlib settings.
   const { size, mtimeMs } = statSync(path);
   for await (const chunk of byteChunks({ path, kind: 'jsonl', compression: 'gzip', size, mtimeMs })) bytes += chunk.length;
+} else if (kind === 'files') {
+  const files = more.map((file) => ({ path: file, ...classify(file)!, size: statSync(file).size, mtimeMs: statSync(file).mtimeMs }));
+  const readAhead = new ReadAhead(files, { files: Number(path), aheadBytes: 256 << 20 });
+  for (let i = 0; i < files.length; i++) {
+    for await (const chunk of readAhead.chunks(i)) bytes += chunk.length;
+  }
+  readAhead.close();
 } else {
-  throw new Error(`usage: reader-speed.ts parquet|zst|gz FILE (received ${kind})`);
+  throw new Error(`usage: reader-speed.ts parquet|zst|gz FILE, or files N FILE... (received ${kind})`);
 }
 console.log(JSON.stringify({ kind, decoder, megabytes: bytes / 1e6, seconds: (performance.now() - start) / 1000 }));
