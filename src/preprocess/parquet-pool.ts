@@ -5,12 +5,13 @@
  * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer. String
  * values arrive as their UTF-8 bytes (Uint8Array), which the native tokenizer takes as they are.
  *
- * The read-ahead runs across file ends: the next file's metadata and first row groups are decoded while the last
+ * The read-ahead runs across file ends: the next file's metadata and first slices are decoded while the last
  * ones of the current file are consumed, so a corpus of many files does not wait at each file boundary.
  *
- * Memory is bounded by the read-ahead: at most `workers + 1` decoded row groups are held (one per worker, and the
- * one the main thread is taking rows from) besides the batches the tokenizer encodes, whatever the file's size; a row group is the unit,
- * so a file written with very large row groups costs that many rows of text per slot.
+ * Memory is bounded by the read-ahead, whatever the file and row-group sizes: a row group is read in slices of about
+ * PARQUET_SLICE_BYTES of decoded column data, and at most `workers + 1` decoded slices are held (one per worker, and
+ * the one the main thread is taking rows from) besides the batches the tokenizer encodes; each worker also keeps the
+ * compressed bytes of the column chunk it is slicing.
  *
  * Pages are decompressed natively where possible: ZSTD by the system libzstd through the addon (zstd_library.h),
  * GZIP and BROTLI by zlib; SNAPPY by hysnappy (WASM) and LZ4 by hyparquet-compressors (JS).
@@ -53,10 +54,58 @@ const compressors = {
 // keeps a leading U+FEFF, which hyparquet's default TextDecoder drops, and lets the reader count invalid UTF-8.)
 const parsers = { stringFromBytes: (bytes) => bytes };
 const files = new Map();
+// The file's bytes as hyparquet asks for them, keeping the last ranges fetched: the slices of one row group ask for
+// the same column chunk, which is then read from the file once per thread, not once per slice.
+function cachedRanges(file) {
+  const cache = [];
+  return {
+    byteLength: file.byteLength,
+    async slice(start, end = file.byteLength) {
+      const hit = cache.find((entry) => entry.start <= start && end <= entry.end);
+      if (hit) {
+        const bytes = await hit.bytes;
+        return start === hit.start && end === hit.end ? bytes : bytes.slice(start - hit.start, end - hit.start);
+      }
+      const entry = { start, end, bytes: file.slice(start, end) };
+      cache.push(entry);
+      if (cache.length > 2) cache.shift();
+      return entry.bytes;
+    },
+  };
+}
+// The slice's string values (UTF-8 bytes, views into decompressed pages or, for uncompressed pages, into the cached
+// column chunk) copied into one buffer that is transferred, not cloned: a message carries the slice's own bytes,
+// never the whole buffers its values were views of. Nested values (lists of structs: chat messages) included.
+function pack(rows) {
+  let total = 0;
+  const measure = (value) => {
+    if (value instanceof Uint8Array) total += value.length;
+    else if (Array.isArray(value)) value.forEach(measure);
+    else if (value !== null && typeof value === 'object') Object.values(value).forEach(measure);
+  };
+  rows.forEach(measure);
+  const packed = new Uint8Array(total);
+  let at = 0;
+  const move = (value) => {
+    if (value instanceof Uint8Array) {
+      packed.set(value, at);
+      at += value.length;
+      return packed.subarray(at - value.length, at);
+    }
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) value[i] = move(value[i]);
+    } else if (value !== null && typeof value === 'object') {
+      for (const key of Object.keys(value)) value[key] = move(value[key]);
+    }
+    return value;
+  };
+  rows.forEach(move);
+  return packed.buffer;
+}
 async function open(path) {
   let file = files.get(path);
   if (!file) {
-    const buffer = await asyncBufferFromFile(path);
+    const buffer = cachedRanges(await asyncBufferFromFile(path));
     file = { buffer, metadata: await parquetMetadataAsync(buffer) };
     files.clear();  // tasks arrive in file order: an earlier file is done with
     files.set(path, file);
@@ -66,22 +115,43 @@ async function open(path) {
 parentPort.on('message', async (task) => {
   try {
     const { buffer, metadata } = await open(task.path);
-    if (task.group === undefined) {
-      parentPort.postMessage({ id: task.id, groups: metadata.row_groups.map((group) => Number(group.num_rows)) });
+    if (task.rowStart === undefined) {
+      // Per row group: its rows, and the decoded size of the columns the run reads (how finely to slice it).
+      const read = (column) => task.columns === undefined || task.columns.includes(column.meta_data?.path_in_schema?.[0]);
+      const groups = metadata.row_groups.map((group) => ({
+        rows: Number(group.num_rows),
+        bytes: group.columns.filter(read).reduce((sum, column) => sum + Number(column.meta_data?.total_uncompressed_size ?? 0), 0),
+      }));
+      parentPort.postMessage({ id: task.id, groups });
       return;
     }
-    let rowStart = 0;
-    for (let i = 0; i < task.group; i++) rowStart += Number(metadata.row_groups[i].num_rows);
-    const rowEnd = rowStart + Number(metadata.row_groups[task.group].num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, columns: task.columns, rowStart, rowEnd, compressors, parsers });
-    parentPort.postMessage({ id: task.id, rowStart, rows });
+    const rows = await parquetReadObjects({ file: buffer, metadata, columns: task.columns, rowStart: task.rowStart, rowEnd: task.rowEnd, compressors, parsers });
+    const packed = pack(rows);
+    parentPort.postMessage({ id: task.id, rowStart: task.rowStart, rows }, [packed]);
   } catch (error) {
     parentPort.postMessage({ id: task.id, error: String((error && error.message) || error) });
   }
 });
 `;
 
-type Reply = { id: number; groups: number[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
+type Reply = { id: number; groups: { rows: number; bytes: number }[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
+
+/**
+ * The decoded column bytes a slice of a row group aims at. A row group is sliced into row ranges of about this size,
+ * so what a run holds decoded does not grow with the row-group size (hub files have row groups of 10k-100k rows,
+ * tens to hundreds of MB of text), and the first rows reach the tokenizer after one slice, not one row group.
+ * hyparquet skips the pages before a slice without decompressing them; a 1 MiB page cut by a slice boundary is
+ * decoded by both slices (at most about 1/16 more decoding at this size).
+ */
+export const PARQUET_SLICE_BYTES = 16 << 20;
+
+/** The row ranges [start, end) a row group of `rows` rows and `bytes` decoded bytes is read in. */
+export function sliceRowGroup(groupStart: number, rows: number, bytes: number, sliceBytes = PARQUET_SLICE_BYTES): [number, number][] {
+  const step = bytes <= sliceBytes ? rows : Math.max(1, Math.floor((rows * sliceBytes) / bytes));
+  const slices: [number, number][] = [];
+  for (let start = 0; start < rows; start += step) slices.push([groupStart + start, groupStart + Math.min(rows, start + step)]);
+  return slices;
+}
 
 /** Worker threads for Parquet decoding by default: a quarter of the cores (the rest encode), at least one. */
 export function defaultParquetWorkers(): number {
@@ -93,24 +163,27 @@ export class ParquetPool {
   readonly #pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   readonly #paths: readonly string[];
   readonly #columns: string[] | undefined;
-  /** Row groups per file, once its metadata is read. */
-  readonly #groups = new Map<number, number>();
-  /** Decodes started, in file and row-group order: the read-ahead, across file ends. */
+  readonly #sliceBytes: number;
+  /** The row ranges each file is read in (sliceRowGroup over its row groups), once its metadata is read. */
+  readonly #slices = new Map<number, [number, number][]>();
+  /** Decodes started, in file and row order: the read-ahead, across file ends. */
   readonly #ahead: { file: number; reply: Promise<Reply> }[] = [];
-  #cursor = { file: 0, group: 0 };
+  #cursor = { file: 0, slice: 0 };
   #metadata: Promise<void> | undefined;
   #consuming = 0;
   #nextId = 0;
   #failure: Error | undefined;
 
   /**
-   * @param paths every Parquet file of the run, in the order rowGroups() will be asked for them: decoding runs on
-   *   from one file into the next, so a file's first row groups are ready when the one before it ends
+   * @param paths every Parquet file of the run, in the order slices() will be asked for them: decoding runs on
+   *   from one file into the next, so a file's first rows are ready when the one before it ends
    * @param columns the columns to decode (undefined: all)
+   * @param sliceBytes the decoded size a row group's slices aim at (default PARQUET_SLICE_BYTES)
    */
-  constructor(workers: number, paths: readonly string[], columns: string[] | undefined) {
+  constructor(workers: number, paths: readonly string[], columns: string[] | undefined, sliceBytes = PARQUET_SLICE_BYTES) {
     this.#paths = paths;
     this.#columns = columns;
+    this.#sliceBytes = sliceBytes;
     const url = new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`);
     const addon = nativeZstd();
     for (let i = 0; i < workers; i++) {
@@ -131,28 +204,28 @@ export class ParquetPool {
   }
 
   /**
-   * The rows of `path` (the next of the constructor's paths) in order, one row group at a time, with the 0-based
-   * index of each group's first row. Up to `size` row groups are decoded ahead of the one being consumed, those of
-   * the next files included.
+   * The rows of `path` (the next of the constructor's paths) in order, one slice of a row group at a time
+   * (sliceRowGroup), with the 0-based index of each slice's first row in the file. Up to `size` slices are decoded
+   * ahead of the one being consumed, those of the next files included.
    */
-  async *rowGroups(path: string): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
+  async *slices(path: string): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
     const file = this.#consuming;
     if (this.#paths[file] !== path) throw new Error(`internal: Parquet file ${path} asked for out of order (next is ${this.#paths[file]})`);
     this.#fill();
-    while (!this.#groups.has(file)) {
+    while (!this.#slices.has(file)) {
       if (this.#failure) throw this.#failure;
       await this.#metadata;
       this.#fill();
     }
     try {
-      for (let group = 0; group < this.#groups.get(file)!; group++) {
+      for (let slice = 0; slice < this.#slices.get(file)!.length; slice++) {
         while (this.#ahead.length === 0) {
           if (this.#failure) throw this.#failure;
           await this.#metadata;
           this.#fill();
         }
         const head = this.#ahead.shift()!;
-        if (head.file !== file) throw new Error(`internal: a row group of ${this.#paths[head.file]} came before the end of ${path}`);
+        if (head.file !== file) throw new Error(`internal: rows of ${this.#paths[head.file]} came before the end of ${path}`);
         this.#fill();
         const reply = await head.reply;
         if (!('rows' in reply)) throw this.#replyError(reply);
@@ -168,14 +241,20 @@ export class ParquetPool {
   /** Starts decodes up to the read-ahead, asking for the next file's metadata where its row groups are not known. */
   #fill(): void {
     while (this.#ahead.length < this.#workers.length && this.#cursor.file < this.#paths.length && !this.#failure) {
-      const { file, group } = this.#cursor;
-      const groups = this.#groups.get(file);
-      if (groups === undefined) {
-        this.#metadata ??= this.#run({ path: this.#paths[file] }).then((reply) => {
+      const { file, slice } = this.#cursor;
+      const slices = this.#slices.get(file);
+      if (slices === undefined) {
+        this.#metadata ??= this.#run({ path: this.#paths[file], columns: this.#columns }).then((reply) => {
           this.#metadata = undefined;
           if (!('groups' in reply)) throw this.#replyError(reply);
-          this.#groups.set(file, reply.groups.length);
-          this.#fill();  // start that file's first row groups now, not when the consumer next takes one
+          let groupStart = 0;
+          const ranges: [number, number][] = [];
+          for (const group of reply.groups) {
+            ranges.push(...sliceRowGroup(groupStart, group.rows, group.bytes, this.#sliceBytes));
+            groupStart += group.rows;
+          }
+          this.#slices.set(file, ranges);
+          this.#fill();  // start that file's first slices now, not when the consumer next takes one
         }).catch((error: Error) => {
           // Reported when the file is read (the run names the file); files before it are read to their end first.
           this.#metadata = undefined;
@@ -183,12 +262,13 @@ export class ParquetPool {
         });
         return;
       }
-      if (group >= groups) {
-        this.#cursor = { file: file + 1, group: 0 };
+      if (slice >= slices.length) {
+        this.#cursor = { file: file + 1, slice: 0 };
         continue;
       }
-      this.#ahead.push({ file, reply: this.#run({ path: this.#paths[file], columns: this.#columns, group }) });
-      this.#cursor = { file, group: group + 1 };
+      const [rowStart, rowEnd] = slices[slice];
+      this.#ahead.push({ file, reply: this.#run({ path: this.#paths[file], columns: this.#columns, rowStart, rowEnd }) });
+      this.#cursor = { file, slice: slice + 1 };
     }
   }
 
@@ -201,10 +281,10 @@ export class ParquetPool {
     return new Error('error' in reply ? reply.error : 'unexpected reply from a Parquet decoding thread');
   }
 
-  #run(task: { path: string; columns?: string[]; group?: number }): Promise<Reply> {
+  #run(task: { path: string; columns?: string[]; rowStart?: number; rowEnd?: number }): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
-    // The least busy worker: row groups of one file spread over all of them.
+    // The least busy worker: the slices of one file spread over all of them.
     const target = this.#workers.reduce((best, candidate) => (candidate.busy < best.busy ? candidate : best));
     target.busy++;
     return new Promise<Reply>((resolve, reject) => {

@@ -1,0 +1,78 @@
+// Parquet row groups read in slices (src/preprocess/parquet-pool.ts): what a run holds decoded does not grow with the
+// row-group size, and the rows are the same, in the same order, whatever the slice size, the codec and the threads.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parquetWriteBuffer } from 'hyparquet-writer';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ParquetPool, PARQUET_SLICE_BYTES, sliceRowGroup } from '../../src/preprocess/parquet-pool.js';
+
+let folder: string;
+const texts = Array.from({ length: 3000 }, (_, i) => `row ${i}: ${'数学 $\\beta$ '.repeat(1 + ((i * 31) % 90))}`);
+
+beforeAll(() => {
+  folder = mkdtempSync(join(tmpdir(), 'octomix-parquet-pool-'));
+  for (const codec of ['UNCOMPRESSED', 'SNAPPY'] as const) {
+    // Two row groups of 1,500 rows (about 700 KB of text each), 8 KiB pages.
+    const buffer = parquetWriteBuffer({
+      columnData: [{ name: 'text', data: texts, type: 'STRING' }, { name: 'id', data: texts.map((_, i) => i), type: 'INT32' }],
+      rowGroupSize: 1500, codec, pageSize: 8192,
+    });
+    writeFileSync(join(folder, `${codec}.parquet`), new Uint8Array(buffer));
+  }
+});
+
+async function read(paths: string[], workers: number, sliceBytes?: number) {
+  const pool = new ParquetPool(workers, paths, ['text', 'id'], sliceBytes);
+  const rows: { text: string; id: number }[] = [];
+  const slices: { rowStart: number; rows: number; buffer: number; bytes: number }[] = [];
+  const decoder = new TextDecoder();
+  try {
+    for (const path of paths) {
+      for await (const slice of pool.slices(path)) {
+        let bytes = 0;
+        for (const row of slice.rows as { text: Uint8Array; id: number }[]) {
+          bytes += row.text.length;
+          rows.push({ text: decoder.decode(row.text), id: row.id });
+        }
+        slices.push({ rowStart: slice.rowStart, rows: slice.rows.length, buffer: (slice.rows[0] as { text: Uint8Array }).text.buffer.byteLength, bytes });
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  return { rows, slices };
+}
+
+describe('ParquetPool', () => {
+  it('slices a row group by its decoded size: whole when it fits, else ranges of rows that cover it exactly', () => {
+    expect(sliceRowGroup(100, 50, 1000, 4096)).toEqual([[100, 150]]);
+    expect(sliceRowGroup(0, 10, 10 * 4096, 8192)).toEqual([[0, 2], [2, 4], [4, 6], [6, 8], [8, 10]]);
+    expect(sliceRowGroup(7, 5, 1e9, 1)).toEqual([[7, 8], [8, 9], [9, 10], [10, 11], [11, 12]]);  // one row at least
+    expect(sliceRowGroup(0, 0, 0)).toEqual([]);
+    expect(PARQUET_SLICE_BYTES).toBe(16 << 20);
+  });
+
+  it('gives the same rows in slices as in whole row groups, with 1 or 3 threads, across two files', async () => {
+    const paths = ['UNCOMPRESSED', 'SNAPPY'].map((codec) => join(folder, `${codec}.parquet`));
+    const expected = [...texts, ...texts].map((text, i) => ({ text, id: i % texts.length }));
+    const whole = await read(paths, 1);
+    expect(whole.rows).toEqual(expected);
+    expect(whole.slices.map((slice) => slice.rows)).toEqual([1500, 1500, 1500, 1500]);
+    for (const workers of [1, 3]) {
+      const sliced = await read(paths, workers, 64 << 10);
+      expect(sliced.rows).toEqual(expected);
+      expect(sliced.slices.length).toBeGreaterThan(20);
+      // Slices follow each other without gap or overlap, file by file.
+      let next = 0;
+      for (const slice of sliced.slices) {
+        if (slice.rowStart === 0) next = 0;
+        expect(slice.rowStart).toBe(next);
+        next += slice.rows;
+      }
+      // Each slice's strings arrive in one buffer of exactly their bytes (transferred), not as views of the
+      // column chunk or of the pages they were decoded from.
+      for (const slice of sliced.slices) expect(slice.buffer).toBe(slice.bytes);
+    }
+  });
+});
