@@ -50,8 +50,8 @@ options:
   --bos-token TOKEN|ID      the BOS to prepend instead (implies --prepend-bos)
   --dtype auto|uint16|int32 token dtype (default auto: uint16 below 65500 ids, else int32, as Megatron)
   --workers N               tokenizer threads (default: all cores)
-  --parquet-workers N       threads that decode Parquet row groups, several at once in file order (default: a
-                            quarter of the cores, at least 1)
+  --parquet-workers N       threads that decode Parquet row groups, in slices of about 16 MiB, several at once in
+                            file order (default: a quarter of the cores, at least 1)
   --max-shard-tokens N      cut the output into shards of about N tokens (e.g. 500M)
   --max-shard-bytes N       cut the output into shards of about N bytes of .bin (default 1Gi when neither is
                             given: an interrupted run keeps every finished shard and a rerun resumes after it)
