@@ -20,7 +20,7 @@ let bytes = 0;
 const start = performance.now();
 if (kind === 'parquet') {
   const pool = new ParquetPool(1, [path], ['text']);
-  for await (const group of pool.rowGroups(path)) {
+  for await (const group of pool.slices(path)) {
     for (const row of group.rows) bytes += ((row as { text: Uint8Array }).text).length;
   }
   await pool.close();
