@@ -11,7 +11,8 @@
  * Memory is bounded by the read-ahead, whatever the file and row-group sizes: a row group is read in slices of about
  * PARQUET_SLICE_BYTES of decoded column data, and at most `workers + 1` decoded slices are held (one per worker, and
  * the one the main thread is taking rows from) besides the batches the tokenizer encodes; each worker also keeps the
- * compressed bytes of the column chunk it is slicing.
+ * compressed bytes of the column chunks it is slicing. A row group with a nested column (a list of messages) is one
+ * slice: hyparquet decodes a nested column whole for any row range.
  *
  * Pages are decompressed natively where possible: ZSTD by the system libzstd through the addon (zstd_library.h),
  * GZIP and BROTLI by zlib; SNAPPY by hysnappy (WASM) and LZ4 by hyparquet-compressors (JS).
@@ -39,15 +40,17 @@ import { workerData } from 'node:worker_threads';
 // Native decompressors where there are: the system libzstd through the addon (when it loads), zlib for gzip and
 // brotli; hyparquet-compressors' JS (or hysnappy's WASM) for the rest. Each gives the page's exact bytes.
 const addon = workerData.addon ? createRequire(workerData.addon)(workerData.addon) : undefined;
-const zlibPageOptions = (outputLength) => ({ chunkSize: Math.max(64, Math.min(outputLength, 1 << 26)), maxOutputLength: Math.max(1, outputLength) });
+// chunkSize one past the page: an output that fills the chunk exactly makes zlib allocate another for the trailer.
+const zlibPageOptions = (outputLength) => ({ chunkSize: Math.max(64, Math.min(outputLength + 1, 1 << 26)), maxOutputLength: Math.max(1, outputLength) });
+const bytesOf = (buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 const compressors = {
   ...jsCompressors,
   ...(addon ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
   // The page header's size as zlib's output chunk, so a page inflates into one buffer instead of 16 KiB pieces joined
   // afterwards; and as the most it may inflate to, so a page that expands past its header fails instead of
   // allocating without bound. (hyparquet then checks the size is exact.)
-  GZIP: (input, outputLength) => new Uint8Array(gunzipSync(input, zlibPageOptions(outputLength))),
-  BROTLI: (input, outputLength) => new Uint8Array(brotliDecompressSync(input, zlibPageOptions(outputLength))),
+  GZIP: (input, outputLength) => bytesOf(gunzipSync(input, zlibPageOptions(outputLength))),
+  BROTLI: (input, outputLength) => bytesOf(brotliDecompressSync(input, zlibPageOptions(outputLength))),
 };
 // String values stay UTF-8 bytes: the tokenizer takes bytes (checking and repairing UTF-8 itself), so decoding them
 // to JS strings here and encoding them back to UTF-8 on the main thread would be two copies for nothing. (This also
@@ -68,7 +71,7 @@ function cachedRanges(file) {
       }
       const entry = { start, end, bytes: file.slice(start, end) };
       cache.push(entry);
-      if (cache.length > 2) cache.shift();
+      if (cache.length > 8) cache.shift();  // a row group's selected column chunks (hyparquet asks for each), and the next
       return entry.bytes;
     },
   };
@@ -118,9 +121,12 @@ parentPort.on('message', async (task) => {
     if (task.rowStart === undefined) {
       // Per row group: its rows, and the decoded size of the columns the run reads (how finely to slice it).
       const read = (column) => task.columns === undefined || task.columns.includes(column.meta_data?.path_in_schema?.[0]);
+      // hyparquet skips pages only of flat columns; a nested one (a list of messages) is decoded whole for any row
+      // range, so a group with one is read as one slice rather than decoded again for every slice.
       const groups = metadata.row_groups.map((group) => ({
         rows: Number(group.num_rows),
         bytes: group.columns.filter(read).reduce((sum, column) => sum + Number(column.meta_data?.total_uncompressed_size ?? 0), 0),
+        nested: group.columns.some((column) => read(column) && (column.meta_data?.path_in_schema?.length ?? 1) > 1),
       }));
       parentPort.postMessage({ id: task.id, groups });
       return;
@@ -134,7 +140,7 @@ parentPort.on('message', async (task) => {
 });
 `;
 
-type Reply = { id: number; groups: { rows: number; bytes: number }[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
+type Reply = { id: number; groups: { rows: number; bytes: number; nested: boolean }[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
 
 /**
  * The decoded column bytes a slice of a row group aims at. A row group is sliced into row ranges of about this size,
@@ -250,7 +256,7 @@ export class ParquetPool {
           let groupStart = 0;
           const ranges: [number, number][] = [];
           for (const group of reply.groups) {
-            ranges.push(...sliceRowGroup(groupStart, group.rows, group.bytes, this.#sliceBytes));
+            ranges.push(...sliceRowGroup(groupStart, group.rows, group.bytes, group.nested ? Infinity : this.#sliceBytes));
             groupStart += group.rows;
           }
           this.#slices.set(file, ranges);

@@ -6,7 +6,8 @@
  * each into a buffer of at most `aheadBytes`. The output does not change: each file's bytes are still taken in order,
  * file after file; only their decoding starts early.
  *
- * Memory: at most `files × aheadBytes` of decompressed text is held ahead of the file being read. An error of a file
+ * Memory: at most `(files + 1) × aheadBytes` of decompressed text is held (the files ahead, and the rest of the
+ * current file's buffer), plus one chunk each. An error of a file
  * read ahead (a corrupt frame, a JSON array) is kept and raised when the run reaches that file, so it names that file
  * and everything before it is written first. Closing (the run ended or failed) stops every read-ahead.
  */
@@ -32,10 +33,12 @@ class Prefetch {
   #wakeReader: (() => void) | undefined;
   #wakePump: (() => void) | undefined;
   readonly #aheadBytes: number;
+  /** Settles when the pump has stopped and returned its source (its stream or worker closed). */
+  readonly ended: Promise<void>;
 
   constructor(source: AsyncIterable<Uint8Array>, aheadBytes: number) {
     this.#aheadBytes = aheadBytes;
-    void this.#pump(source);
+    this.ended = this.#pump(source);
   }
 
   async #pump(source: AsyncIterable<Uint8Array>): Promise<void> {
@@ -80,6 +83,11 @@ class Prefetch {
     return this.#held;
   }
 
+  /** The whole file has been read (or has failed). */
+  get done(): boolean {
+    return this.#done;
+  }
+
   stop(): void {
     this.#stopped = true;
     this.#chunks.length = 0;
@@ -122,9 +130,21 @@ export class ReadAhead {
     return this.#started.get(index)?.held ?? 0;
   }
 
-  /** Stops every read-ahead (the run ended, failed or was interrupted). */
-  close(): void {
-    for (const prefetch of this.#started.values()) prefetch.stop();
+  /** Whether file `index` has been read to its end (or failed) ahead of its turn. */
+  readToEnd(index: number): boolean {
+    return this.#started.get(index)?.done ?? false;
+  }
+
+  /**
+   * Stops every read-ahead (the run ended, failed or was interrupted); the promise settles when each has closed its
+   * stream or worker. (A read-ahead waiting for its next chunk stops when that chunk arrives.)
+   */
+  close(): Promise<void> {
+    const ended = [...this.#started.values()].map((prefetch) => {
+      prefetch.stop();
+      return prefetch.ended;
+    });
     this.#started.clear();
+    return Promise.all(ended).then(() => undefined);
   }
 }

@@ -451,7 +451,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onTerminate);
-    readAhead.close();
+    void readAhead.close();
     await parquet?.close();
   }
   progress.update(counts(), true);

@@ -3,6 +3,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ParquetPool, PARQUET_SLICE_BYTES, sliceRowGroup } from '../../src/preprocess/parquet-pool.js';
@@ -12,11 +13,11 @@ const texts = Array.from({ length: 3000 }, (_, i) => `row ${i}: ${'数学 $\\bet
 
 beforeAll(() => {
   folder = mkdtempSync(join(tmpdir(), 'octomix-parquet-pool-'));
-  for (const codec of ['UNCOMPRESSED', 'SNAPPY'] as const) {
+  for (const codec of ['UNCOMPRESSED', 'SNAPPY', 'GZIP'] as const) {
     // Two row groups of 1,500 rows (about 700 KB of text each), 8 KiB pages.
     const buffer = parquetWriteBuffer({
       columnData: [{ name: 'text', data: texts, type: 'STRING' }, { name: 'id', data: texts.map((_, i) => i), type: 'INT32' }],
-      rowGroupSize: 1500, codec, pageSize: 8192,
+      rowGroupSize: 1500, codec, pageSize: 8192, compressors: { GZIP: (bytes: Uint8Array) => new Uint8Array(gzipSync(bytes)) },
     });
     writeFileSync(join(folder, `${codec}.parquet`), new Uint8Array(buffer));
   }
@@ -53,12 +54,12 @@ describe('ParquetPool', () => {
     expect(PARQUET_SLICE_BYTES).toBe(16 << 20);
   });
 
-  it('gives the same rows in slices as in whole row groups, with 1 or 3 threads, across two files', async () => {
-    const paths = ['UNCOMPRESSED', 'SNAPPY'].map((codec) => join(folder, `${codec}.parquet`));
-    const expected = [...texts, ...texts].map((text, i) => ({ text, id: i % texts.length }));
+  it('gives the same rows in slices as in whole row groups, with 1 or 3 threads, across three files (uncompressed, snappy, gzip pages)', async () => {
+    const paths = ['UNCOMPRESSED', 'SNAPPY', 'GZIP'].map((codec) => join(folder, `${codec}.parquet`));
+    const expected = [...texts, ...texts, ...texts].map((text, i) => ({ text, id: i % texts.length }));
     const whole = await read(paths, 1);
     expect(whole.rows).toEqual(expected);
-    expect(whole.slices.map((slice) => slice.rows)).toEqual([1500, 1500, 1500, 1500]);
+    expect(whole.slices.map((slice) => slice.rows)).toEqual([1500, 1500, 1500, 1500, 1500, 1500]);
     for (const workers of [1, 3]) {
       const sliced = await read(paths, workers, 64 << 10);
       expect(sliced.rows).toEqual(expected);

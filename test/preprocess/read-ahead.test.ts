@@ -60,7 +60,7 @@ describe('ReadAhead', () => {
       for (let i = 0; i < files.length; i++) {
         expect((await collect(readAhead.chunks(i))).equals(texts[i]), `file ${i} with ${JSON.stringify(options)}`).toBe(true);
       }
-      readAhead.close();
+      await readAhead.close();
     }
     // Starting at a later file (a resumed run) reads from there.
     const resumed = new ReadAhead(files, { files: 1, aheadBytes: 1 << 20 });
@@ -90,8 +90,8 @@ describe('ReadAhead', () => {
     const small = inputFile('small.jsonl.zst', zstdRawFrame(smallText));
     const early = new ReadAhead([first, small], { files: 1, aheadBytes: 64 << 20 });
     const head = early.chunks(0);
-    await until(() => early.bufferedBytes(1) === smallText.length);
-    await new Promise((resolve) => setTimeout(resolve, 50));  // the end-of-file check runs after the last chunk
+    await until(() => early.readToEnd(1));  // the end-of-file check included
+    expect(early.bufferedBytes(1)).toBe(smallText.length);
     rmSync(small.path);
     await collect(head);
     expect((await collect(early.chunks(1))).equals(smallText)).toBe(true);
@@ -112,12 +112,13 @@ describe('ReadAhead', () => {
     readAhead.close();
   });
 
-  it('close() stops the read-ahead and drops what it held', async () => {
+  it('close() stops a read-ahead waiting for room, which closes its stream, and drops what it held', async () => {
     const files = [inputFile('x.jsonl.gz', gzipSync(jsonl(10, 10))), inputFile('y.jsonl.gz', gzipSync(jsonl(11, 20_000)))];
     const readAhead = new ReadAhead(files, { files: 1, aheadBytes: 1 << 20 });
     void readAhead.chunks(0);
-    await until(() => readAhead.bufferedBytes(1) > 0);
-    readAhead.close();
+    await until(() => readAhead.bufferedBytes(1) >= 1 << 20);  // full: the pump now waits for room
+    // Settles only once the pump has left its loop and returned the source; a stop that did not wake it would hang.
+    await readAhead.close();
     expect(readAhead.bufferedBytes(1)).toBe(0);
   });
 
