@@ -76,4 +76,40 @@ describe('ParquetPool', () => {
       for (const slice of sliced.slices) expect(slice.buffer).toBe(slice.bytes);
     }
   });
+  it('reads a row group with a nested column (a list of messages) as one slice, its nested strings packed too', async () => {
+    const conversations = Array.from({ length: 60 }, (_, i) => [{ role: 'user', content: `question ${i} 数学` }, { role: 'assistant', content: `answer ${i} ${'$x$ '.repeat(i)}` }]);
+    const schema = [
+      { name: 'root', num_children: 1 },
+      { name: 'messages', repetition_type: 'OPTIONAL' as const, converted_type: 'LIST' as const, num_children: 1 },
+      { name: 'list', repetition_type: 'REPEATED' as const, num_children: 1 },
+      { name: 'element', repetition_type: 'OPTIONAL' as const, num_children: 2 },
+      { name: 'role', type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'OPTIONAL' as const },
+      { name: 'content', type: 'BYTE_ARRAY' as const, converted_type: 'UTF8' as const, repetition_type: 'OPTIONAL' as const },
+    ];
+    const path = join(folder, 'messages.parquet');
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'messages', data: conversations }], schema, rowGroupSize: 20 })));
+    const pool = new ParquetPool(2, [path], ['messages'], 1);  // a 1-byte slice size would cut flat columns row by row
+    const decoder = new TextDecoder();
+    const read: unknown[] = [];
+    const slices: number[] = [];
+    try {
+      for await (const slice of pool.slices(path)) {
+        slices.push(slice.rows.length);
+        let bytes = 0;
+        let buffer = -1;
+        for (const row of slice.rows as { messages: { role: Uint8Array; content: Uint8Array }[] }[]) {
+          read.push(row.messages.map((message) => {
+            bytes += message.role.length + message.content.length;
+            buffer = message.content.buffer.byteLength;
+            return { role: decoder.decode(message.role), content: decoder.decode(message.content) };
+          }));
+        }
+        expect(buffer).toBe(bytes);  // the nested values' own bytes, in one buffer
+      }
+    } finally {
+      await pool.close();
+    }
+    expect(slices).toEqual([20, 20, 20]);
+    expect(read).toEqual(conversations);
+  });
 });
