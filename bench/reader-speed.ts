@@ -3,15 +3,14 @@
  * its own process so the zstd decoder can be chosen (OCTOMIX_ZSTD_LIBRARY=/nonexistent forces fzstd). Prints one JSON
  * line: { format, decoder, megabytes, seconds } (megabytes of text out: decoded strings for Parquet, JSON Lines for
  * .gz/.zst). Usage: node --import tsx bench/reader-speed.ts parquet|zst|gz FILE
- * or, for a folder's files read in turn with the next N decoded ahead (read-ahead.ts; N = 0: none):
+ * or, for files read in turn with the next N decoded ahead (read-ahead.ts, its default buffer; N = 0: none):
  *    node --import tsx bench/reader-speed.ts files N FILE...
  */
-import { statSync } from 'node:fs';
 import { loadAddon } from '../src/native.js';
 import { ParquetPool } from '../src/preprocess/parquet-pool.js';
 import { byteChunks } from '../src/preprocess/readers.js';
-import { classify } from '../src/preprocess/inputs.js';
-import { ReadAhead } from '../src/preprocess/read-ahead.js';
+import { expandInputs } from '../src/preprocess/inputs.js';
+import { defaultReadAhead, ReadAhead } from '../src/preprocess/read-ahead.js';
 import { zstdChunks } from '../src/preprocess/zstd-worker.js';
 
 const [kind, path, ...more] = process.argv.slice(2);
@@ -27,16 +26,17 @@ if (kind === 'parquet') {
 } else if (kind === 'zst') {
   for await (const chunk of zstdChunks(path, () => {})) bytes += chunk.length;
 } else if (kind === 'gz') {
-  // The product's own reader (readers.ts byteChunks), with its zlib settings.
-  const { size, mtimeMs } = statSync(path);
-  for await (const chunk of byteChunks({ path, kind: 'jsonl', compression: 'gzip', size, mtimeMs })) bytes += chunk.length;
+  // The product's own input listing and reader (readers.ts byteChunks), with its zlib settings.
+  const [file] = await expandInputs([path]);
+  for await (const chunk of byteChunks(file)) bytes += chunk.length;
 } else if (kind === 'files') {
-  const files = more.map((file) => ({ path: file, ...classify(file)!, size: statSync(file).size, mtimeMs: statSync(file).mtimeMs }));
-  const readAhead = new ReadAhead(files, { files: Number(path), aheadBytes: 256 << 20 });
+  // The files as `octomix tokenize` lists them (sorted), with the default buffer and N files ahead.
+  const files = await expandInputs(more);
+  const readAhead = new ReadAhead(files, { files: Number(path), aheadBytes: defaultReadAhead().aheadBytes });
   for (let i = 0; i < files.length; i++) {
     for await (const chunk of readAhead.chunks(i)) bytes += chunk.length;
   }
-  readAhead.close();
+  await readAhead.close();
 } else {
   throw new Error(`usage: reader-speed.ts parquet|zst|gz FILE, or files N FILE... (received ${kind})`);
 }
