@@ -345,6 +345,13 @@ describe('compressed inputs', () => {
     expect(broken.code).toBe(1);
     expect(broken.stderr).toMatch(/broken\.jsonl\.zst: corrupt zstd data/);
     expect(broken.stderr).not.toMatch(/part-\d/);
+    // A .gz cut short, read ahead after a good file: the same, and no shard is left behind.
+    const whole = readFileSync(inputs[2]);
+    writeFileSync(join(dir, 'cut.jsonl.gz'), whole.subarray(0, whole.length >> 1));
+    const cut = octomix(['--tokenizer', modelFiles.llama3, '--output', join(dir, 'cut-out', 'x'), inputs[0], join(dir, 'cut.jsonl.gz')]);
+    expect(cut.code).toBe(1);
+    expect(cut.stderr).toMatch(/cut\.jsonl\.gz: unexpected end of file/);
+    expect(readdirSync(join(dir, 'cut-out')).filter((name) => !name.endsWith('.lock'))).toEqual([]);
   }, 60_000);
 });
 
