@@ -54,8 +54,20 @@ export interface NativeTokenizer {
 // ---- preprocess (native/preprocess)
 
 /** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
+/**
+ * The ids of an encodeJsonLines batch, kept native (native/common/token_lists.h): an opaque handle that only
+ * `NativeShardWriter.addEncodedLines` reads; `release()` frees the ids once written.
+ */
+export interface NativeTokenLists {
+  release(): void;
+  readonly __nativeTokenLists: unique symbol;
+}
+
 export interface NativeJsonLines {
-  ids: Uint32Array[];
+  /** Each line's ids (none for a line that is not a document), read by the shard writer. */
+  lists: NativeTokenLists;
+  /** Each line's id count. */
+  tokenCounts: Uint32Array;
   status: Int32Array;
   invalidUtf8: Uint8Array;
   lineBytes: Float64Array;
@@ -75,6 +87,11 @@ export interface NativeShardStats {
 
 export interface NativeShardWriter {
   addDocument(ids: Uint32Array): void;
+  /**
+   * The documents lists[lines[0]], lists[lines[1]], ... with each non-empty one framed by bos/eos (-1: none), or
+   * written as ones; returns what was written.
+   */
+  addEncodedLines(lists: NativeTokenLists, lines: Uint32Array, bos: number, eos: number, ones: boolean): { tokens: number; sequences: number };
   finish(): NativeShardStats & { digest: string };
   abort(): void;
 }
@@ -230,6 +247,7 @@ export interface NativeAddon {
     /** Parses and builds on a native pool thread. */
     load(json: string | Uint8Array): Promise<NativeTokenizer>;
   };
+  /** `bytes` is read in place: it must not change (nor its buffer be transferred) until the promise settles. */
   encodeJsonLines(tokenizer: NativeTokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativeJsonLines>;
   ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
   TokenDataset: {

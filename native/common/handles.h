@@ -1,5 +1,6 @@
 // The native classes whose objects JS passes back into the addon as handles: a tokenizer into the preprocess job,
-// token datasets into the schedule build and the loader, a schedule into the loader. Their constructors are kept
+// the token lists of a preprocess job into the shard writer, token datasets into the schedule build and the loader,
+// a schedule into the loader. Their constructors are kept
 // per environment (instance data), so an argument is checked to be one of ours before it is unwrapped.
 #pragma once
 #include <napi.h>
@@ -8,6 +9,7 @@ namespace octomix {
 
 struct Handles {
   Napi::FunctionReference tokenizer;
+  Napi::FunctionReference tokenLists;
   Napi::FunctionReference tokenDataset;
   Napi::FunctionReference schedule;
 };

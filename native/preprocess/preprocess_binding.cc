@@ -1,4 +1,5 @@
-// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool, and
+// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool, whose ids
+// stay native in a TokenLists handle (common/token_lists.h) for the shard writer, and
 // Zstandard decompression (zstd_library.h) for the reader threads of .zst inputs and Parquet pages. The job takes a
 // native Tokenizer object as a handle (tokenizer/tokenizer_binding.h); the zstd entry points are synchronous and
 // meant for worker threads, which load the addon themselves.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "common/napi_helpers.h"
+#include "common/token_lists.h"
 #include "preprocess/json_lines.h"
 #include "preprocess/zstd_library.h"
 #include "tokenizer/tokenizer_binding.h"
@@ -29,7 +31,11 @@ class JsonLinesJob : public PoolJob<LineWorker> {
  public:
   using PoolJob::PoolJob;
   std::shared_ptr<const Tokenizer> tokenizer;
-  std::string bytes;
+  // The caller's bytes, read in place (not copied on the main thread): `input` keeps them alive until settle(),
+  // which deletes it on the main thread. A raw napi_ref, not a Napi::Reference, because the job's last owner may be
+  // a pool thread, where no reference may be touched.
+  std::string_view bytes;
+  napi_ref input = nullptr;
   std::vector<std::string> field;  // dotted path, split
   std::vector<std::pair<size_t, size_t>> lines;
   std::vector<std::vector<uint32_t>> results;
@@ -54,30 +60,30 @@ class JsonLinesJob : public PoolJob<LineWorker> {
   }
 
   void settle(Napi::Env env) override {
+    if (input != nullptr) {
+      napi_delete_reference(env, input);
+      input = nullptr;
+      bytes = {};
+    }
     if (rejectIfFailed(env, "encodeJsonLines")) return;
     size_t count = lines.size();
-    size_t sharedIds = 0;
-    for (const auto& ids : results) sharedIds += ids.size();
-    Napi::ArrayBuffer shared = Napi::ArrayBuffer::New(env, std::max<size_t>(sharedIds, 1) * sizeof(uint32_t));
-    auto* sharedData = static_cast<uint32_t*>(shared.Data());
-    size_t offset = 0;
-    Napi::Array jsIds = Napi::Array::New(env, count);
+    Napi::Object lists = TokenListsWrap::create(env);
+    Napi::Uint32Array jsCounts = Napi::Uint32Array::New(env, count);
     Napi::Int32Array jsStatus = Napi::Int32Array::New(env, count);
     Napi::Uint8Array jsInvalid = Napi::Uint8Array::New(env, count);
     Napi::Float64Array jsLineBytes = Napi::Float64Array::New(env, count);
     Napi::Array jsMessages = Napi::Array::New(env, count);
     for (size_t i = 0; i < count; ++i) {
-      std::vector<uint32_t>& list = results[i];
-      if (!list.empty()) std::memcpy(sharedData + offset, list.data(), list.size() * sizeof(uint32_t));
-      jsIds.Set(static_cast<uint32_t>(i), Napi::Uint32Array::New(env, list.size(), shared, offset * sizeof(uint32_t)));
-      offset += list.size();
+      jsCounts[i] = static_cast<uint32_t>(results[i].size());
       jsStatus[i] = status[i];
       jsInvalid[i] = invalidUtf8[i];
       jsLineBytes[i] = static_cast<double>(lines[i].second - lines[i].first + 1);
       if (!messages[i].empty()) jsMessages.Set(static_cast<uint32_t>(i), messages[i]);
     }
+    TokenListsWrap::Unwrap(lists)->lists = std::move(results);
     Napi::Object result = Napi::Object::New(env);
-    result.Set("ids", jsIds);
+    result.Set("lists", lists);
+    result.Set("tokenCounts", jsCounts);
     result.Set("status", jsStatus);
     result.Set("invalidUtf8", jsInvalid);
     result.Set("lineBytes", jsLineBytes);
@@ -90,9 +96,10 @@ class JsonLinesJob : public PoolJob<LineWorker> {
 };
 
 // encodeJsonLines(tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number,
-//   specialAsText?: boolean): Promise<{ ids: Uint32Array[], status: Int32Array, invalidUtf8: Uint8Array,
-//   lineBytes: Float64Array, messages: string[], specialText: Uint8Array }>
-// One entry per '\n'-terminated line of bytes (a last line without '\n' counts too).
+//   specialAsText?: boolean): Promise<{ lists: TokenLists, tokenCounts: Uint32Array, status: Int32Array,
+//   invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[], specialText: Uint8Array }>
+// One entry per '\n'-terminated line of bytes (a last line without '\n' counts too). `bytes` is read in place: the
+// caller must not change it (nor transfer its buffer) until the promise settles.
 Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   try {
@@ -105,7 +112,10 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
     auto job = std::make_shared<JsonLinesJob>(env);
     job->tokenizer = std::move(tokenizer);
     Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
-    job->bytes.assign(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
+    if (napi_create_reference(env, bytes, 1, &job->input) != napi_ok) {
+      return throwCoded(env, "octomix: encodeJsonLines failed: cannot hold the input bytes", Status::kInternal);
+    }
+    job->bytes = std::string_view(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
     Napi::Array field = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < field.Length(); ++i) job->field.push_back(field.Get(i).ToString().Utf8Value());
     job->addSpecialTokens = info.Length() >= 4 && info[3].ToBoolean().Value();
@@ -232,6 +242,7 @@ Napi::Value zstdLibraryBinding(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerPreprocess(Napi::Env env, Napi::Object exports) {
+  registerTokenLists(env);
   exports.Set("encodeJsonLines", Napi::Function::New(env, encodeJsonLinesBinding, "encodeJsonLines"));
   exports.Set("ZstdStream", ZstdStreamWrap::define(env));
   exports.Set("zstdDecompress", Napi::Function::New(env, zstdDecompressBinding, "zstdDecompress"));

@@ -125,7 +125,7 @@ void ShardWriter::hashLoop() {
       changed_.notify_all();
       return;
     }
-    std::vector<uint8_t> buffer = std::move(toHash_.front());
+    WriteBuffer buffer = std::move(toHash_.front());
     toHash_.pop_front();
     lock.unlock();
     digest_.addStored(buffer.data(), dtype_, buffer.size() / dtypeBytes(dtype_));
@@ -143,7 +143,7 @@ void ShardWriter::writeLoop() {
   while (true) {
     changed_.wait(lock, [&] { return !toWrite_.empty() || hashDone_; });
     if (toWrite_.empty()) return;  // the hash stage ended and everything it passed on is written (or was dropped)
-    std::vector<uint8_t> buffer = std::move(toWrite_.front());
+    WriteBuffer buffer = std::move(toWrite_.front());
     toWrite_.pop_front();
     const bool failed = !writeError_.empty();
     lock.unlock();
@@ -183,7 +183,7 @@ bool ShardWriter::submit(std::string& error) {
   toHash_.push_back(std::move(buffer_));
   ++inFlight_;
   if (spare_.empty()) {
-    buffer_ = std::vector<uint8_t>();
+    buffer_ = WriteBuffer();
     buffer_.reserve(kWriteBufferBytes);
   } else {
     buffer_ = std::move(spare_.back());
@@ -259,25 +259,54 @@ bool ShardWriter::flush(std::string& error) {
   return true;
 }
 
-bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& error, AddProblem& problem) {
+bool ShardWriter::addDocument(const uint32_t* ids, size_t count, const Framing& framing, std::string& error, AddProblem& problem) {
   problem = AddProblem::kWrite;
   if (!bin_.valid() || finished_) {
     error = "the shard writer for " + prefix_ + " is not open";
     return false;
   }
-  if (count > 0x7FFFFFFF) {
-    error = "a document of " + std::to_string(count) + " tokens does not fit Megatron's int32 sequence length";
+  const bool framed = count > 0;
+  const size_t total = count + (framed && framing.bos >= 0 ? 1 : 0) + (framed && framing.eos >= 0 ? 1 : 0);
+  if (total > 0x7FFFFFFF) {
+    error = "a document of " + std::to_string(total) + " tokens does not fit Megatron's int32 sequence length";
     return false;
   }
-  uint64_t maxId = maxIdFor(dtype_);
-  size_t item = dtypeBytes(dtype_);
-  for (size_t i = 0; i < count; ++i) {
-    if (ids[i] > maxId) {
-      error = "token id " + std::to_string(ids[i]) + " does not fit dtype " + dtypeName(dtype_);
-      problem = AddProblem::kTokenId;
-      return false;
+  if (!framing.ones) {
+    const uint64_t maxId = maxIdFor(dtype_);
+    for (int64_t extra : {framing.bos, framing.eos}) {
+      if (framed && extra >= 0 && static_cast<uint64_t>(extra) > maxId) {
+        error = "token id " + std::to_string(extra) + " does not fit dtype " + dtypeName(dtype_);
+        problem = AddProblem::kTokenId;
+        return false;
+      }
+    }
+    // A separate pass, so nothing of a refused document reaches the buffers.
+    for (size_t i = 0; i < count; ++i) {
+      if (ids[i] > maxId) {
+        error = "token id " + std::to_string(ids[i]) + " does not fit dtype " + dtypeName(dtype_);
+        problem = AddProblem::kTokenId;
+        return false;
+      }
     }
   }
+  if (framed && framing.bos >= 0) {
+    const uint32_t bos = static_cast<uint32_t>(framing.bos);
+    if (!append(&bos, 1, framing.ones, error)) return false;
+  }
+  if (!append(ids, count, framing.ones, error)) return false;
+  if (framed && framing.eos >= 0) {
+    const uint32_t eos = static_cast<uint32_t>(framing.eos);
+    if (!append(&eos, 1, framing.ones, error)) return false;
+  }
+  if (total > 0) lengths_.push_back(static_cast<int32_t>(total));
+  documentIndices_.push_back(static_cast<int64_t>(lengths_.size()));
+  tokens_ += total;
+  problem = AddProblem::kNone;
+  return true;
+}
+
+bool ShardWriter::append(const uint32_t* ids, size_t count, bool ones, std::string& error) {
+  const size_t item = dtypeBytes(dtype_);
   for (size_t start = 0; start < count;) {
     size_t room = (kWriteBufferBytes - buffer_.size()) / item;
     if (room == 0) {
@@ -290,7 +319,12 @@ bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& er
     uint8_t* out = buffer_.data() + offset;
     const uint32_t* from = ids + start;
     // One loop per width (not a switch per id): the common widths become a memcpy and a vectorised narrowing.
-    if (item == 4) {
+    if (ones) {
+      for (size_t i = 0; i < take; ++i) {
+        const uint64_t one = 1;  // little-endian: the low `item` bytes of 1
+        std::memcpy(out + item * i, &one, item);
+      }
+    } else if (item == 4) {
       std::memcpy(out, from, take * 4);
     } else if (item == 2) {
       for (size_t i = 0; i < take; ++i) {
@@ -307,10 +341,6 @@ bool ShardWriter::addDocument(const uint32_t* ids, size_t count, std::string& er
     }
     start += take;
   }
-  if (count > 0) lengths_.push_back(static_cast<int32_t>(count));
-  documentIndices_.push_back(static_cast<int64_t>(lengths_.size()));
-  tokens_ += count;
-  problem = AddProblem::kNone;
   return true;
 }
 

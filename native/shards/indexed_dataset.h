@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/file.h"
@@ -43,6 +44,29 @@ class TokenDigest {
 // Why addDocument refused a document.
 enum class AddProblem : uint8_t { kNone, kTokenId, kWrite };
 
+// What addDocument writes around, or instead of, a non-empty document's ids (an empty document stays empty).
+struct Framing {
+  int64_t bos = -1;   // an id written before the ids (none when negative)
+  int64_t eos = -1;   // an id written after them (none when negative)
+  bool ones = false;  // 1 for every token instead of the ids: the loss mask that trains on everything, same length
+};
+
+// A vector whose resize() leaves new bytes uninitialised: the write buffers are filled right after they grow, and
+// zeroing them first was a second pass over every converted id on the caller's thread.
+template <typename T>
+struct UninitialisedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind { using other = UninitialisedAllocator<U>; };
+  UninitialisedAllocator() = default;
+  template <typename U>
+  UninitialisedAllocator(const UninitialisedAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* pointer) noexcept { ::new (static_cast<void*>(pointer)) U; }
+  template <typename U, typename... Args>
+  void construct(U* pointer, Args&&... args) { ::new (static_cast<void*>(pointer)) U(std::forward<Args>(args)...); }
+};
+using WriteBuffer = std::vector<uint8_t, UninitialisedAllocator<uint8_t>>;
+
 // Writes PREFIX.bin / PREFIX.idx under temporary names; finish() syncs and renames them into place, so a killed
 // process never leaves a pair that looks complete. The destructor removes unfinished temporaries.
 //
@@ -61,7 +85,11 @@ class ShardWriter {
   // One document as one sequence; an empty document adds no sequence, only a document boundary (Megatron's rule).
   // Returns false with `error` on an id that does not fit the dtype (`problem` kTokenId) or a write error, e.g. a
   // full disk (kWrite).
-  bool addDocument(const uint32_t* ids, size_t count, std::string& error, AddProblem& problem);
+  bool addDocument(const uint32_t* ids, size_t count, std::string& error, AddProblem& problem) {
+    return addDocument(ids, count, Framing{}, error, problem);
+  }
+  // The same with `framing` (a BOS/EOS id that does not fit the dtype is refused like an id of the document).
+  bool addDocument(const uint32_t* ids, size_t count, const Framing& framing, std::string& error, AddProblem& problem);
   bool finish(std::string& error);
   void abort();
 
@@ -75,6 +103,8 @@ class ShardWriter {
 
  private:
   bool flush(std::string& error);
+  // Converts `count` ids (or `count` ones) into the write buffers, handing each full one over.
+  bool append(const uint32_t* ids, size_t count, bool ones, std::string& error);
   bool writeAll(int fd, const void* data, size_t bytes, const std::string& path, std::string& error);
   // Hands buffer_ to the hash and write threads (waiting while kQueueDepth buffers are in flight); false once a write
   // failed.
@@ -88,7 +118,7 @@ class ShardWriter {
   uint8_t dtype_;
   std::string binTemporary_, idxTemporary_;
   FileDescriptor bin_;
-  std::vector<uint8_t> buffer_;
+  WriteBuffer buffer_;
   std::vector<int32_t> lengths_;
   std::vector<int64_t> documentIndices_{0};
   uint64_t tokens_ = 0;
@@ -99,9 +129,9 @@ class ShardWriter {
   std::thread writer_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::vector<uint8_t>> toHash_;   // full buffers, oldest first
-  std::deque<std::vector<uint8_t>> toWrite_;  // hashed buffers, oldest first
-  std::vector<std::vector<uint8_t>> spare_;   // written buffers, reused
+  std::deque<WriteBuffer> toHash_;   // full buffers, oldest first
+  std::deque<WriteBuffer> toWrite_;  // hashed buffers, oldest first
+  std::vector<WriteBuffer> spare_;   // written buffers, reused
   size_t inFlight_ = 0;                       // buffers handed over and not yet written
   bool stopping_ = false;
   bool hashDone_ = false;                     // the hash thread has ended: the write thread ends when its queue empties

@@ -1,10 +1,11 @@
 /**
  * JSON Lines with a plain field, tokenized natively (native/preprocess/json_lines.h): the main thread only reads
- * (and decompresses) the file and cuts it at line ends into batches of about `batchBytes`; splitting, UTF-8 repair,
- * JSON parsing, field lookup and encoding run on the native pool. The JS path (readers.ts + encodeBatch) gives the
- * same records, and the tokenize tests compare the two.
+ * (and decompresses) the file, cuts it at line ends into batches of about `batchBytes` and counts each line's record;
+ * splitting, UTF-8 repair, JSON parsing, field lookup and encoding run on the native pool, and the ids stay native
+ * until the shard writer copies them into the shard (ShardSink.writeEncoded), so none is copied through JS. The JS
+ * path (readers.ts + encodeBatch) gives the same records, and the tokenize tests compare the two.
  */
-import { loadAddon, type NativeTokenizer } from '../native.js';
+import { loadAddon, type NativeJsonLines, type NativeTokenizer } from '../native.js';
 import { displayPath, type InputFile } from './inputs.js';
 import type { PendingRecord, SkipReason } from './shard-sink.js';
 
@@ -24,7 +25,8 @@ export interface JsonLinesJob {
   fileIndex: number;
   /** Queues an encode whose result is handed, in input order, to the returned writer. */
   submit: (work: () => Promise<() => Promise<void>>) => Promise<void>;
-  write: (records: PendingRecord[], idLists: (Uint32Array | undefined)[]) => Promise<void>;
+  /** Accounts records[i], line lines[i] of the batch, and writes the documents among them (ShardSink.writeEncoded). */
+  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeJsonLines) => Promise<void>;
   /** Called with the bytes of each batch as it is read. */
   onBytes: (bytes: number) => void;
   badRecord: (where: string, detail: string) => Error;
@@ -40,27 +42,31 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
     await job.submit(async () => {
       const result = await loadAddon().encodeJsonLines(job.tokenizer, bytes, job.field, false, job.workers ?? 0, job.specialAsText);
       return async () => {
-        const records: PendingRecord[] = [];
-        const idLists: (Uint32Array | undefined)[] = [];
-        for (let i = 0; i < result.status.length; i++) {
-          state.line++;
-          const status = result.status[i];
-          if (status === LINE_BLANK) continue;
-          state.record++;
-          if (state.record <= job.skipUntil) continue;
-          const entry: PendingRecord = { file: job.fileIndex, record: state.record, bytes: result.lineBytes[i], invalidUtf8: result.invalidUtf8[i] === 1, specialText: result.specialText[i] === 1 };
-          if (status !== LINE_OK) {
-            const detail = status === LINE_MALFORMED ? (result.messages[i] ?? 'malformed JSON') : status === LINE_MISSING_FIELD ? `no field "${fieldName}"` : `field "${fieldName}" is not a string`;
-            if (!job.skipBadRecords) {
-              await job.write(records, idLists);  // what came before the bad line is consistent, then stop
-              throw job.badRecord(`${displayPath(file.path)}:${state.line}`, detail);
+        try {
+          const records: PendingRecord[] = [];
+          const lines = new Uint32Array(result.status.length);
+          for (let i = 0; i < result.status.length; i++) {
+            state.line++;
+            const status = result.status[i];
+            if (status === LINE_BLANK) continue;
+            state.record++;
+            if (state.record <= job.skipUntil) continue;
+            const entry: PendingRecord = { file: job.fileIndex, record: state.record, bytes: result.lineBytes[i], invalidUtf8: result.invalidUtf8[i] === 1, specialText: result.specialText[i] === 1 };
+            if (status !== LINE_OK) {
+              const detail = status === LINE_MALFORMED ? (result.messages[i] ?? 'malformed JSON') : status === LINE_MISSING_FIELD ? `no field "${fieldName}"` : `field "${fieldName}" is not a string`;
+              if (!job.skipBadRecords) {
+                await job.write(records, lines, result);  // what came before the bad line is consistent, then stop
+                throw job.badRecord(`${displayPath(file.path)}:${state.line}`, detail);
+              }
+              entry.skip = (status === LINE_MALFORMED ? 'malformed-json' : status === LINE_MISSING_FIELD ? 'missing-field' : 'non-string-field') satisfies SkipReason;
             }
-            entry.skip = (status === LINE_MALFORMED ? 'malformed-json' : status === LINE_MISSING_FIELD ? 'missing-field' : 'non-string-field') satisfies SkipReason;
+            lines[records.length] = i;
+            records.push(entry);
           }
-          records.push(entry);
-          idLists.push(status === LINE_OK ? result.ids[i] : undefined);
+          await job.write(records, lines, result);
+        } finally {
+          result.lists.release();  // the ids are in the shard now (or the run stops): free them without waiting for a GC
         }
-        await job.write(records, idLists);
       };
     });
   };

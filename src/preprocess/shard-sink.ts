@@ -6,7 +6,8 @@
  * reading runs ahead of writing.
  */
 import { writeFileAtomic } from '../io/atomic-file.js';
-import { ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
+import type { NativeJsonLines } from '../native.js';
+import { dtypeItemBytes, ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
 import { lossMaskPrefix, readManifest } from '../shards/verify.js';
 
 export type SkipReason = 'malformed-json' | 'missing-field' | 'non-string-field' | 'bad-conversation';
@@ -88,29 +89,14 @@ export class ShardSink {
 
   /** Accounts `records` in order and writes the documents among them; idLists[i] holds the ids of records[i]. */
   async write(records: readonly PendingRecord[], idLists: readonly (Uint32Array | undefined)[]): Promise<void> {
-    const { bos, eos, maxShardTokens, maxShardBytes } = this.#options;
+    const { bos, eos } = this.#options;
     for (let i = 0; i < records.length; i++) {
       const entry = records[i];
-      this.#counters.bytesRead += entry.bytes;
-      if (entry.invalidUtf8) this.#counters.invalidUtf8Records++;
-      this.#position = { file: entry.file, record: entry.record };
-      if (entry.skip) {
-        this.#counters.skipped[entry.skip]++;
-        continue;
-      }
-      this.#open();
-      if (entry.specialText === undefined) {
-        this.#counters.specialTokenTextDocuments = null;
-        this.totals.specialTokenTextDocuments = null;
-      } else if (entry.specialText) {
-        if (this.#counters.specialTokenTextDocuments !== null) this.#counters.specialTokenTextDocuments++;
-        if (this.totals.specialTokenTextDocuments !== null) this.totals.specialTokenTextDocuments++;
-      }
+      if (!this.#account(entry)) continue;
       let ids = idLists[i]!;
       const text = ids.length;
-      if (ids.length === 0) {
-        this.#counters.emptyDocuments++;
-      } else if (bos || eos) {
+      if (text === 0) this.#counters.emptyDocuments++;
+      if (ids.length > 0 && (bos || eos)) {
         const framed = new Uint32Array(ids.length + (bos ? 1 : 0) + (eos ? 1 : 0));
         if (bos) framed[0] = bos.id;
         framed.set(ids, bos ? 1 : 0);
@@ -134,12 +120,80 @@ export class ShardSink {
       }
       this.totals.documents++;
       this.totals.tokens += ids.length;
-      const stats = this.#writer!.stats;
-      if ((maxShardTokens !== undefined && stats.tokens >= maxShardTokens) || (maxShardBytes !== undefined && stats.binBytes >= maxShardBytes)) {
-        await this.#finishShard(false);
-        this.#shardIndex++;
+      if (this.#full(0)) await this.#cut();
+    }
+  }
+
+  /**
+   * The same for a native JSON Lines batch (json-lines.ts): records[i] is line `lines[i]` of `batch`, whose ids stay
+   * native and go to the shard writer in runs of documents, BOS/EOS added there (no JS copy of any id). The shard is
+   * cut after the same document as `write` would cut it.
+   */
+  async writeEncoded(records: readonly PendingRecord[], lines: Uint32Array, batch: NativeJsonLines): Promise<void> {
+    const { bos, eos } = this.#options;
+    if (this.#options.trainOn === 'assistant') throw new Error('a native JSON Lines batch has no loss masks of assistant turns');
+    const framing = { bos: bos?.id, eos: eos?.id };
+    const extra = (bos ? 1 : 0) + (eos ? 1 : 0);
+    const run = new Uint32Array(records.length);
+    let runLength = 0;
+    let runTokens = 0;
+    const flush = () => {
+      if (runLength === 0) return;
+      const documents = run.subarray(0, runLength);
+      this.#writer!.addEncodedLines(batch.lists, documents, framing);
+      this.#maskWriter?.addEncodedLines(batch.lists, documents, { ...framing, ones: true });  // trainOn 'all'
+      if (this.#maskWriter) this.#counters.trainedTokens += runTokens;
+      runLength = 0;
+      runTokens = 0;
+    };
+    for (let i = 0; i < records.length; i++) {
+      if (!this.#account(records[i])) continue;
+      const text = batch.tokenCounts[lines[i]];
+      if (text === 0) this.#counters.emptyDocuments++;
+      const tokens = text > 0 ? text + extra : 0;
+      run[runLength++] = lines[i];
+      runTokens += tokens;
+      this.totals.documents++;
+      this.totals.tokens += tokens;
+      if (this.#full(runTokens)) {
+        flush();
+        await this.#cut();
       }
     }
+    flush();
+  }
+
+  /** Counts one record into the open shard's counters (opening it for a document); false for a skipped record. */
+  #account(entry: PendingRecord): boolean {
+    this.#counters.bytesRead += entry.bytes;
+    if (entry.invalidUtf8) this.#counters.invalidUtf8Records++;
+    this.#position = { file: entry.file, record: entry.record };
+    if (entry.skip) {
+      this.#counters.skipped[entry.skip]++;
+      return false;
+    }
+    this.#open();
+    if (entry.specialText === undefined) {
+      this.#counters.specialTokenTextDocuments = null;
+      this.totals.specialTokenTextDocuments = null;
+    } else if (entry.specialText) {
+      if (this.#counters.specialTokenTextDocuments !== null) this.#counters.specialTokenTextDocuments++;
+      if (this.totals.specialTokenTextDocuments !== null) this.totals.specialTokenTextDocuments++;
+    }
+    return true;
+  }
+
+  /** Whether the open shard, with `pendingTokens` not yet handed to its writer, has reached a --max-shard-* cut. */
+  #full(pendingTokens: number): boolean {
+    const { maxShardTokens, maxShardBytes } = this.#options;
+    const stats = this.#writer!.stats;
+    const tokens = stats.tokens + pendingTokens;
+    return (maxShardTokens !== undefined && tokens >= maxShardTokens) || (maxShardBytes !== undefined && tokens * dtypeItemBytes[this.#options.dtype] >= maxShardBytes);
+  }
+
+  async #cut(): Promise<void> {
+    await this.#finishShard(false);
+    this.#shardIndex++;
   }
 
   /**

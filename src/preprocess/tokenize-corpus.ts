@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { describeValue, TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
 import { unknownKeyMessage, unknownKeys } from '../keys.js';
 import { Progress } from '../io/progress.js';
-import { loadAddon, packageRoot } from '../native.js';
+import { loadAddon, packageRoot, type NativeJsonLines } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
 import { lossMaskPrefix, numberedShard } from '../shards/verify.js';
 import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
@@ -314,6 +314,10 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     await sink.write(records, idLists);
     progress.update(counts());
   };
+  const writeEncoded = async (records: PendingRecord[], lines: Uint32Array, batch: NativeJsonLines) => {
+    await sink.writeEncoded(records, lines, batch);
+    progress.update(counts());
+  };
   const badRecord = (where: string, detail: string) =>
     Object.assign(new Error(`${where}: ${detail} (use --skip-bad-records to count and skip such records)`), { located: true });
   const queue = new OrderedQueue(2);
@@ -348,7 +352,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         if (file.kind === 'jsonl' && native && fieldPath && (options.jsonParser ?? 'native') === 'native') {
           await tokenizeJsonLines(file, {
             tokenizer: native, field: fieldPath, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
-            submit: (work) => { checkInterrupted(); return queue.submit(work); }, write, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
+            submit: (work) => { checkInterrupted(); return queue.submit(work); }, write: writeEncoded, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
             chunks: readAhead.chunks(fileIndex),
           });
           continue;

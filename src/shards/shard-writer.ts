@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../io/atomic-file.js';
 import { describeValue, fromNative, ShardWriteError } from '../errors.js';
-import { loadAddon, type NativeShardWriter } from '../native.js';
+import { loadAddon, type NativeShardWriter, type NativeTokenLists } from '../native.js';
 
 /**
  * Dtypes octomix writes. Megatron's codes: uint8 = 1, uint16 = 8, int32 = 4. Token shards are uint16 or int32;
@@ -15,7 +15,8 @@ import { loadAddon, type NativeShardWriter } from '../native.js';
  */
 export type ShardDtype = 'uint8' | 'uint16' | 'int32';
 const dtypeCodes: Record<ShardDtype, number> = { uint8: 1, uint16: 8, int32: 4 };
-const itemBytes: Record<ShardDtype, number> = { uint8: 1, uint16: 2, int32: 4 };
+/** Bytes per token of each dtype. */
+export const dtypeItemBytes: Readonly<Record<ShardDtype, number>> = { uint8: 1, uint16: 2, int32: 4 };
 
 /** Megatron's rule (DType.optimal_dtype): uint16 when the vocabulary has fewer than 65500 ids, else int32. */
 export function optimalDtype(vocabSize: number): ShardDtype {
@@ -55,7 +56,7 @@ export class ShardWriter {
     this.prefix = prefix;
     this.dtype = dtype;
     this.#native = native;
-    this.#itemBytes = itemBytes[dtype];
+    this.#itemBytes = dtypeItemBytes[dtype];
   }
 
   /**
@@ -73,7 +74,7 @@ export class ShardWriter {
     if (!(dtype in dtypeCodes)) {
       throw new RangeError(`options.dtype must be 'uint8', 'uint16' or 'int32', received ${describeValue(options.dtype)}`);
     }
-    if (options.vocabSize !== undefined && options.vocabSize > 2 ** (8 * itemBytes[dtype]) && dtype !== 'int32') {
+    if (options.vocabSize !== undefined && options.vocabSize > 2 ** (8 * dtypeItemBytes[dtype]) && dtype !== 'int32') {
       throw new RangeError(`options.dtype '${dtype}' cannot hold a vocabulary of ${options.vocabSize} ids`);
     }
     const { ShardWriter: NativeClass } = loadAddon();
@@ -97,6 +98,24 @@ export class ShardWriter {
     this.#documents++;
     if (ids.length > 0) this.#sequences++;
     this.#tokens += ids.length;
+  }
+
+  /**
+   * @internal For `octomix tokenize`'s JSON Lines path: the documents of a native encodeJsonLines batch, `lines`
+   * indexing its lists, each non-empty one framed by `framing.bos`/`framing.eos`, or written as ones (the loss mask
+   * that trains on everything). The ids go from the tokenizer's lists to the shard without coming into JS.
+   */
+  addEncodedLines(lists: NativeTokenLists, lines: Uint32Array, framing: { bos?: number; eos?: number; ones?: boolean } = {}): void {
+    const native = this.#open();
+    let written;
+    try {
+      written = native.addEncodedLines(lists, lines, framing.bos ?? -1, framing.eos ?? -1, framing.ones === true);
+    } catch (error) {
+      throw fromNative(error, { prefix: this.prefix });
+    }
+    this.#documents += lines.length;
+    this.#sequences += written.sequences;
+    this.#tokens += written.tokens;
   }
 
   /** Counts so far. */
