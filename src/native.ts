@@ -247,8 +247,11 @@ export interface NativeAddon {
     /** Parses and builds on a native pool thread. */
     load(json: string | Uint8Array): Promise<NativeTokenizer>;
   };
-  /** `bytes` is read in place: it must not change (nor its buffer be transferred) until the promise settles. */
-  encodeJsonLines(tokenizer: NativeTokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativeJsonLines>;
+  /**
+   * The lines of `parts` taken as one byte string. The parts are read in place: they must not change (nor their
+   * buffers be transferred) until the promise settles.
+   */
+  encodeJsonLines(tokenizer: NativeTokenizer, parts: Uint8Array[], field: string[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativeJsonLines>;
   ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
   TokenDataset: {
     /** Opens every shard pair; `name` labels messages (a recipe source's name). */

@@ -25,13 +25,35 @@ bool isBlank(std::string_view line) {
 
 }  // namespace
 
-std::vector<std::pair<size_t, size_t>> splitLines(std::string_view bytes) {
-  std::vector<std::pair<size_t, size_t>> lines;
-  for (size_t start = 0; start < bytes.size();) {
-    const void* newline = std::memchr(bytes.data() + start, '\n', bytes.size() - start);
-    size_t end = newline ? static_cast<size_t>(static_cast<const char*>(newline) - bytes.data()) : bytes.size();
-    lines.emplace_back(start, end);
-    start = end + 1;
+std::vector<std::string_view> splitLines(const std::vector<std::string_view>& parts, std::deque<std::string>& joined) {
+  std::vector<std::string_view> lines;
+  std::string carried;  // the start of a line that began in an earlier part
+  bool carrying = false;
+  for (std::string_view part : parts) {
+    size_t start = 0;
+    while (start < part.size()) {
+      const void* newline = std::memchr(part.data() + start, '\n', part.size() - start);
+      if (newline == nullptr) {
+        carried.append(part.data() + start, part.size() - start);
+        carrying = true;
+        break;
+      }
+      size_t end = static_cast<size_t>(static_cast<const char*>(newline) - part.data());
+      if (carrying) {
+        carried.append(part.data() + start, end - start);
+        joined.push_back(std::move(carried));
+        lines.emplace_back(joined.back());
+        carried.clear();
+        carrying = false;
+      } else {
+        lines.push_back(part.substr(start, end - start));
+      }
+      start = end + 1;
+    }
+  }
+  if (carrying) {
+    joined.push_back(std::move(carried));
+    lines.emplace_back(joined.back());
   }
   return lines;
 }

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,8 +18,10 @@ namespace octomix::preprocess {
 // Per line; the numbers are what the binding hands to TS (src/native.ts NativeJsonLines.status).
 enum LineStatus : int32_t { kLineOk = 0, kLineBlank = 1, kLineMalformed = 2, kLineMissingField = 3, kLineNonString = 4 };
 
-// (start, end) byte offsets of each '\n'-terminated line of `bytes` (a last line without '\n' counts too).
-std::vector<std::pair<size_t, size_t>> splitLines(std::string_view bytes);
+// The '\n'-terminated lines of `parts` taken as one byte string (a last line without '\n' counts too), without the
+// '\n'. A line inside one part is a view of it; a line that runs across parts is joined into `joined` (whose strings
+// the views then point into, so it must outlive them), so the parts are never concatenated as a whole.
+std::vector<std::string_view> splitLines(const std::vector<std::string_view>& parts, std::deque<std::string>& joined);
 
 struct EncodedLine {
   LineStatus status = kLineOk;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <string>
@@ -31,13 +32,13 @@ class JsonLinesJob : public PoolJob<LineWorker> {
  public:
   using PoolJob::PoolJob;
   std::shared_ptr<const Tokenizer> tokenizer;
-  // The caller's bytes, read in place (not copied on the main thread): `input` keeps them alive until settle(),
-  // which deletes it on the main thread. A raw napi_ref, not a Napi::Reference, because the job's last owner may be
-  // a pool thread, where no reference may be touched.
-  std::string_view bytes;
-  napi_ref input = nullptr;
+  // The caller's parts, read in place (neither copied nor joined on the main thread): `inputs` keep them alive until
+  // settle(), which deletes the references on the main thread. Raw napi_refs, not Napi::References, because the
+  // job's last owner may be a pool thread, where no reference may be touched.
+  std::vector<napi_ref> inputs;
   std::vector<std::string> field;  // dotted path, split
-  std::vector<std::pair<size_t, size_t>> lines;
+  std::vector<std::string_view> lines;
+  std::deque<std::string> joined;  // the lines that ran across parts
   std::vector<std::vector<uint32_t>> results;
   std::vector<int32_t> status;
   std::vector<uint8_t> invalidUtf8;
@@ -50,8 +51,7 @@ class JsonLinesJob : public PoolJob<LineWorker> {
   void beginWorker(LineWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
   void endWorker(LineWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
   void runItem(size_t index, LineWorker& worker) override {
-    auto [start, end] = lines[index];
-    preprocess::EncodedLine line = preprocess::encodeLine(*tokenizer, std::string_view(bytes).substr(start, end - start), field, addSpecialTokens,
+    preprocess::EncodedLine line = preprocess::encodeLine(*tokenizer, lines[index], field, addSpecialTokens,
                                                           results[index], *worker.scratch, worker.repaired, specialAsText);
     status[index] = line.status;
     specialText[index] = line.specialText ? 1 : 0;
@@ -60,11 +60,7 @@ class JsonLinesJob : public PoolJob<LineWorker> {
   }
 
   void settle(Napi::Env env) override {
-    if (input != nullptr) {
-      napi_delete_reference(env, input);
-      input = nullptr;
-      bytes = {};
-    }
+    releaseInputs(env);
     if (rejectIfFailed(env, "encodeJsonLines")) return;
     size_t count = lines.size();
     Napi::Object lists = TokenListsWrap::create(env);
@@ -77,7 +73,7 @@ class JsonLinesJob : public PoolJob<LineWorker> {
       jsCounts[i] = static_cast<uint32_t>(results[i].size());
       jsStatus[i] = status[i];
       jsInvalid[i] = invalidUtf8[i];
-      jsLineBytes[i] = static_cast<double>(lines[i].second - lines[i].first + 1);
+      jsLineBytes[i] = static_cast<double>(lines[i].size() + 1);
       if (!messages[i].empty()) jsMessages.Set(static_cast<uint32_t>(i), messages[i]);
     }
     TokenListsWrap::Unwrap(lists)->lists = std::move(results);
@@ -93,29 +89,48 @@ class JsonLinesJob : public PoolJob<LineWorker> {
     result.Set("specialText", jsSpecial);
     deferred.Resolve(result);
   }
+
+ public:
+  void releaseInputs(Napi::Env env) {
+    for (napi_ref input : inputs) napi_delete_reference(env, input);
+    inputs.clear();
+  }
 };
 
-// encodeJsonLines(tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens: boolean, threads: number,
+// encodeJsonLines(tokenizer, parts: Uint8Array[], field: string[], addSpecialTokens: boolean, threads: number,
 //   specialAsText?: boolean): Promise<{ lists: TokenLists, tokenCounts: Uint32Array, status: Int32Array,
 //   invalidUtf8: Uint8Array, lineBytes: Float64Array, messages: string[], specialText: Uint8Array }>
-// One entry per '\n'-terminated line of bytes (a last line without '\n' counts too). `bytes` is read in place: the
-// caller must not change it (nor transfer its buffer) until the promise settles.
+// One entry per '\n'-terminated line of the parts taken as one byte string (a last line without '\n' counts too). The
+// parts are read in place: the caller must not change them (nor transfer their buffers) until the promise settles.
 Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  std::shared_ptr<JsonLinesJob> job;
   try {
     std::shared_ptr<const Tokenizer> tokenizer = info.Length() > 0 ? unwrapTokenizer(env, info[0]) : nullptr;
-    if (!tokenizer || info.Length() < 3 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
-        !info[2].IsArray()) {
-      Napi::TypeError::New(env, "encodeJsonLines(tokenizer: native Tokenizer, bytes: Uint8Array, field: string[], addSpecialTokens, threads)").ThrowAsJavaScriptException();
+    if (!tokenizer || info.Length() < 3 || !info[1].IsArray() || !info[2].IsArray()) {
+      Napi::TypeError::New(env, "encodeJsonLines(tokenizer: native Tokenizer, parts: Uint8Array[], field: string[], addSpecialTokens, threads)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    auto job = std::make_shared<JsonLinesJob>(env);
+    job = std::make_shared<JsonLinesJob>(env);
     job->tokenizer = std::move(tokenizer);
-    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
-    if (napi_create_reference(env, bytes, 1, &job->input) != napi_ok) {
-      return throwCoded(env, "octomix: encodeJsonLines failed: cannot hold the input bytes", Status::kInternal);
+    Napi::Array parts = info[1].As<Napi::Array>();
+    std::vector<std::string_view> views;
+    for (uint32_t i = 0; i < parts.Length(); ++i) {
+      Napi::Value part = parts.Get(i);
+      if (!part.IsTypedArray() || part.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        job->releaseInputs(env);
+        Napi::TypeError::New(env, "encodeJsonLines: parts[" + std::to_string(i) + "] must be a Uint8Array").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      Napi::Uint8Array bytes = part.As<Napi::Uint8Array>();
+      napi_ref input = nullptr;
+      if (napi_create_reference(env, bytes, 1, &input) != napi_ok) {
+        job->releaseInputs(env);
+        return throwCoded(env, "octomix: encodeJsonLines failed: cannot hold the input bytes", Status::kInternal);
+      }
+      job->inputs.push_back(input);
+      views.emplace_back(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
     }
-    job->bytes = std::string_view(reinterpret_cast<const char*>(bytes.Data()), bytes.ByteLength());
     Napi::Array field = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < field.Length(); ++i) job->field.push_back(field.Get(i).ToString().Utf8Value());
     job->addSpecialTokens = info.Length() >= 4 && info[3].ToBoolean().Value();
@@ -124,7 +139,7 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
       threads = static_cast<size_t>(info[4].As<Napi::Number>().Int64Value());
     }
     job->specialAsText = info.Length() >= 6 && info[5].ToBoolean().Value();
-    job->lines = preprocess::splitLines(job->bytes);
+    job->lines = preprocess::splitLines(views, job->joined);
     size_t count = job->lines.size();
     job->results.resize(count);
     job->status.assign(count, preprocess::kLineOk);
@@ -133,6 +148,7 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
     job->specialText.assign(count, 0);
     return job->start(env, count, threads, "octomix.encodeJsonLines");
   } catch (const std::exception& error) {
+    if (job) job->releaseInputs(env);  // before start(): nothing else holds the references
     return throwCoded(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), Status::kInternal);
   }
 }

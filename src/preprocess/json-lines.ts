@@ -37,10 +37,10 @@ export interface JsonLinesJob {
 export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Promise<void> {
   const state = { line: 0, record: 0 };
   const fieldName = job.field.join('.');
-  const send = async (bytes: Uint8Array) => {
-    job.onBytes(bytes.length);
+  const send = async (batch: Uint8Array[], bytes: number) => {
+    job.onBytes(bytes);
     await job.submit(async () => {
-      const result = await loadAddon().encodeJsonLines(job.tokenizer, bytes, job.field, false, job.workers ?? 0, job.specialAsText);
+      const result = await loadAddon().encodeJsonLines(job.tokenizer, batch, job.field, false, job.workers ?? 0, job.specialAsText);
       return async () => {
         try {
           const records: PendingRecord[] = [];
@@ -70,21 +70,23 @@ export async function tokenizeJsonLines(file: InputFile, job: JsonLinesJob): Pro
       };
     });
   };
+  // The chunks go to the native job as they are (it reads them in place and joins only the lines that run across
+  // two chunks): joining each batch into one buffer was 4% of the main thread's time. Chunks are never reused or
+  // changed after they are read, as encodeJsonLines requires.
   let parts: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of job.chunks) {
     parts.push(chunk);
     size += chunk.length;
     if (size < job.batchBytes) continue;
-    // Only the new chunk is searched for a line end, and the parts are joined once per batch sent: a long line
-    // costs linear time, not a re-join of everything buffered for every chunk.
-    const cutInChunk = chunk.lastIndexOf(0x0a);
-    if (cutInChunk < 0) continue;  // still inside one long line: keep reading
-    const joined = Buffer.concat(parts, size);
-    const cut = size - chunk.length + cutInChunk;
-    await send(joined.subarray(0, cut + 1));
-    parts = [joined.subarray(cut + 1)];
-    size = joined.length - cut - 1;
+    // Only the new chunk is searched for a line end: a long line costs linear time, not a rescan per chunk.
+    const cut = chunk.lastIndexOf(0x0a);
+    if (cut < 0) continue;  // still inside one long line: keep reading
+    const rest = chunk.subarray(cut + 1);
+    parts[parts.length - 1] = chunk.subarray(0, cut + 1);
+    await send(parts, size - rest.length);
+    parts = rest.length > 0 ? [rest] : [];
+    size = rest.length;
   }
-  if (size > 0) await send(Buffer.concat(parts, size));
+  if (size > 0) await send(parts, size);
 }
