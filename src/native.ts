@@ -53,7 +53,6 @@ export interface NativeTokenizer {
 
 // ---- preprocess (native/preprocess)
 
-/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
 /**
  * The ids of an encodeJsonLines batch, kept native (native/common/token_lists.h): an opaque handle that only
  * `NativeShardWriter.addEncodedLines` reads; `release()` frees the ids once written.
@@ -63,6 +62,7 @@ export interface NativeTokenLists {
   readonly __nativeTokenLists: unique symbol;
 }
 
+/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
 export interface NativeJsonLines {
   /** Each line's ids (none for a line that is not a document), read by the shard writer. */
   lists: NativeTokenLists;

@@ -148,7 +148,10 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
     job->specialText.assign(count, 0);
     return job->start(env, count, threads, "octomix.encodeJsonLines");
   } catch (const std::exception& error) {
-    if (job) job->releaseInputs(env);  // before start(): nothing else holds the references
+    // Failures come before start() hands the job to the pool (argument conversion, splitting, allocation), when
+    // nothing else reads the parts yet. An allocation failure inside start() itself, after some workers were queued,
+    // is the one case this does not cover.
+    if (job) job->releaseInputs(env);
     return throwCoded(env, std::string("octomix: encodeJsonLines failed: ") + error.what(), Status::kInternal);
   }
 }

@@ -103,7 +103,9 @@ export class ShardWriter {
   /**
    * @internal For `octomix tokenize`'s JSON Lines path: the documents of a native encodeJsonLines batch, `lines`
    * indexing its lists, each non-empty one framed by `framing.bos`/`framing.eos`, or written as ones (the loss mask
-   * that trains on everything). The ids go from the tokenizer's lists to the shard without coming into JS.
+   * that trains on everything). The ids go from the tokenizer's lists to the shard without coming into JS. Not
+   * atomic across documents: when one is refused (an id the dtype cannot hold), those before it in the call are
+   * written but not counted in `stats`, so the caller must abort the shard (tokenize's run ends there).
    */
   addEncodedLines(lists: NativeTokenLists, lines: Uint32Array, framing: { bos?: number; eos?: number; ones?: boolean } = {}): void {
     const native = this.#open();
