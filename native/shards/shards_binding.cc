@@ -122,25 +122,22 @@ class ShardWriterWrap : public Napi::ObjectWrap<ShardWriterWrap> {
         return env.Undefined();
       }
     }
-    uint64_t tokens = 0, sequences = 0;
+    const uint64_t tokensBefore = writer_->tokens(), sequencesBefore = writer_->sequences();
     try {
       std::string error;
       shards::AddProblem problem;
       for (size_t i = 0; i < lines.ElementLength(); ++i) {
         const std::vector<uint32_t>& ids = lists[lines[i]];
-        const uint64_t before = writer_->tokens();
         if (!writer_->addDocument(ids.data(), ids.size(), framing, error, problem)) {
           return throwCoded(env, error, problem == shards::AddProblem::kTokenId ? Status::kShardId : Status::kShardIo);
         }
-        tokens += writer_->tokens() - before;
-        if (!ids.empty()) ++sequences;
       }
     } catch (const std::exception& error) {
       return throwCoded(env, std::string("octomix: shard write failed: ") + error.what(), Status::kInternal);
     }
     Napi::Object written = Napi::Object::New(env);
-    written.Set("tokens", Napi::Number::New(env, static_cast<double>(tokens)));
-    written.Set("sequences", Napi::Number::New(env, static_cast<double>(sequences)));
+    written.Set("tokens", Napi::Number::New(env, static_cast<double>(writer_->tokens() - tokensBefore)));
+    written.Set("sequences", Napi::Number::New(env, static_cast<double>(writer_->sequences() - sequencesBefore)));
     return written;
   }
 
