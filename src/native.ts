@@ -54,7 +54,7 @@ export interface NativeTokenizer {
 // ---- preprocess (native/preprocess)
 
 /**
- * The ids of an encodeJsonLines batch, kept native (native/common/token_lists.h): an opaque handle that only
+ * The ids of an encodeJsonLines or encodePackedTexts batch, kept native (native/common/token_lists.h): an opaque handle that only
  * `NativeShardWriter.addEncodedLines` reads; `release()` frees the ids once written.
  */
 export interface NativeTokenLists {
@@ -62,12 +62,24 @@ export interface NativeTokenLists {
   readonly __nativeTokenLists: unique symbol;
 }
 
-/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
-export interface NativeJsonLines {
-  /** Each line's ids (none for a line that is not a document), read by the shard writer. */
+/** A batch of texts encoded natively, its ids kept native for the shard writer (ShardSink.writeEncoded). */
+export interface NativeEncodedBatch {
+  /** Each text's ids (none for a line that is not a document), read by the shard writer. */
   lists: NativeTokenLists;
-  /** Each line's id count. */
+  /** Each text's id count. */
   tokenCounts: Uint32Array;
+}
+
+/** Per text of a packed batch (a Parquet slice's string values). */
+export interface NativePackedTexts extends NativeEncodedBatch {
+  /** 1 where the text's bytes were not valid UTF-8 (repaired to U+FFFD before encoding). */
+  invalidUtf8: Uint8Array;
+  /** 1 where the text spelled a special token (encoded as the token, or as text with specialAsText). */
+  specialText: Uint8Array;
+}
+
+/** Per line of a JSON Lines chunk: status 0 ok, 1 blank, 2 malformed JSON, 3 missing field, 4 non-string field. */
+export interface NativeJsonLines extends NativeEncodedBatch {
   status: Int32Array;
   invalidUtf8: Uint8Array;
   lineBytes: Float64Array;
@@ -252,6 +264,11 @@ export interface NativeAddon {
    * buffers be transferred) until the promise settles.
    */
   encodeJsonLines(tokenizer: NativeTokenizer, parts: Uint8Array[], field: string[], addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativeJsonLines>;
+  /**
+   * Text i is bytes[offsets[i], offsets[i + 1]) (offsets not decreasing, within bytes). The bytes are read in place:
+   * they must not change (nor their buffer be transferred) until the promise settles.
+   */
+  encodePackedTexts(tokenizer: NativeTokenizer, bytes: Uint8Array, offsets: Uint32Array, addSpecialTokens: boolean, threads: number, specialAsText?: boolean): Promise<NativePackedTexts>;
   ShardWriter: new (prefix: string, dtypeCode: number) => NativeShardWriter;
   TokenDataset: {
     /** Opens every shard pair; `name` labels messages (a recipe source's name). */
@@ -272,6 +289,8 @@ export interface NativeAddon {
   ZstdStream: new () => NativeZstdStream;
   /** One zstd frame decompressed to exactly `outputLength` bytes (a Parquet page). */
   zstdDecompress(bytes: Uint8Array, outputLength: number): Uint8Array;
+  /** One Snappy block decompressed to exactly `outputLength` bytes (a Parquet page; native/preprocess/snappy.h). */
+  snappyDecompress(bytes: Uint8Array, outputLength: number): Uint8Array;
   /** The system libzstd, loaded at run time; `error` says why not when `loaded` is false. */
   zstdLibrary(): { loaded: boolean; library: string; version: number; error: string };
   /** The addon's error codes (native/common/status.h), translated by src/errors.ts. */

@@ -1,8 +1,8 @@
-// N-API face of preprocessing: the JSON Lines job of `octomix tokenize` (src/preprocess), on octomix's pool, whose ids
-// stay native in a TokenLists handle (common/token_lists.h) for the shard writer, and
-// Zstandard decompression (zstd_library.h) for the reader threads of .zst inputs and Parquet pages. The job takes a
-// native Tokenizer object as a handle (tokenizer/tokenizer_binding.h); the zstd entry points are synchronous and
-// meant for worker threads, which load the addon themselves.
+// N-API face of preprocessing: the JSON Lines and packed-text jobs of `octomix tokenize` (src/preprocess), on octomix's
+// pool, whose ids stay native in a TokenLists handle (common/token_lists.h) for the shard writer, and decompression
+// (Zstandard through zstd_library.h, Snappy through snappy.h) for the reader threads of .zst inputs and Parquet pages.
+// The jobs take a native Tokenizer object as a handle (tokenizer/tokenizer_binding.h); the decompression entry points
+// are synchronous and meant for worker threads, which load the addon themselves.
 #include "preprocess/preprocess_binding.h"
 
 #include <algorithm>
@@ -16,7 +16,9 @@
 #include "common/napi_helpers.h"
 #include "common/token_lists.h"
 #include "preprocess/json_lines.h"
+#include "preprocess/snappy.h"
 #include "preprocess/zstd_library.h"
+#include "tokenizer/unicode.h"
 #include "tokenizer/tokenizer_binding.h"
 
 namespace octomix {
@@ -156,6 +158,121 @@ Napi::Value encodeJsonLinesBinding(const Napi::CallbackInfo& info) {
   }
 }
 
+// Texts packed end to end in one buffer, text i being bytes [offsets[i], offsets[i + 1]): the string values of a
+// Parquet slice as its decoding thread packs them (src/preprocess/parquet-texts.ts). Encoded on the pool like a JSON
+// Lines batch, with the ids left in a TokenLists handle for the shard writer; each text's UTF-8 is checked (and
+// repaired to U+FFFD) here, so the main thread does not run isUtf8 over every value.
+class PackedTextsJob : public PoolJob<LineWorker> {
+ public:
+  using PoolJob::PoolJob;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  napi_ref input = nullptr;  // the packed bytes, read in place until settle() (deleted there, on the main thread)
+  const uint8_t* bytes = nullptr;
+  std::vector<uint32_t> offsets;
+  std::vector<std::vector<uint32_t>> results;
+  std::vector<uint8_t> invalidUtf8;
+  std::vector<uint8_t> specialText;
+  bool addSpecialTokens = false;
+  bool specialAsText = false;
+
+  void releaseInput(Napi::Env env) {
+    if (input != nullptr) napi_delete_reference(env, input);
+    input = nullptr;
+  }
+
+ protected:
+  void beginWorker(LineWorker& worker) override { worker.scratch = tokenizer->borrowScratch(); }
+  void endWorker(LineWorker& worker) override { tokenizer->returnScratch(std::move(worker.scratch)); }
+  void runItem(size_t index, LineWorker& worker) override {
+    const uint8_t* text = bytes + offsets[index];
+    const size_t length = offsets[index + 1] - offsets[index];
+    std::string_view view(reinterpret_cast<const char*>(text), length);
+    if (unicode::validUtf8Prefix(text, length) != length) {
+      unicode::sanitizeUtf8(text, length, worker.repaired);
+      view = worker.repaired;
+      invalidUtf8[index] = 1;
+    }
+    bool seen = false;
+    results[index].reserve(length / 3 + 8);
+    tokenizer->encode(view, addSpecialTokens, results[index], *worker.scratch, {specialAsText, &seen});
+    specialText[index] = seen ? 1 : 0;
+  }
+
+  void settle(Napi::Env env) override {
+    releaseInput(env);
+    if (rejectIfFailed(env, "encodePackedTexts")) return;
+    const size_t count = results.size();
+    Napi::Object lists = TokenListsWrap::create(env);
+    Napi::Uint32Array jsCounts = Napi::Uint32Array::New(env, count);
+    for (size_t i = 0; i < count; ++i) jsCounts[i] = static_cast<uint32_t>(results[i].size());
+    TokenListsWrap::Unwrap(lists)->lists = std::move(results);
+    Napi::Uint8Array jsInvalid = Napi::Uint8Array::New(env, count);
+    Napi::Uint8Array jsSpecial = Napi::Uint8Array::New(env, count);
+    if (count > 0) {
+      std::memcpy(jsInvalid.Data(), invalidUtf8.data(), count);
+      std::memcpy(jsSpecial.Data(), specialText.data(), count);
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("lists", lists);
+    result.Set("tokenCounts", jsCounts);
+    result.Set("invalidUtf8", jsInvalid);
+    result.Set("specialText", jsSpecial);
+    deferred.Resolve(result);
+  }
+};
+
+// encodePackedTexts(tokenizer, bytes: Uint8Array, offsets: Uint32Array, addSpecialTokens: boolean, threads: number,
+//   specialAsText?: boolean): Promise<{ lists: TokenLists, tokenCounts: Uint32Array, invalidUtf8: Uint8Array,
+//   specialText: Uint8Array }>
+// offsets.length - 1 texts; the offsets must not decrease and must lie within bytes. The bytes are read in place:
+// the caller must not change them (nor transfer their buffer) until the promise settles.
+Napi::Value encodePackedTextsBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<PackedTextsJob> job;
+  try {
+    std::shared_ptr<const Tokenizer> tokenizer = info.Length() > 0 ? unwrapTokenizer(env, info[0]) : nullptr;
+    const auto isTyped = [&](size_t index, napi_typedarray_type type) {
+      return info.Length() > index && info[index].IsTypedArray() && info[index].As<Napi::TypedArray>().TypedArrayType() == type;
+    };
+    if (!tokenizer || !isTyped(1, napi_uint8_array) || !isTyped(2, napi_uint32_array)) {
+      Napi::TypeError::New(env, "encodePackedTexts(tokenizer: native Tokenizer, bytes: Uint8Array, offsets: Uint32Array, addSpecialTokens, threads)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array bytes = info[1].As<Napi::Uint8Array>();
+    Napi::Uint32Array offsets = info[2].As<Napi::Uint32Array>();
+    const size_t size = offsets.ElementLength();
+    for (size_t i = 0; i < size; ++i) {
+      if (offsets[i] > bytes.ByteLength() || (i > 0 && offsets[i] < offsets[i - 1])) {
+        Napi::RangeError::New(env, "encodePackedTexts: offsets[" + std::to_string(i) + "] = " + std::to_string(offsets[i]) +
+                                       " is out of order or past the " + std::to_string(bytes.ByteLength()) + " bytes").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
+    job = std::make_shared<PackedTextsJob>(env);
+    job->tokenizer = std::move(tokenizer);
+    job->offsets.assign(offsets.Data(), offsets.Data() + size);
+    const size_t count = size > 0 ? size - 1 : 0;
+    job->results.resize(count);
+    job->invalidUtf8.assign(count, 0);
+    job->specialText.assign(count, 0);
+    job->addSpecialTokens = info.Length() >= 4 && info[3].ToBoolean().Value();
+    size_t threads = ThreadPool::shared().size();
+    if (info.Length() >= 5 && info[4].IsNumber() && info[4].As<Napi::Number>().Int64Value() >= 1) {
+      threads = static_cast<size_t>(info[4].As<Napi::Number>().Int64Value());
+    }
+    job->specialAsText = info.Length() >= 6 && info[5].ToBoolean().Value();
+    if (napi_create_reference(env, bytes, 1, &job->input) != napi_ok) {
+      job->input = nullptr;
+      return throwCoded(env, "octomix: encodePackedTexts failed: cannot hold the input bytes", Status::kInternal);
+    }
+    job->bytes = bytes.Data();
+    return job->start(env, count, threads, "octomix.encodePackedTexts");
+  } catch (const std::exception& error) {
+    if (job) job->releaseInput(env);
+    return throwCoded(env, std::string("octomix: encodePackedTexts failed: ") + error.what(), Status::kInternal);
+  }
+}
+
 // A copy in a plain ArrayBuffer (not an external one): reader threads transfer it to the main thread.
 Napi::Value copyOut(Napi::Env env, const uint8_t* data, size_t size) {
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, size);
@@ -246,6 +363,39 @@ Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
   return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
 }
 
+// snappyDecompress(bytes, outputLength): one Snappy block (a Parquet page) to exactly outputLength bytes (snappy.h).
+Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "snappyDecompress(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+  const double length = info[1].As<Napi::Number>().DoubleValue();
+  if (!(length >= 0 && length <= 2147483647.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
+    Napi::RangeError::New(env, "snappyDecompress: outputLength must be an integer from 0 to 2^31 - 1").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // The block's own declared length first: a corrupt page header must not make us allocate what it claims.
+  size_t declared = 0;
+  size_t header = 0;
+  if (!snappy::declaredLength(input.Data(), input.ByteLength(), declared, header) || declared != static_cast<size_t>(length)) {
+    Napi::Error::New(env, "corrupt snappy data: the block's declared length is not the page's " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length));
+  if (env.IsExceptionPending() || buffer.IsEmpty() || (length > 0 && buffer.Data() == nullptr)) {
+    if (!env.IsExceptionPending()) Napi::Error::New(env, "snappyDecompress: cannot allocate " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string error;
+  if (!snappy::decompressExact(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), static_cast<size_t>(length), error)) {
+    Napi::Error::New(env, "corrupt snappy data: " + error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
+}
+
 // zstdLibrary(): { loaded, library, version, error } of the system libzstd (loaded on first call).
 Napi::Value zstdLibraryBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -263,8 +413,10 @@ Napi::Value zstdLibraryBinding(const Napi::CallbackInfo& info) {
 void registerPreprocess(Napi::Env env, Napi::Object exports) {
   registerTokenLists(env);
   exports.Set("encodeJsonLines", Napi::Function::New(env, encodeJsonLinesBinding, "encodeJsonLines"));
+  exports.Set("encodePackedTexts", Napi::Function::New(env, encodePackedTextsBinding, "encodePackedTexts"));
   exports.Set("ZstdStream", ZstdStreamWrap::define(env));
   exports.Set("zstdDecompress", Napi::Function::New(env, zstdDecompressBinding, "zstdDecompress"));
+  exports.Set("snappyDecompress", Napi::Function::New(env, snappyDecompressBinding, "snappyDecompress"));
   exports.Set("zstdLibrary", Napi::Function::New(env, zstdLibraryBinding, "zstdLibrary"));
 }
 

@@ -15,6 +15,12 @@ export type FormatResult = FormattedText
   | { error: 'missing-field' | 'non-string-field'; field: string }
   | { error: 'bad-conversation'; field: string; message: string };
 
+/** What a failed format() says about the record, after its location (the run's error for a bad record). */
+export function formatFailure(failure: Exclude<FormatResult, FormattedText>): string {
+  return failure.error === 'missing-field' ? `no field "${failure.field}"`
+    : failure.error === 'bad-conversation' ? `field "${failure.field}": ${failure.message}` : `field "${failure.field}" is not a string`;
+}
+
 /** The marker in a --template after which the text is the answer: trained on with --train-on assistant. */
 export const TRAIN_MARKER = '{@train}';
 

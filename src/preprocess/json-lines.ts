@@ -5,7 +5,7 @@
  * until the shard writer copies them into the shard (ShardSink.writeEncoded), so none is copied through JS. The JS
  * path (readers.ts + encodeBatch) gives the same records, and the tokenize tests compare the two.
  */
-import { loadAddon, type NativeJsonLines, type NativeTokenizer } from '../native.js';
+import { loadAddon, type NativeEncodedBatch, type NativeTokenizer } from '../native.js';
 import { displayPath, type InputFile } from './inputs.js';
 import type { PendingRecord, SkipReason } from './shard-sink.js';
 
@@ -26,7 +26,7 @@ export interface JsonLinesJob {
   /** Queues an encode whose result is handed, in input order, to the returned writer. */
   submit: (work: () => Promise<() => Promise<void>>) => Promise<void>;
   /** Accounts records[i], line lines[i] of the batch, and writes the documents among them (ShardSink.writeEncoded). */
-  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeJsonLines) => Promise<void>;
+  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch) => Promise<void>;
   /** Called with the bytes of each batch as it is read. */
   onBytes: (bytes: number) => void;
   badRecord: (where: string, detail: string) => Error;

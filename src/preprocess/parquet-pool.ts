@@ -14,8 +14,8 @@
  * compressed bytes of the column chunks it is slicing. A row group with a nested column (a list of messages) is one
  * slice: hyparquet decodes a nested column whole for any row range.
  *
- * Pages are decompressed natively where possible: ZSTD by the system libzstd through the addon (zstd_library.h),
- * GZIP and BROTLI by zlib; SNAPPY by hysnappy (WASM) and LZ4 by hyparquet-compressors (JS).
+ * Pages are decompressed natively where possible: SNAPPY by the addon (snappy.h), ZSTD by the system libzstd through
+ * the addon (zstd_library.h), GZIP and BROTLI by zlib; LZ4 by hyparquet-compressors (JS).
  *
  * The worker is an ES module given as a data: URL (no separate file to resolve from src/ or dist/); it imports
  * hyparquet and hyparquet-compressors by the file URLs resolved here, and the addon by its path.
@@ -24,6 +24,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { addonPath, loadAddon } from '../native.js';
 import { nativeZstd } from './zstd-worker.js';
 
 const require = createRequire(import.meta.url);
@@ -37,15 +38,17 @@ import { compressors as jsCompressors } from '${moduleUrl('hyparquet-compressors
 import { createRequire } from 'node:module';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { workerData } from 'node:worker_threads';
-// Native decompressors where there are: the system libzstd through the addon (when it loads), zlib for gzip and
-// brotli; hyparquet-compressors' JS (or hysnappy's WASM) for the rest. Each gives the page's exact bytes.
+// Native decompressors where there are: the addon's Snappy, the system libzstd through the addon (when it loads),
+// zlib for gzip and brotli; hyparquet-compressors' JS for the rest (LZ4), and for Snappy and zstd when there is no
+// addon (the pure-JS backend). Each gives the page's exact bytes.
 const addon = workerData.addon ? createRequire(workerData.addon)(workerData.addon) : undefined;
 // chunkSize one past the page: an output that fills the chunk exactly makes zlib allocate another for the trailer.
 const zlibPageOptions = (outputLength) => ({ chunkSize: Math.max(64, Math.min(outputLength + 1, 1 << 26)), maxOutputLength: Math.max(1, outputLength) });
 const bytesOf = (buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 const compressors = {
   ...jsCompressors,
-  ...(addon ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
+  ...(addon ? { SNAPPY: (input, outputLength) => addon.snappyDecompress(input, outputLength) } : {}),
+  ...(addon && workerData.zstd ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
   // The page header's size as zlib's output chunk, so a page inflates into one buffer instead of 16 KiB pieces joined
   // afterwards; and as the most it may inflate to, so a page that expands past its header fails instead of
   // allocating without bound. (hyparquet then checks the size is exact.)
@@ -105,6 +108,43 @@ function pack(rows) {
   rows.forEach(move);
   return packed.buffer;
 }
+// For a run that reads one plain field: the slice's string values (a JS string, which hyparquet gives for some
+// logical types, as its UTF-8) packed end to end with their offsets, so the main thread hands the slice to the native
+// tokenizer as one buffer (parquet-texts.ts) and never touches a row object; the rows whose field is anything else
+// (missing, null, a number, a list) are sent as they are, with their index, for the main thread's formatter to name.
+const encoder = new TextEncoder();
+function packTexts(rows, field) {
+  const values = new Array(rows.length);
+  let total = 0;
+  let texts = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const row = rows[i];
+    let value = row !== null && typeof row === 'object' && Object.hasOwn(row, field) ? row[field] : undefined;
+    if (typeof value === 'string') value = encoder.encode(value);
+    if (value instanceof Uint8Array) {
+      values[i] = value;
+      total += value.length;
+      texts++;
+    }
+  }
+  if (total > 0xffffffff) throw new Error('a slice of a row group holds more than 4 GiB of text');
+  const packed = new Uint8Array(total);
+  const offsets = new Uint32Array(texts + 1);
+  const others = [];
+  let at = 0;
+  let text = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const value = values[i];
+    if (value === undefined) {
+      others.push([i, rows[i]]);
+      continue;
+    }
+    packed.set(value, at);
+    at += value.length;
+    offsets[++text] = at;
+  }
+  return { count: rows.length, packed, offsets, others };
+}
 async function open(path) {
   let file = files.get(path);
   if (!file) {
@@ -132,6 +172,11 @@ parentPort.on('message', async (task) => {
       return;
     }
     const rows = await parquetReadObjects({ file: buffer, metadata, columns: task.columns, rowStart: task.rowStart, rowEnd: task.rowEnd, compressors, parsers });
+    if (task.textField !== undefined) {
+      const texts = packTexts(rows, task.textField);
+      parentPort.postMessage({ id: task.id, rowStart: task.rowStart, texts }, [texts.packed.buffer, texts.offsets.buffer]);
+      return;
+    }
     const packed = pack(rows);
     parentPort.postMessage({ id: task.id, rowStart: task.rowStart, rows }, [packed]);
   } catch (error) {
@@ -140,7 +185,22 @@ parentPort.on('message', async (task) => {
 });
 `;
 
-type Reply = { id: number; groups: { rows: number; bytes: number; nested: boolean }[] } | { id: number; rowStart: number; rows: unknown[] } | { id: number; error: string };
+/**
+ * A slice's rows as packed texts (a pool made with a text field): text i is packed[offsets[i], offsets[i + 1]), the
+ * field's string values of the slice's rows in order, except the rows listed in `others` ([index in the slice, the
+ * row], in order), whose field is not a string. `count` rows in all.
+ */
+export interface PackedSlice {
+  count: number;
+  packed: Uint8Array;
+  offsets: Uint32Array;
+  others: [number, unknown][];
+}
+
+type Reply = { id: number; groups: { rows: number; bytes: number; nested: boolean }[] }
+  | { id: number; rowStart: number; rows: unknown[] }
+  | { id: number; rowStart: number; texts: PackedSlice }
+  | { id: number; error: string };
 
 /**
  * The decoded column bytes a slice of a row group aims at. A row group is sliced into row ranges of about this size,
@@ -164,11 +224,22 @@ export function defaultParquetWorkers(): number {
   return Math.max(1, Math.round(availableParallelism() / 4));
 }
 
+/** The addon's path for the threads, or undefined where it does not load (the pure-JS backend: JS decompressors). */
+function nativeAddonPath(): string | undefined {
+  try {
+    loadAddon();
+    return addonPath();
+  } catch {
+    return undefined;
+  }
+}
+
 export class ParquetPool {
   readonly #workers: { worker: Worker; busy: number }[] = [];
   readonly #pending = new Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>();
   readonly #paths: readonly string[];
   readonly #columns: string[] | undefined;
+  readonly #textField: string | undefined;
   readonly #sliceBytes: number;
   /** The row ranges each file is read in (sliceRowGroup over its row groups), once its metadata is read. */
   readonly #slices = new Map<number, [number, number][]>();
@@ -185,15 +256,19 @@ export class ParquetPool {
    *   from one file into the next, so a file's first rows are ready when the one before it ends
    * @param columns the columns to decode (undefined: all)
    * @param sliceBytes the decoded size a row group's slices aim at (default PARQUET_SLICE_BYTES)
+   * @param textField a top-level column, the only one read (`columns` is then ignored), whose string values the
+   *   threads pack for textSlices(); without it, slices() gives row objects
    */
-  constructor(workers: number, paths: readonly string[], columns: string[] | undefined, sliceBytes = PARQUET_SLICE_BYTES) {
+  constructor(workers: number, paths: readonly string[], columns: string[] | undefined, sliceBytes = PARQUET_SLICE_BYTES, textField?: string) {
     this.#paths = paths;
-    this.#columns = columns;
+    this.#columns = textField === undefined ? columns : [textField];
+    this.#textField = textField;
     this.#sliceBytes = sliceBytes;
     const url = new URL(`data:text/javascript,${encodeURIComponent(WORKER)}`);
-    const addon = nativeZstd();
+    const addon = nativeAddonPath();
+    const zstd = nativeZstd() !== undefined;
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(url, { workerData: { addon } });
+      const worker = new Worker(url, { workerData: { addon, zstd } });
       worker.on('message', (reply: Reply) => {
         const pending = this.#pending.get(reply.id);
         this.#pending.delete(reply.id);
@@ -215,6 +290,23 @@ export class ParquetPool {
    * ahead of the one being consumed, those of the next files included.
    */
   async *slices(path: string): AsyncGenerator<{ rowStart: number; rows: unknown[] }> {
+    if (this.#textField !== undefined) throw new Error('internal: a Parquet pool of packed texts gives textSlices(), not rows');
+    for await (const reply of this.#replies(path)) {
+      if (!('rows' in reply)) throw this.#replyError(reply);
+      yield { rowStart: reply.rowStart, rows: reply.rows };
+    }
+  }
+
+  /** The same, as packed texts of the pool's text field. */
+  async *textSlices(path: string): AsyncGenerator<{ rowStart: number; texts: PackedSlice }> {
+    if (this.#textField === undefined) throw new Error('internal: a Parquet pool of rows gives slices(), not packed texts');
+    for await (const reply of this.#replies(path)) {
+      if (!('texts' in reply)) throw this.#replyError(reply);
+      yield { rowStart: reply.rowStart, texts: reply.texts };
+    }
+  }
+
+  async *#replies(path: string): AsyncGenerator<Reply> {
     const file = this.#consuming;
     if (this.#paths[file] !== path) throw new Error(`internal: Parquet file ${path} asked for out of order (next is ${this.#paths[file]})`);
     this.#fill();
@@ -233,9 +325,7 @@ export class ParquetPool {
         const head = this.#ahead.shift()!;
         if (head.file !== file) throw new Error(`internal: rows of ${this.#paths[head.file]} came before the end of ${path}`);
         this.#fill();
-        const reply = await head.reply;
-        if (!('rows' in reply)) throw this.#replyError(reply);
-        yield { rowStart: reply.rowStart, rows: reply.rows };
+        yield await head.reply;
       }
       this.#consuming++;
     } finally {
@@ -273,7 +363,7 @@ export class ParquetPool {
         continue;
       }
       const [rowStart, rowEnd] = slices[slice];
-      this.#ahead.push({ file, reply: this.#run({ path: this.#paths[file], columns: this.#columns, rowStart, rowEnd }) });
+      this.#ahead.push({ file, reply: this.#run({ path: this.#paths[file], columns: this.#columns, rowStart, rowEnd, textField: this.#textField }) });
       this.#cursor = { file, slice: slice + 1 };
     }
   }
@@ -287,7 +377,7 @@ export class ParquetPool {
     return new Error('error' in reply ? reply.error : 'unexpected reply from a Parquet decoding thread');
   }
 
-  #run(task: { path: string; columns?: string[]; rowStart?: number; rowEnd?: number }): Promise<Reply> {
+  #run(task: { path: string; columns?: string[]; rowStart?: number; rowEnd?: number; textField?: string }): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     // The least busy worker: the slices of one file spread over all of them.

@@ -158,7 +158,7 @@ const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
  * non-string value counts as its JSON), as a JSON Lines record counts its decompressed line. Also whether a string
  * value held invalid UTF-8 (the tokenizer replaces it with U+FFFD, as for JSON Lines, and the manifest counts it).
  */
-function rowSize(row: unknown): { bytes: number; invalidUtf8: boolean } {
+export function rowSize(row: unknown): { bytes: number; invalidUtf8: boolean } {
   let bytes = 0;
   let invalidUtf8 = false;
   if (row === null || typeof row !== 'object') return { bytes, invalidUtf8 };

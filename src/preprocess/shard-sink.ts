@@ -6,7 +6,7 @@
  * reading runs ahead of writing.
  */
 import { writeFileAtomic } from '../io/atomic-file.js';
-import type { NativeJsonLines } from '../native.js';
+import type { NativeEncodedBatch } from '../native.js';
 import { dtypeItemBytes, ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
 import { lossMaskPrefix, readManifest } from '../shards/verify.js';
 
@@ -125,13 +125,13 @@ export class ShardSink {
   }
 
   /**
-   * The same for a native JSON Lines batch (json-lines.ts): records[i] is line `lines[i]` of `batch`, whose ids stay
-   * native and go to the shard writer in runs of documents, BOS/EOS added there (no JS copy of any id). The shard is
-   * cut after the same document as `write` would cut it.
+   * The same for a natively encoded batch (a JSON Lines batch, json-lines.ts, or a Parquet slice, parquet-texts.ts):
+   * records[i] is text `lines[i]` of `batch`, whose ids stay native and go to the shard writer in runs of documents,
+   * BOS/EOS added there (no JS copy of any id). The shard is cut after the same document as `write` would cut it.
    */
-  async writeEncoded(records: readonly PendingRecord[], lines: Uint32Array, batch: NativeJsonLines): Promise<void> {
+  async writeEncoded(records: readonly PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch): Promise<void> {
     const { bos, eos } = this.#options;
-    if (this.#options.trainOn === 'assistant') throw new Error('a native JSON Lines batch has no loss masks of assistant turns');
+    if (this.#options.trainOn === 'assistant') throw new Error('a natively encoded batch has no loss masks of assistant turns');
     const framing = { bos: bos?.id, eos: eos?.id };
     const extra = (bos ? 1 : 0) + (eos ? 1 : 0);
     const run = new Uint32Array(records.length);

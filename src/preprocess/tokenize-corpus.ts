@@ -6,8 +6,10 @@
  * the last one's final record (resume.ts). One run per output at a time (PREFIX.lock).
  *
  * The flow: inputs expanded and the part selected -> the tokenizer file read once (hashed for the manifests, then
- * loaded) -> the output locked -> leftovers cleared, kept shards found -> each file read by its reader (native JSON
- * Lines; Parquet row groups on parquet-pool.ts's threads; or readers.ts) + encodeBatch -> batches encoded -> ShardSink writes and cuts shards in input order.
+ * loaded) -> the output locked -> leftovers cleared, kept shards found -> each file read by its reader -> batches
+ * encoded -> ShardSink writes and cuts shards in input order. A plain field with the native tokenizer takes the native
+ * paths (JSON Lines: json-lines.ts; Parquet slices packed on parquet-pool.ts's threads: parquet-texts.ts), whose ids
+ * never come into JS; templates, chats, text files and the pure-JS tokenizer take readers.ts + encodeBatch.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,16 +18,17 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { describeValue, TokenizeInterruptedError, TokenizeUsageError } from '../errors.js';
 import { unknownKeyMessage, unknownKeys } from '../keys.js';
 import { Progress } from '../io/progress.js';
-import { loadAddon, packageRoot, type NativeJsonLines } from '../native.js';
+import { loadAddon, packageRoot, type NativeEncodedBatch } from '../native.js';
 import { optimalDtype, type ShardDtype } from '../shards/shard-writer.js';
 import { lossMaskPrefix, numberedShard } from '../shards/verify.js';
 import { nativeTokenizerOf, Tokenizer } from '../tokenizer/tokenizer.js';
 import { ChatTemplate, ChatTemplateError } from './chat-template.js';
-import { chatFormatter, fieldFormatter, templateFormatter, TRAIN_MARKER, type FormattedText, type RecordFormatter } from './format.js';
+import { chatFormatter, fieldFormatter, templateFormatter, TRAIN_MARKER, formatFailure, type FormattedText, type RecordFormatter } from './format.js';
 import { LossMaskError, maskFromSpans, TokenBytes } from './loss-mask.js';
 import { displayPath, expandInputs, selectPart, type InputFile } from './inputs.js';
 import { tokenizeJsonLines } from './json-lines.js';
 import { defaultParquetWorkers, ParquetPool } from './parquet-pool.js';
+import { tokenizeParquetTexts } from './parquet-texts.js';
 import { readRecords } from './readers.js';
 import { ReadAhead } from './read-ahead.js';
 import { clearOutput, findResumePoint } from './resume.js';
@@ -314,7 +317,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
     await sink.write(records, idLists);
     progress.update(counts());
   };
-  const writeEncoded = async (records: PendingRecord[], lines: Uint32Array, batch: NativeJsonLines) => {
+  const writeEncoded = async (records: PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch) => {
     await sink.writeEncoded(records, lines, batch);
     progress.update(counts());
   };
@@ -357,6 +360,22 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           });
           continue;
         }
+        // One pool for the run's Parquet files, which it decodes in order, running on from one file into the next.
+        // With a plain top-level field and the native tokenizer, its threads pack the field's values for the native
+        // encoder (parquet-texts.ts); otherwise they give row objects for the formatter (below).
+        const packedParquet = native !== undefined && fieldPath !== undefined && fieldPath.length === 1;
+        if (file.kind === 'parquet') {
+          const paths = files.slice(fileIndex).filter((input) => input.kind === 'parquet').map((input) => input.path);
+          parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), paths, formatter.columns, undefined, packedParquet ? fieldPath[0] : undefined);
+        }
+        if (file.kind === 'parquet' && packedParquet) {
+          await tokenizeParquetTexts(file, {
+            tokenizer: native, pool: parquet!, formatter, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes,
+            skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex, submit: (work) => queue.submit(work), write: writeEncoded,
+            onBytes: (bytes) => { read.bytes += bytes; }, check: checkInterrupted, badRecord,
+          });
+          continue;
+        }
         let batch: PendingRecord[] = [];
         // Per record of the batch, its text (with trained spans and its own special-token flag), or undefined (skipped).
         let texts: (FormattedText | undefined)[] = [];
@@ -395,10 +414,6 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           });
         };
         let record = 0;
-        // One pool for the run's Parquet files, which it decodes in order, running on from one file into the next.
-        if (file.kind === 'parquet') {
-          parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), files.slice(fileIndex).filter((input) => input.kind === 'parquet').map((input) => input.path), formatter.columns);
-        }
         for await (const item of readRecords(file, parquet, () => readAhead.chunks(fileIndex))) {
           checkInterrupted();
           record++;
@@ -412,9 +427,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
           } else {
             const formatted = formatter.format(item.value);
             if ('error' in formatted) {
-              const detail = formatted.error === 'missing-field' ? `no field "${formatted.field}"`
-                : formatted.error === 'bad-conversation' ? `field "${formatted.field}": ${formatted.message}` : `field "${formatted.field}" is not a string`;
-              if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, detail);
+              if (!options.skipBadRecords) throw badRecord(`${displayPath(file.path)}:${item.line}`, formatFailure(formatted));
               entry.skip = formatted.error;
             } else {
               text = formatted;
