@@ -40,8 +40,8 @@ if (probe.status !== 0 || probe.stdout !== 'address,undefined') {
   console.error(`octomix: the sanitizer addon did not load (got "${probe.stdout}"):\n${probe.stderr}`);
   process.exit(1);
 }
-console.log(`octomix: running ${process.argv.slice(2).join(' ') || 'test/tokenizer test/shards test/cli test/preprocess/json-lines.test.ts test/mixture test/loader test/errors.test.ts'} against ${addon} (ASan + UBSan)`);
-const tests = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['test/tokenizer', 'test/shards', 'test/cli', 'test/preprocess/json-lines.test.ts', 'test/mixture', 'test/loader', 'test/errors.test.ts'];
+console.log(`octomix: running ${process.argv.slice(2).join(' ') || 'test/tokenizer test/shards test/cli test/preprocess/json-lines.test.ts test/preprocess/parquet-texts.test.ts test/preprocess/snappy.test.ts test/mixture test/loader test/errors.test.ts'} against ${addon} (ASan + UBSan)`);
+const tests = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['test/tokenizer', 'test/shards', 'test/cli', 'test/preprocess/json-lines.test.ts', 'test/preprocess/parquet-texts.test.ts', 'test/preprocess/snappy.test.ts', 'test/mixture', 'test/loader', 'test/errors.test.ts'];
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const result = spawnSync(process.execPath, [vitest, 'run', ...tests], { cwd: root, env, stdio: 'inherit' });
 process.exit(result.status ?? 1);
