@@ -229,6 +229,7 @@ class PackedTextsJob : public PoolJob<LineWorker> {
 Napi::Value encodePackedTextsBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<PackedTextsJob> job;
+  bool started = false;
   try {
     std::shared_ptr<const Tokenizer> tokenizer = info.Length() > 0 ? unwrapTokenizer(env, info[0]) : nullptr;
     const auto isTyped = [&](size_t index, napi_typedarray_type type) {
@@ -266,9 +267,12 @@ Napi::Value encodePackedTextsBinding(const Napi::CallbackInfo& info) {
       return throwCoded(env, "octomix: encodePackedTexts failed: cannot hold the input bytes", Status::kInternal);
     }
     job->bytes = bytes.Data();
+    started = true;
     return job->start(env, count, threads, "octomix.encodePackedTexts");
   } catch (const std::exception& error) {
-    if (job) job->releaseInput(env);
+    // Before start(), nothing else reads the bytes: release them. A failure inside start() (an allocation, after some
+    // workers may have been queued) keeps the reference rather than free what a worker may still read.
+    if (job && !started) job->releaseInput(env);
     return throwCoded(env, std::string("octomix: encodePackedTexts failed: ") + error.what(), Status::kInternal);
   }
 }
@@ -364,7 +368,7 @@ Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
 }
 
 // snappyDecompress(bytes, outputLength): one Snappy block (a Parquet page) to exactly outputLength bytes (snappy.h).
-Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
+Napi::Value snappyDecompressUnguarded(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
     Napi::TypeError::New(env, "snappyDecompress(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
@@ -394,6 +398,14 @@ Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
+}
+
+Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
+  try {
+    return snappyDecompressUnguarded(info);
+  } catch (const std::exception& error) {  // an allocation failure building a message: no exception crosses N-API
+    return throwCoded(info.Env(), std::string("octomix: snappyDecompress failed: ") + error.what(), Status::kInternal);
+  }
 }
 
 // zstdLibrary(): { loaded, library, version, error } of the system libzstd (loaded on first call).

@@ -2,15 +2,16 @@
  * Parquet row groups decoded off the main thread. hyparquet (pure JS) decompresses and decodes pages where it is
  * called; on the main thread that held a Parquet run at about one core while the tokenizer pool waited. Here a pool
  * of worker threads decodes row groups (the columns a run reads, nothing else), several at once, and hands each
- * one's rows to the main thread in file order, which only formats them and queues them for the tokenizer. String
- * values arrive as their UTF-8 bytes (Uint8Array), which the native tokenizer takes as they are.
+ * slice to the main thread in file order: as row objects (slices(), for the run's formatter), or, for a run that
+ * reads one top-level text field, as that field's values packed into one buffer (textSlices(), for the native
+ * encoder: parquet-texts.ts). String values arrive as their UTF-8 bytes, which the native tokenizer takes as they are.
  *
  * The read-ahead runs across file ends: the next file's metadata and first slices are decoded while the last
  * ones of the current file are consumed, so a corpus of many files does not wait at each file boundary.
  *
  * Memory is bounded by the read-ahead, whatever the file and row-group sizes: a row group is read in slices of about
  * PARQUET_SLICE_BYTES of decoded column data, and at most `workers + 1` decoded slices are held (one per worker, and
- * the one the main thread is taking rows from) besides the batches the tokenizer encodes; each worker also keeps the
+ * the one the main thread is taking rows from) besides the batches the tokenizer encodes (which may hold theirs); each worker also keeps the
  * compressed bytes of the column chunks it is slicing. A row group with a nested column (a list of messages) is one
  * slice: hyparquet decodes a nested column whole for any row range.
  *
@@ -47,7 +48,7 @@ const zlibPageOptions = (outputLength) => ({ chunkSize: Math.max(64, Math.min(ou
 const bytesOf = (buffer) => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
 const compressors = {
   ...jsCompressors,
-  ...(addon ? { SNAPPY: (input, outputLength) => addon.snappyDecompress(input, outputLength) } : {}),
+  ...(typeof addon?.snappyDecompress === 'function' ? { SNAPPY: (input, outputLength) => addon.snappyDecompress(input, outputLength) } : {}),
   ...(addon && workerData.zstd ? { ZSTD: (input, outputLength) => addon.zstdDecompress(input, outputLength) } : {}),
   // The page header's size as zlib's output chunk, so a page inflates into one buffer instead of 16 KiB pieces joined
   // afterwards; and as the most it may inflate to, so a page that expands past its header fails instead of
@@ -111,7 +112,8 @@ function pack(rows) {
 // For a run that reads one plain field: the slice's string values (a JS string, which hyparquet gives for some
 // logical types, as its UTF-8) packed end to end with their offsets, so the main thread hands the slice to the native
 // tokenizer as one buffer (parquet-texts.ts) and never touches a row object; the rows whose field is anything else
-// (missing, null, a number, a list) are sent as they are, with their index, for the main thread's formatter to name.
+// (missing, null, a number, a list) are sent as they are, with their index, for the main thread's formatter to name
+// (their own strings packed as pack() packs a slice's, so a bad row never carries the page its strings came from).
 const encoder = new TextEncoder();
 function packTexts(rows, field) {
   const values = new Array(rows.length);
@@ -143,7 +145,7 @@ function packTexts(rows, field) {
     at += value.length;
     offsets[++text] = at;
   }
-  return { count: rows.length, packed, offsets, others };
+  return { count: rows.length, packed, offsets, others, othersBuffer: pack(others.map((entry) => entry[1])) };
 }
 async function open(path) {
   let file = files.get(path);
@@ -174,7 +176,8 @@ parentPort.on('message', async (task) => {
     const rows = await parquetReadObjects({ file: buffer, metadata, columns: task.columns, rowStart: task.rowStart, rowEnd: task.rowEnd, compressors, parsers });
     if (task.textField !== undefined) {
       const texts = packTexts(rows, task.textField);
-      parentPort.postMessage({ id: task.id, rowStart: task.rowStart, texts }, [texts.packed.buffer, texts.offsets.buffer]);
+      const { othersBuffer, ...slice } = texts;
+      parentPort.postMessage({ id: task.id, rowStart: task.rowStart, texts: slice }, [slice.packed.buffer, slice.offsets.buffer, othersBuffer]);
       return;
     }
     const packed = pack(rows);

@@ -4,8 +4,8 @@
  * the packed bytes, in batches of about `batchBytes`, to the native tokenizer (encodePackedTexts), whose ids stay
  * native until the shard writer copies them (ShardSink.writeEncoded), as for JSON Lines (json-lines.ts). No row object
  * reaches the main thread except the rows whose field is not a string, which the run's formatter names (skipped or
- * refused, exactly as on the JS path). The JS path (readers.ts + encodeBatch, taken with a template or a chat
- * template) gives the same shards, and the tokenize tests compare the two.
+ * refused, exactly as on the JS path). The general path (readers.ts + format.ts + encodeBatch) gives the same shards:
+ * test/preprocess/parquet-texts.test.ts compares the two, reading the same field through a `{field}` template.
  */
 import { loadAddon, type NativeEncodedBatch, type NativeTokenizer } from '../native.js';
 import { formatFailure, type RecordFormatter } from './format.js';

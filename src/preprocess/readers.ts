@@ -1,7 +1,7 @@
 /**
- * Streaming record readers with bounded memory: JSON Lines (plain, gzip, zstd), Parquet (row groups decoded on
- * worker threads by parquet-pool.ts, any compression hyparquet-compressors knows: snappy, gzip, zstd, brotli, lz4)
- * and plain text (one document per file).
+ * Streaming record readers with bounded memory, for the general path (templates, chats, the JS parser): JSON Lines
+ * (plain, gzip, zstd), Parquet rows (row groups decoded on worker threads by parquet-pool.ts: snappy, gzip, zstd,
+ * brotli, lz4 pages) and plain text (one document per file).
  * Lines are split on bytes and decoded with a fatal UTF-8 decoder first, so invalid UTF-8 is counted (and then
  * replaced by U+FFFD) instead of silently replaced.
  */

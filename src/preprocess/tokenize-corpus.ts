@@ -7,9 +7,10 @@
  *
  * The flow: inputs expanded and the part selected -> the tokenizer file read once (hashed for the manifests, then
  * loaded) -> the output locked -> leftovers cleared, kept shards found -> each file read by its reader -> batches
- * encoded -> ShardSink writes and cuts shards in input order. A plain field with the native tokenizer takes the native
- * paths (JSON Lines: json-lines.ts; Parquet slices packed on parquet-pool.ts's threads: parquet-texts.ts), whose ids
- * never come into JS; templates, chats, text files and the pure-JS tokenizer take readers.ts + encodeBatch.
+ * encoded -> ShardSink writes and cuts shards in input order. A field with the native tokenizer takes the native
+ * paths (JSON Lines: json-lines.ts; Parquet slices packed on parquet-pool.ts's threads, for a top-level field:
+ * parquet-texts.ts), whose ids never come into JS; the rest (templates, chats, text files, a dotted Parquet field,
+ * --json-parser js, the pure-JS tokenizer) takes readers.ts + format.ts + encodeBatch.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -371,7 +372,7 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
         if (file.kind === 'parquet' && packedParquet) {
           await tokenizeParquetTexts(file, {
             tokenizer: native, pool: parquet!, formatter, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes,
-            skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex, submit: (work) => queue.submit(work), write: writeEncoded,
+            skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex, submit: (work) => { checkInterrupted(); return queue.submit(work); }, write: writeEncoded,
             onBytes: (bytes) => { read.bytes += bytes; }, check: checkInterrupted, badRecord,
           });
           continue;

@@ -76,6 +76,44 @@ describe('ParquetPool', () => {
       for (const slice of sliced.slices) expect(slice.buffer).toBe(slice.bytes);
     }
   });
+  it('packs a text field\'s values into one buffer per slice, the same in slices as whole; other values come as rows', async () => {
+    const withNulls = texts.map((text, i) => (i % 250 === 7 ? null : text));
+    const path = join(folder, 'nulls.parquet');
+    writeFileSync(path, new Uint8Array(parquetWriteBuffer({ columnData: [{ name: 'text', data: withNulls, type: 'STRING' }], rowGroupSize: 1000, codec: 'SNAPPY', pageSize: 8192 })));
+    const decoder = new TextDecoder();
+    for (const [workers, sliceBytes] of [[1, undefined], [2, 32 << 10]] as const) {
+      const pool = new ParquetPool(workers, [path], ['ignored'], sliceBytes, 'text');
+      const values: (string | null)[] = [];
+      let slices = 0;
+      try {
+        for await (const { rowStart, texts: slice } of pool.textSlices(path)) {
+          expect(rowStart).toBe(values.length);
+          expect(slice.packed.buffer.byteLength).toBe(slice.offsets[slice.offsets.length - 1]);  // exactly its bytes
+          expect(slice.offsets.length - 1 + slice.others.length).toBe(slice.count);
+          let text = 0;
+          let other = 0;
+          for (let row = 0; row < slice.count; row++) {
+            if (other < slice.others.length && slice.others[other][0] === row) {
+              expect(slice.others[other++][1]).toEqual({ text: null });
+              values.push(null);
+            } else {
+              values.push(decoder.decode(slice.packed.subarray(slice.offsets[text], slice.offsets[++text])));
+            }
+          }
+          slices++;
+        }
+      } finally {
+        await pool.close();
+      }
+      expect(values).toEqual(withNulls);
+      if (sliceBytes === undefined) expect(slices).toBe(3);  // one slice per row group
+      else expect(slices).toBeGreaterThan(20);
+    }
+    const pool = new ParquetPool(1, [path], ['text'], undefined, 'text');
+    await expect(pool.slices(path).next()).rejects.toThrow(/gives textSlices\(\), not rows/);
+    await pool.close();
+  });
+
   it('reads a row group with a nested column (a list of messages) as one slice, its nested strings packed too', async () => {
     const conversations = Array.from({ length: 60 }, (_, i) => [{ role: 'user', content: `question ${i} 数学` }, { role: 'assistant', content: `answer ${i} ${'$x$ '.repeat(i)}` }]);
     const schema = [

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ShardWriter, Tokenizer, tokenizeCorpus, type TokenizeCorpusOptions } from '../../src/index.js';
 import { loadAddon, type NativePackedTexts, type NativeTokenizer } from '../../src/native.js';
 import { nativeTokenizerOf } from '../../src/tokenizer/tokenizer.js';
@@ -150,8 +150,14 @@ describe('a Parquet run with a plain field', () => {
     ] as const) {
       const packed = join(folder, `packed-${label.replace(/\W+/g, '-')}`);
       const js = join(folder, `js-${label.replace(/\W+/g, '-')}`);
+      // Each run takes the path it is meant to (the native packed-text job, or not at all).
+      const job = vi.spyOn(loadAddon(), 'encodePackedTexts');
       const packedSummary = await run(packed, [strings, bytes], { field: 'text', skipBadRecords: true, ...extra });
+      expect(job.mock.calls.length, label).toBeGreaterThan(0);
+      job.mockClear();
       const jsSummary = await run(js, [strings, bytes], { template: '{text}', skipBadRecords: true, ...extra });
+      expect(job.mock.calls.length, label).toBe(0);
+      job.mockRestore();
       if ('maxShardTokens' in extra) expect(packedSummary.shards, label).toBeGreaterThan(1);
       expect(outputOf(packed), label).toEqual(outputOf(js));
       expect({ ...packedSummary, output: '', seconds: 0, peakResidentMegabytes: 0, mainThreadSeconds: 0 }).toEqual({ ...jsSummary, output: '', seconds: 0, peakResidentMegabytes: 0, mainThreadSeconds: 0 });
@@ -162,6 +168,30 @@ describe('a Parquet run with a plain field', () => {
     expect(manifest.invalidUtf8Records).toBe(1);
     const special = (values: (string | null)[]) => values.filter((value) => value?.includes('<|end_of_text|>')).length;
     expect(manifest.specialTokenTextDocuments).toBe(special(column) + special(column.slice(0, 40)));
+  });
+
+  it('resumes inside a slice, after skipped rows, to the shards of an uninterrupted run', async () => {
+    const path = write('resume.parquet', column, 'STRING', 'SNAPPY', 19);
+    const options = { field: 'text', skipBadRecords: true, maxShardTokens: 600, batchBytes: 500 };
+    const whole = join(folder, 'resume-whole');
+    await run(whole, [path], options);
+    const cut = join(folder, 'resume-cut');
+    await run(cut, [path], options);
+    const manifests = readdirSync(folder).filter((name) => /^resume-cut_\d+\.json$/.test(name)).sort();
+    expect(manifests.length).toBeGreaterThan(5);
+    // The last two shards lost as a killed run leaves them (one without its manifest, one without its index).
+    rmSync(join(folder, manifests.at(-1)!));
+    rmSync(join(folder, manifests.at(-2)!.replace(/\.json$/, '.idx')));
+    // Where the rerun starts: inside a row group (a slice), with a skipped row between the group's start and there.
+    const { end } = JSON.parse(readFileSync(join(folder, manifests.at(-3)!), 'utf8')) as { end: { record: number } };
+    const groupStart = end.record - (end.record % 19);
+    expect(end.record % 19).not.toBe(0);
+    expect(column.slice(groupStart, end.record)).toContain(null);
+    const lines: string[] = [];
+    const resumed = await run(cut, [path], { ...options, log: (line) => lines.push(line) });
+    expect(lines.join('\n')).toContain(`kept ${manifests.length - 2} verified shard(s)`);
+    expect(resumed.keptShards).toBe(manifests.length - 2);
+    expect(outputOf(cut)).toEqual(outputOf(whole));
   });
 
   it('stops at the first null with the JS path\'s error, and refuses a column that is not text', async () => {
