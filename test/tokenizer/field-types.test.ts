@@ -131,9 +131,9 @@ describe('tokenizer.json field types', () => {
     sparse.model.vocab.zz = 100_000_000;
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     try {
-      const started = performance.now();
+      // (No wall-clock bound: the backend chosen, its warning, and the native backend's refusal below are what
+      // show that no dense table was built; a time limit only failed on slow machines under the sanitizers.)
       const tokenizer = await Tokenizer.fromJSON(sparse);
-      expect(performance.now() - started).toBeLessThan(10_000);
       expect(tokenizer.backend).toBe('js');
       expect(String(warn.mock.calls[0]?.[0])).toMatch(/model\.vocab: ids up to 100000000 for \d+ entries \(a sparse vocabulary\)/);
       const ids = Array.from((await hf.Tokenizer.fromString(JSON.stringify(sparse)).encode('hello 123 ll', null, { addSpecialTokens: true })).getIds());
