@@ -11,8 +11,8 @@
  *
  * Memory is bounded by the read-ahead, whatever the file and row-group sizes: a row group is read in slices of about
  * PARQUET_SLICE_BYTES of decoded column data, and at most `workers + 1` decoded slices are held (one per worker, and
- * the one the main thread is taking rows from) besides the batches the tokenizer encodes (which may hold theirs); each worker also keeps the
- * compressed bytes of the column chunks it is slicing. A row group with a nested column (a list of messages) is one
+ * the one the main thread is taking rows from) besides the batches the tokenizer encodes (which may hold theirs);
+ * each worker also keeps the compressed bytes of the column chunks it is slicing, which grow with the row group. A row group with a nested column (a list of messages) is one
  * slice: hyparquet decodes a nested column whole for any row range.
  *
  * Pages are decompressed natively where possible: SNAPPY by the addon (snappy.h), ZSTD by the system libzstd through
