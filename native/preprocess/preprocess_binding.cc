@@ -335,77 +335,61 @@ class ZstdStreamWrap : public Napi::ObjectWrap<ZstdStreamWrap> {
   std::vector<uint8_t> output_;
 };
 
-// zstdDecompress(bytes, outputLength): one frame (a Parquet page) to exactly outputLength bytes.
-Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
+// The face of a Parquet page decoder: decompress(bytes, outputLength) gives exactly outputLength bytes (a page's size
+// is an int32). `checkHeader` reads the compressed data's own length first, so a corrupt page header never makes us
+// allocate what it claims; `decode` fills the buffer. Errors are "corrupt <codec> data: ..." and no C++ exception
+// leaves (an allocation failure building a message becomes a coded error).
+template <typename CheckHeader, typename Decode>
+Napi::Value decompressPage(const Napi::CallbackInfo& info, const char* name, const char* codec, CheckHeader checkHeader, Decode decode) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "zstdDecompress(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
-  const double length = info[1].As<Napi::Number>().DoubleValue();
-  // A Parquet page's size is an int32.
-  if (!(length >= 0 && length <= 2147483647.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
-    Napi::RangeError::New(env, "zstdDecompress: outputLength must be an integer from 0 to 2^31 - 1").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::string error;
-  // The frame's own header first: a corrupt page header must not make us allocate what it claims.
-  if (!zstd::checkFrameSize(input.Data(), input.ByteLength(), static_cast<size_t>(length), error)) {
-    Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length));
-  if (env.IsExceptionPending() || buffer.IsEmpty() || (length > 0 && buffer.Data() == nullptr)) {
-    if (!env.IsExceptionPending()) Napi::Error::New(env, "zstdDecompress: cannot allocate " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (!zstd::decompressExact(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), static_cast<size_t>(length), error)) {
-    Napi::Error::New(env, "corrupt zstd data: " + error).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
-}
-
-// snappyDecompress(bytes, outputLength): one Snappy block (a Parquet page) to exactly outputLength bytes (snappy.h).
-Napi::Value snappyDecompressUnguarded(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
-    Napi::TypeError::New(env, "snappyDecompress(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
-  const double length = info[1].As<Napi::Number>().DoubleValue();
-  if (!(length >= 0 && length <= 2147483647.0) || length != static_cast<double>(static_cast<uint64_t>(length))) {
-    Napi::RangeError::New(env, "snappyDecompress: outputLength must be an integer from 0 to 2^31 - 1").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  // The block's own declared length first: a corrupt page header must not make us allocate what it claims.
-  size_t declared = 0;
-  size_t header = 0;
-  if (!snappy::declaredLength(input.Data(), input.ByteLength(), declared, header) || declared != static_cast<size_t>(length)) {
-    Napi::Error::New(env, "corrupt snappy data: the block's declared length is not the page's " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(length));
-  if (env.IsExceptionPending() || buffer.IsEmpty() || (length > 0 && buffer.Data() == nullptr)) {
-    if (!env.IsExceptionPending()) Napi::Error::New(env, "snappyDecompress: cannot allocate " + std::to_string(static_cast<uint64_t>(length)) + " bytes").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  std::string error;
-  if (!snappy::decompressExact(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), static_cast<size_t>(length), error)) {
-    Napi::Error::New(env, "corrupt snappy data: " + error).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Uint8Array::New(env, static_cast<size_t>(length), buffer, 0);
-}
-
-Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
   try {
-    return snappyDecompressUnguarded(info);
-  } catch (const std::exception& error) {  // an allocation failure building a message: no exception crosses N-API
-    return throwCoded(info.Env(), std::string("octomix: snappyDecompress failed: ") + error.what(), Status::kInternal);
+    if (info.Length() < 2 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, std::string(name) + "(bytes, outputLength): a Uint8Array and a length").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Uint8Array input = info[0].As<Napi::Uint8Array>();
+    const double requested = info[1].As<Napi::Number>().DoubleValue();
+    if (!(requested >= 0 && requested <= 2147483647.0) || requested != static_cast<double>(static_cast<uint64_t>(requested))) {
+      Napi::RangeError::New(env, std::string(name) + ": outputLength must be an integer from 0 to 2^31 - 1").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const size_t length = static_cast<size_t>(requested);
+    std::string error;
+    if (!checkHeader(input.Data(), input.ByteLength(), length, error)) {
+      Napi::Error::New(env, std::string("corrupt ") + codec + " data: " + error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, length);
+    if (env.IsExceptionPending() || buffer.IsEmpty() || (length > 0 && buffer.Data() == nullptr)) {
+      if (!env.IsExceptionPending()) Napi::Error::New(env, std::string(name) + ": cannot allocate " + std::to_string(length) + " bytes").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!decode(input.Data(), input.ByteLength(), static_cast<uint8_t*>(buffer.Data()), length, error)) {
+      Napi::Error::New(env, std::string("corrupt ") + codec + " data: " + error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Uint8Array::New(env, length, buffer, 0);
+  } catch (const std::exception& error) {
+    return throwCoded(env, std::string("octomix: ") + name + " failed: " + error.what(), Status::kInternal);
   }
+}
+
+// zstdDecompress(bytes, outputLength): one frame (a Parquet page), checked against the frame's content size.
+Napi::Value zstdDecompressBinding(const Napi::CallbackInfo& info) {
+  return decompressPage(info, "zstdDecompress", "zstd", zstd::checkFrameSize, zstd::decompressExact);
+}
+
+// snappyDecompress(bytes, outputLength): one Snappy block (a Parquet page; snappy.h), checked against the length the
+// block declares.
+Napi::Value snappyDecompressBinding(const Napi::CallbackInfo& info) {
+  const auto checkDeclared = [](const uint8_t* data, size_t size, size_t expected, std::string& error) {
+    size_t declared = 0;
+    size_t header = 0;
+    if (snappy::declaredLength(data, size, declared, header) && declared == expected) return true;
+    error = "the block's declared length is not the page's " + std::to_string(expected) + " bytes";
+    return false;
+  };
+  return decompressPage(info, "snappyDecompress", "snappy", checkDeclared, snappy::decompressExact);
 }
 
 // zstdLibrary(): { loaded, library, version, error } of the system libzstd (loaded on first call).

@@ -5,31 +5,15 @@
  * until the shard writer copies them into the shard (ShardSink.writeEncoded), so none is copied through JS. The JS
  * path (readers.ts + encodeBatch) gives the same records, and the tokenize tests compare the two.
  */
-import { loadAddon, type NativeEncodedBatch, type NativeTokenizer } from '../native.js';
+import { loadAddon } from '../native.js';
 import { displayPath, type InputFile } from './inputs.js';
-import type { PendingRecord, SkipReason } from './shard-sink.js';
+import type { NativeBatchJob, PendingRecord, SkipReason } from './shard-sink.js';
 
 /** Per line, as native/preprocess/json_lines.h numbers it. */
 const LINE_OK = 0, LINE_BLANK = 1, LINE_MALFORMED = 2, LINE_MISSING_FIELD = 3;
 
-export interface JsonLinesJob {
-  tokenizer: NativeTokenizer;
+export interface JsonLinesJob extends NativeBatchJob {
   field: string[];
-  workers: number | undefined;
-  /** Text that spells a special token becomes plain text, not the token. */
-  specialAsText: boolean;
-  batchBytes: number;
-  skipBadRecords: boolean;
-  /** Records of this file already in kept shards (a resumed run skips them). */
-  skipUntil: number;
-  fileIndex: number;
-  /** Queues an encode whose result is handed, in input order, to the returned writer. */
-  submit: (work: () => Promise<() => Promise<void>>) => Promise<void>;
-  /** Accounts records[i], line lines[i] of the batch, and writes the documents among them (ShardSink.writeEncoded). */
-  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch) => Promise<void>;
-  /** Called with the bytes of each batch as it is read. */
-  onBytes: (bytes: number) => void;
-  badRecord: (where: string, detail: string) => Error;
   /** The file's decompressed bytes (read-ahead.ts), in order. */
   chunks: AsyncIterable<Uint8Array>;
 }

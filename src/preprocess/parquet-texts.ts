@@ -7,36 +7,20 @@
  * refused, exactly as on the JS path). The general path (readers.ts + format.ts + encodeBatch) gives the same shards:
  * test/preprocess/parquet-texts.test.ts compares the two, reading the same field through a `{field}` template.
  */
-import { loadAddon, type NativeEncodedBatch, type NativeTokenizer } from '../native.js';
+import { loadAddon } from '../native.js';
 import { formatFailure, type RecordFormatter } from './format.js';
 import { displayPath, type InputFile } from './inputs.js';
 import type { ParquetPool } from './parquet-pool.js';
 import { checkUnchanged, rowSize } from './readers.js';
-import type { PendingRecord } from './shard-sink.js';
+import type { NativeBatchJob, PendingRecord } from './shard-sink.js';
 
-export interface ParquetTextsJob {
-  tokenizer: NativeTokenizer;
+export interface ParquetTextsJob extends NativeBatchJob {
   /** The pool, made with this run's field as its text field. */
   pool: ParquetPool;
   /** The run's field formatter: names what is wrong with a row whose field is not a string. */
   formatter: RecordFormatter;
-  workers: number | undefined;
-  /** Text that spells a special token becomes plain text, not the token. */
-  specialAsText: boolean;
-  batchBytes: number;
-  skipBadRecords: boolean;
-  /** Records of this file already in kept shards (a resumed run skips them). */
-  skipUntil: number;
-  fileIndex: number;
-  /** Queues an encode whose result is handed, in input order, to the returned writer. */
-  submit: (work: () => Promise<() => Promise<void>>) => Promise<void>;
-  /** Accounts records[i], text lines[i] of the batch, and writes the documents among them (ShardSink.writeEncoded). */
-  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch) => Promise<void>;
-  /** Called with the bytes of each batch's records as they are read. */
-  onBytes: (bytes: number) => void;
-  /** Called between slices: throws to stop the run (an interrupt). */
+  /** Called between slices (also those a resumed run skips without a batch): throws to stop the run. */
   check: () => void;
-  badRecord: (where: string, detail: string) => Error;
 }
 
 /** One batch: its records (text rows and rows that are not), and the range of the slice's texts it encodes. */

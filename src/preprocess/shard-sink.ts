@@ -6,7 +6,7 @@
  * reading runs ahead of writing.
  */
 import { writeFileAtomic } from '../io/atomic-file.js';
-import type { NativeEncodedBatch } from '../native.js';
+import type { NativeEncodedBatch, NativeTokenizer } from '../native.js';
 import { dtypeItemBytes, ShardWriter, type ShardDtype, type ShardSummary } from '../shards/shard-writer.js';
 import { lossMaskPrefix, readManifest } from '../shards/verify.js';
 
@@ -44,6 +44,29 @@ interface ShardCounters {
 
 function newCounters(position: Position): ShardCounters {
   return { emptyDocuments: 0, specialTokenTextDocuments: 0, invalidUtf8Records: 0, skipped: { 'malformed-json': 0, 'missing-field': 0, 'non-string-field': 0, 'bad-conversation': 0 }, trainedTokens: 0, bytesRead: 0, firstPosition: { ...position } };
+}
+
+/**
+ * What a native reader of one file (json-lines.ts, parquet-texts.ts) is given to encode its batches and hand them,
+ * in input order, to ShardSink.writeEncoded.
+ */
+export interface NativeBatchJob {
+  tokenizer: NativeTokenizer;
+  workers: number | undefined;
+  /** Text that spells a special token becomes plain text, not the token. */
+  specialAsText: boolean;
+  batchBytes: number;
+  skipBadRecords: boolean;
+  /** Records of this file already in kept shards (a resumed run skips them). */
+  skipUntil: number;
+  fileIndex: number;
+  /** Queues an encode whose result is handed, in input order, to the returned writer (throws on an interrupt). */
+  submit: (work: () => Promise<() => Promise<void>>) => Promise<void>;
+  /** Accounts records[i], text lines[i] of the batch, and writes the documents among them (ShardSink.writeEncoded). */
+  write: (records: PendingRecord[], lines: Uint32Array, batch: NativeEncodedBatch) => Promise<void>;
+  /** Called with the bytes of each batch's records as they are read. */
+  onBytes: (bytes: number) => void;
+  badRecord: (where: string, detail: string) => Error;
 }
 
 export interface ShardSinkOptions {

@@ -328,6 +328,8 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
   const threadOption = options.workers ? { threads: options.workers } : {};
   const native = nativeTokenizerOf(tokenizer);
   const fieldPath = options.template !== undefined || options.chatTemplate !== undefined ? undefined : (options.field ?? 'text').split('.');
+  // Parquet with a top-level field and the native tokenizer: its values are packed for the native encoder.
+  const packedParquetField = native && fieldPath?.length === 1 ? fieldPath[0] : undefined;
   const batchBytes = options.batchBytes ?? 8e6;
 
   // SIGINT/SIGTERM stop the run between records: the open shard's temporary files are removed, finished shards stay,
@@ -353,28 +355,24 @@ async function runLocked({ options, files, tokenizer, tokenizerBytes, formatter,
       const file = files[fileIndex];
       const skipUntil = fileIndex === start.file ? start.record : 0;
       try {
-        if (file.kind === 'jsonl' && native && fieldPath && (options.jsonParser ?? 'native') === 'native') {
-          await tokenizeJsonLines(file, {
-            tokenizer: native, field: fieldPath, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
-            submit: (work) => { checkInterrupted(); return queue.submit(work); }, write: writeEncoded, onBytes: (bytes) => { read.bytes += bytes; }, badRecord,
-            chunks: readAhead.chunks(fileIndex),
-          });
+        // The native paths' common part (json-lines.ts, parquet-texts.ts).
+        const nativeJob = native && {
+          tokenizer: native, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes, skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex,
+          submit: (work: () => Promise<() => Promise<void>>) => { checkInterrupted(); return queue.submit(work); }, write: writeEncoded, onBytes: (bytes: number) => { read.bytes += bytes; }, badRecord,
+        };
+        if (file.kind === 'jsonl' && nativeJob && fieldPath && (options.jsonParser ?? 'native') === 'native') {
+          await tokenizeJsonLines(file, { ...nativeJob, field: fieldPath, chunks: readAhead.chunks(fileIndex) });
           continue;
         }
         // One pool for the run's Parquet files, which it decodes in order, running on from one file into the next.
         // With a plain top-level field and the native tokenizer, its threads pack the field's values for the native
         // encoder (parquet-texts.ts); otherwise they give row objects for the formatter (below).
-        const packedParquet = native !== undefined && fieldPath !== undefined && fieldPath.length === 1;
         if (file.kind === 'parquet') {
           const paths = files.slice(fileIndex).filter((input) => input.kind === 'parquet').map((input) => input.path);
-          parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), paths, formatter.columns, undefined, packedParquet ? fieldPath[0] : undefined);
+          parquet ??= new ParquetPool(options.parquetWorkers ?? defaultParquetWorkers(), paths, formatter.columns, undefined, packedParquetField);
         }
-        if (file.kind === 'parquet' && packedParquet) {
-          await tokenizeParquetTexts(file, {
-            tokenizer: native, pool: parquet!, formatter, workers: options.workers, specialAsText: options.specialTokens === 'text', batchBytes,
-            skipBadRecords: options.skipBadRecords === true, skipUntil, fileIndex, submit: (work) => { checkInterrupted(); return queue.submit(work); }, write: writeEncoded,
-            onBytes: (bytes) => { read.bytes += bytes; }, check: checkInterrupted, badRecord,
-          });
+        if (file.kind === 'parquet' && nativeJob && packedParquetField !== undefined) {
+          await tokenizeParquetTexts(file, { ...nativeJob, pool: parquet!, formatter, check: checkInterrupted });
           continue;
         }
         let batch: PendingRecord[] = [];
